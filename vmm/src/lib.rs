@@ -1,1 +1,26 @@
-//! vmm
+//! `vmm`: a KVM virtual machine monitor built on the rust-vmm crates.
+//!
+//! Building a VM is a sequence of named steps from a validated configuration:
+//!
+//! ```text
+//!  config ──► image (inspect ELF, read manifest) ──► layout (validate regions, plan memslots)
+//!         ──► memory (GuestMemoryMmap + KVM memslots) ──► load (linux-loader) ──► boot structures
+//!         ──► irqchip ──► vCPU (CPUID, registers) ──► devices ──► run (vCPU thread + event loop)
+//! ```
+//!
+//! Every guest-written value (hypercall arguments, port data, memory the guest points at) is
+//! untrusted: it is bounds-checked, and a bad one stops the VM with a one-line reason instead of
+//! panicking the monitor. `unsafe` appears only where KVM or raw memory requires it.
+
+pub mod backend;
+pub mod boot;
+pub mod cli;
+pub mod config;
+pub mod devices;
+pub mod event_loop;
+pub mod image;
+pub mod layout;
+pub mod memory;
+pub mod outcome;
+pub mod vcpu;
+pub mod vm;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `vmm` command: see `vmm --help`.
+
+fn main() {
+    std::process::exit(vmm::cli::main());
+}

@@ -13,7 +13,7 @@ pub const BOOT_INFO_MAGIC: u64 = 0x4f46_4e49_544f_4f42; // "BOOTINFO" little-end
 /// `BootInfo::version` this contract describes.
 pub const BOOT_INFO_VERSION: u32 = 1;
 /// Capacity of the memory map.
-pub const MAX_MEMMAP: usize = 64;
+pub const MAX_MEMMAP: usize = 80;
 
 /// The KVM implementation the VM runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

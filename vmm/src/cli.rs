@@ -1,0 +1,216 @@
+//! The `vmm` command line. Errors end here: each becomes one line on stderr and an exit status
+//! from [`abi::status`]; stdout carries only the guest's console.
+
+use crate::config::{ConfigFile, Overrides, VmConfig};
+use crate::vm;
+use abi::status;
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// The demo guest built from guest-os/ and bundled into this binary.
+pub static BUNDLED_GUEST: &[u8] = include_bytes!(env!("VMM_BUNDLED_GUEST"));
+
+fn exit_status_help() -> String {
+    let mut s = String::from("Exit status:\n");
+    for row in abi::status::TABLE {
+        let codes = if row.first == row.last {
+            row.first.to_string()
+        } else if row.name == "signal" {
+            "128+N".to_owned()
+        } else {
+            format!("{}-{}", row.first, row.last)
+        };
+        s.push_str(&format!("  {codes:<7} {}\n", row.meaning));
+    }
+    s
+}
+
+/// A KVM virtual machine monitor that runs a multiserver microkernel guest and restores crashed
+/// servers from per-server snapshots.
+#[derive(Debug, Parser)]
+#[command(name = "vmm", version, after_help = exit_status_help())]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot a guest image with its serial console on this terminal.
+    ///
+    /// Without IMAGE, boots the demo guest bundled into vmm. IMAGE may be one of our images (an
+    /// x86_64 ELF carrying a region manifest: per-server memory regions, boot-info, the monitor
+    /// interface) or any plain x86_64 ELF, which is entered the way Firecracker enters one (64-bit
+    /// mode, first GiB identity-mapped, zero page pointer in RSI; an i8042 reset stops it).
+    /// The guest's console is on stdout and stdin; vmm's own messages go to stderr.
+    #[command(after_help = exit_status_help())]
+    Run(RunArgs),
+}
+
+/// `vmm run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Guest ELF image (default: the bundled demo guest).
+    pub image: Option<PathBuf>,
+    /// Guest RAM in MiB, 1 to 3072 [default: 128].
+    #[arg(long, value_name = "MIB")]
+    pub memory: Option<u64>,
+    /// TOML config file; its [vm] table may set image, memory_mib, timeout_secs, cmdline and
+    /// strict_io. Flags on the command line win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Stop the guest after this many seconds (decimals allowed); exit status 83.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub timeout: Option<f64>,
+    /// Plain images: stop the VM on an access to an unknown I/O port or unmapped address, instead
+    /// of ignoring it (reads return all ones) and counting it. Our images are always strict.
+    #[arg(long)]
+    pub strict_io: bool,
+    /// Print nothing of vmm's own on stderr except errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The guest's command line (written into boot-info / the zero page), after `--`.
+    #[arg(last = true, value_name = "GUEST_ARGS")]
+    pub guest_args: Vec<String>,
+}
+
+/// Runs `vmm` with the process arguments; returns the exit status.
+pub fn main() -> i32 {
+    main_with(std::env::args_os())
+}
+
+/// Runs `vmm` with these arguments; returns the exit status.
+pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                i32::from(status::USAGE)
+            } else {
+                0
+            };
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run(args),
+    }
+}
+
+fn run(args: RunArgs) -> i32 {
+    let quiet = args.quiet;
+    let config = match resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vmm: {e}");
+            return i32::from(status::CONFIG);
+        }
+    };
+    match vm::run(&config, BUNDLED_GUEST, quiet) {
+        Ok(report) => {
+            if let Some(m) = &report.message {
+                eprintln!("vmm: {m}");
+            }
+            if report.unknown_pio + report.unknown_mmio > 0 {
+                eprintln!(
+                    "vmm: ignored {} accesses to unknown I/O ports and {} to unmapped addresses",
+                    report.unknown_pio, report.unknown_mmio
+                );
+            }
+            if !quiet {
+                eprintln!(
+                    "vmm: exit status {} after {:.1} ms (KVM backend {})",
+                    report.status,
+                    report.elapsed.as_secs_f64() * 1e3,
+                    report.backend.name()
+                );
+            }
+            i32::from(report.status)
+        }
+        Err(e) => {
+            eprintln!("vmm: {e}");
+            i32::from(e.status())
+        }
+    }
+}
+
+fn resolve(args: RunArgs) -> Result<VmConfig, crate::config::ConfigError> {
+    let file = match &args.config {
+        Some(path) => Some((
+            ConfigFile::load(path)?,
+            path.parent().map(PathBuf::from).unwrap_or_default(),
+        )),
+        None => None,
+    };
+    let overrides = Overrides {
+        image: args.image,
+        memory_mib: args.memory,
+        timeout_secs: args.timeout,
+        guest_args: args.guest_args,
+        strict_io: args.strict_io,
+    };
+    VmConfig::resolve(overrides, file.as_ref().map(|(f, dir)| (f, dir.as_path())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parse_errors_use_the_usage_status() {
+        assert_eq!(
+            main_with(["vmm", "run", "--memory", "lots"]),
+            i32::from(status::USAGE)
+        );
+        assert_eq!(main_with(["vmm", "frobnicate"]), i32::from(status::USAGE));
+        assert_eq!(main_with(["vmm"]), i32::from(status::USAGE));
+    }
+
+    #[test]
+    fn help_and_version_succeed() {
+        assert_eq!(main_with(["vmm", "--help"]), 0);
+        assert_eq!(main_with(["vmm", "run", "--help"]), 0);
+        assert_eq!(main_with(["vmm", "--version"]), 0);
+    }
+
+    #[test]
+    fn invalid_values_are_config_errors() {
+        assert_eq!(
+            main_with(["vmm", "run", "--memory", "0"]),
+            i32::from(status::CONFIG)
+        );
+        assert_eq!(
+            main_with(["vmm", "run", "--timeout", "-1"]),
+            i32::from(status::CONFIG)
+        );
+        assert_eq!(
+            main_with(["vmm", "run", "--config", "/nonexistent.toml"]),
+            i32::from(status::CONFIG)
+        );
+    }
+
+    #[test]
+    fn guest_args_follow_the_double_dash() {
+        let cli =
+            Cli::try_parse_from(["vmm", "run", "img", "--", "ops=5", "--seed=7"]).expect("parses");
+        let Command::Run(args) = cli.command;
+        assert_eq!(args.image, Some(PathBuf::from("img")));
+        assert_eq!(args.guest_args, ["ops=5", "--seed=7"]);
+    }
+
+    #[test]
+    fn help_lists_the_exit_statuses() {
+        let help = exit_status_help();
+        assert!(help.contains("128+N"), "{help}");
+        assert!(help.contains("83"), "{help}");
+    }
+}

@@ -1,0 +1,152 @@
+//! COM1: a vm-superio 16550 whose output goes to stdout and whose input comes from stdin.
+//!
+//! Output is written through as the guest writes it (nothing is held back, so a guest that floods
+//! the console costs constant memory). Input is pushed into the UART's FIFO by the event loop;
+//! when the guest empties the FIFO the device signals `input_drained` so that the event loop
+//! resumes reading stdin (it stops while the FIFO is full rather than buffering without limit).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use vm_superio::serial::SerialEvents;
+use vm_superio::{Serial, Trigger};
+use vmm_sys_util::eventfd::EventFd;
+
+/// First COM1 port.
+pub const COM1_BASE: u16 = 0x3f8;
+/// COM1's port count.
+pub const COM1_PORTS: u16 = 8;
+/// COM1's interrupt line.
+pub const COM1_IRQ: u32 = 4;
+
+/// Raises COM1's interrupt through an irqfd.
+#[derive(Debug)]
+pub struct IrqTrigger(pub EventFd);
+
+impl Trigger for IrqTrigger {
+    type E = std::io::Error;
+    fn trigger(&self) -> std::io::Result<()> {
+        self.0.write(1)
+    }
+}
+
+/// Tells the event loop that the guest has read every queued input byte.
+#[derive(Debug)]
+pub struct InputDrained(pub EventFd);
+
+impl SerialEvents for InputDrained {
+    fn buffer_read(&self) {}
+    fn out_byte(&self) {}
+    fn tx_lost_byte(&self) {}
+    fn in_buffer_empty(&self) {
+        // A failed eventfd write only delays input until the next read of stdin.
+        let _ = self.0.write(1);
+    }
+}
+
+/// The console sink: stdout, written through. After the first write error (stdout closed)
+/// output is dropped silently rather than failing the guest's port writes.
+#[derive(Debug)]
+pub struct ConsoleOut<W: Write> {
+    out: W,
+    broken: bool,
+}
+
+impl<W: Write> ConsoleOut<W> {
+    /// A sink over `out`.
+    pub fn new(out: W) -> Self {
+        Self { out, broken: false }
+    }
+
+    /// The underlying writer.
+    pub fn inner(&self) -> &W {
+        &self.out
+    }
+}
+
+impl<W: Write> Write for ConsoleOut<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.broken && self.out.write_all(buf).is_err() {
+            self.broken = true;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.broken && self.out.flush().is_err() {
+            self.broken = true;
+        }
+        Ok(())
+    }
+}
+
+/// The UART as the VMM uses it.
+pub type SerialDevice<W> = Serial<IrqTrigger, InputDrained, ConsoleOut<W>>;
+
+/// COM1, shared by the vCPU thread (port I/O) and the event loop (stdin).
+pub type SharedSerial<W> = Arc<Mutex<SerialDevice<W>>>;
+
+/// A new COM1 writing to `out`.
+pub fn new_serial<W: Write>(irq: EventFd, drained: EventFd, out: W) -> SharedSerial<W> {
+    Arc::new(Mutex::new(Serial::with_events(
+        IrqTrigger(irq),
+        InputDrained(drained),
+        ConsoleOut::new(out),
+    )))
+}
+
+/// True for COM1's ports.
+pub fn claims(port: u16) -> bool {
+    (COM1_BASE..COM1_BASE + COM1_PORTS).contains(&port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serial() -> SerialDevice<Vec<u8>> {
+        Serial::with_events(
+            IrqTrigger(EventFd::new(0).expect("eventfd")),
+            InputDrained(EventFd::new(libc::EFD_NONBLOCK).expect("eventfd")),
+            ConsoleOut::new(Vec::new()),
+        )
+    }
+
+    #[test]
+    fn guest_bytes_reach_the_console() {
+        let mut s = serial();
+        for b in b"hi\n" {
+            s.write(0, *b).expect("THR write");
+        }
+        assert_eq!(s.writer().inner().as_slice(), b"hi\n");
+    }
+
+    #[test]
+    fn draining_the_fifo_signals_the_event_loop() {
+        let mut s = serial();
+        s.enqueue_raw_bytes(b"ab").expect("fifo has room");
+        assert_eq!(s.read(0), b'a');
+        assert!(
+            s.events().0.read().is_err(),
+            "signalled before the FIFO was empty"
+        );
+        assert_eq!(s.read(0), b'b');
+        assert_eq!(s.events().0.read().expect("signalled"), 1);
+    }
+
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_does_not_fail_the_guest() {
+        let mut out = ConsoleOut::new(Closed);
+        assert_eq!(out.write(b"x").expect("swallowed"), 1);
+        assert!(out.broken);
+    }
+}

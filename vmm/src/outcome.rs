@@ -1,0 +1,243 @@
+//! How a VM run ends, and the `vmm` exit status and one-line message for each ending.
+
+use abi::status;
+use std::fmt;
+
+/// Ways the guest broke the monitor protocol (the VM is stopped with [`status::GUEST_PROTOCOL`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// A hypercall from guest ring 3 (only ring 0 may call the monitor).
+    UserModeCall {
+        /// CPL at the call.
+        cpl: u16,
+        /// Guest RIP after the `out`.
+        rip: u64,
+    },
+    /// A hypercall number nobody defined.
+    UnknownCall {
+        /// The number.
+        number: u32,
+        /// Guest RIP after the `out`.
+        rip: u64,
+    },
+    /// Not a 4-byte write to the hypercall port.
+    BadAccess {
+        /// Access size in bytes.
+        size: usize,
+        /// Write or read.
+        write: bool,
+    },
+    /// EXIT with a status above 63.
+    ExitStatus(u64),
+    /// LOG pointing outside guest memory.
+    LogRange {
+        /// Guest-physical address.
+        addr: u64,
+        /// Length.
+        len: u64,
+    },
+    /// LOG longer than [`abi::hypercall::MAX_LOG_LEN`].
+    LogTooLong(u64),
+    /// Our images: a port no device claims.
+    UnknownPort {
+        /// Port number.
+        port: u16,
+        /// Write or read.
+        write: bool,
+    },
+    /// An address no RAM or device backs.
+    UnmappedMmio {
+        /// Guest-physical address.
+        addr: u64,
+        /// Write or read.
+        write: bool,
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use abi::hypercall::{HYPERCALL_PORT, MAX_LOG_LEN};
+        let dir = |w: &bool| if *w { "write to" } else { "read from" };
+        match self {
+            Self::UserModeCall { cpl, rip } => {
+                write!(
+                    f,
+                    "hypercall from CPL {cpl} at rip {rip:#x} refused: only ring 0 may call the monitor"
+                )
+            }
+            Self::UnknownCall { number, rip } => {
+                write!(f, "unknown hypercall {number:#x} at rip {rip:#x}")
+            }
+            Self::BadAccess { size, write } => write!(
+                f,
+                "{size}-byte {} hypercall port {HYPERCALL_PORT:#x}: calls are 4-byte writes",
+                dir(write)
+            ),
+            Self::ExitStatus(s) => write!(
+                f,
+                "EXIT hypercall with status {s}: guest statuses are 0..=63"
+            ),
+            Self::LogRange { addr, len } => {
+                write!(
+                    f,
+                    "LOG hypercall names {len} bytes at {addr:#x}, outside guest memory"
+                )
+            }
+            Self::LogTooLong(len) => {
+                write!(f, "LOG hypercall of {len} bytes: at most {MAX_LOG_LEN}")
+            }
+            Self::UnknownPort { port, write } => {
+                write!(f, "{} unknown I/O port {port:#x}", dir(write))
+            }
+            Self::UnmappedMmio { addr, write } => {
+                write!(f, "{} unmapped guest address {addr:#x}", dir(write))
+            }
+        }
+    }
+}
+
+/// Why the vCPU stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// EXIT hypercall.
+    GuestExit(u8),
+    /// i8042 reset (0xFE to port 0x64).
+    Reset,
+    /// KVM_EXIT_SHUTDOWN.
+    TripleFault {
+        /// Guest RIP, if it could be read.
+        rip: Option<u64>,
+    },
+    /// KVM_EXIT_INTERNAL_ERROR.
+    InternalError {
+        /// KVM's suberror code.
+        suberror: u32,
+        /// Guest RIP, if it could be read.
+        rip: Option<u64>,
+    },
+    /// KVM_EXIT_FAIL_ENTRY.
+    FailEntry {
+        /// Hardware entry failure reason.
+        reason: u64,
+    },
+    /// A protocol violation.
+    Protocol(Violation),
+    /// An exit this VMM does not handle.
+    UnexpectedExit(String),
+    /// KVM_RUN itself failed.
+    Kvm(kvm_ioctls::Error),
+    /// Stopped from outside (signal, timeout, shutdown request).
+    Kicked,
+}
+
+fn rip(rip: &Option<u64>) -> String {
+    rip.map_or_else(String::new, |r| format!(" at rip {r:#x}"))
+}
+
+impl Stop {
+    /// The `vmm` exit status for this stop.
+    pub fn status(&self) -> u8 {
+        match self {
+            Self::GuestExit(s) => *s,
+            Self::Reset => 0,
+            Self::TripleFault { .. } => status::TRIPLE_FAULT,
+            Self::InternalError { .. } | Self::FailEntry { .. } => status::GUEST_INTERNAL_ERROR,
+            Self::Protocol(_) => status::GUEST_PROTOCOL,
+            Self::UnexpectedExit(_) | Self::Kvm(_) | Self::Kicked => status::VMM_INTERNAL,
+        }
+    }
+
+    /// The one-line message for stderr, if the stop needs explaining.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            Self::GuestExit(_) | Self::Reset | Self::Kicked => None,
+            Self::TripleFault { rip: r } => Some(format!(
+                "guest triple-faulted{} (KVM_EXIT_SHUTDOWN)",
+                rip(r)
+            )),
+            Self::InternalError { suberror, rip: r } => Some(format!(
+                "KVM could not run the guest{}: internal error, suberror {suberror} ({}); \
+                 on KVM-PVM this is usually an SSE instruction in ring 0",
+                rip(r),
+                internal_suberror_name(*suberror)
+            )),
+            Self::FailEntry { reason } => Some(format!(
+                "KVM could not enter the guest: hardware entry failure reason {reason:#x}"
+            )),
+            Self::Protocol(v) => Some(format!("guest protocol violation: {v}")),
+            Self::UnexpectedExit(what) => Some(format!("unexpected vCPU exit: {what}")),
+            Self::Kvm(e) => Some(format!("KVM_RUN failed: {e}")),
+        }
+    }
+}
+
+fn internal_suberror_name(code: u32) -> &'static str {
+    match code {
+        1 => "emulation failure",
+        2 => "simultaneous exception",
+        3 => "delivery event",
+        4 => "unexpected exit reason",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        assert_eq!(Stop::GuestExit(7).status(), 7);
+        assert_eq!(Stop::Reset.status(), 0);
+        assert_eq!(
+            Stop::TripleFault { rip: None }.status(),
+            status::TRIPLE_FAULT
+        );
+        assert_eq!(
+            Stop::InternalError {
+                suberror: 1,
+                rip: None
+            }
+            .status(),
+            status::GUEST_INTERNAL_ERROR
+        );
+        let v = Violation::UnknownCall {
+            number: 0xdead,
+            rip: 0x1000,
+        };
+        assert_eq!(Stop::Protocol(v).status(), status::GUEST_PROTOCOL);
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        let stops = [
+            Stop::TripleFault { rip: Some(0x1234) },
+            Stop::InternalError {
+                suberror: 1,
+                rip: None,
+            },
+            Stop::FailEntry { reason: 33 },
+            Stop::Protocol(Violation::UserModeCall { cpl: 3, rip: 0x10 }),
+            Stop::Protocol(Violation::BadAccess {
+                size: 1,
+                write: true,
+            }),
+            Stop::Protocol(Violation::LogTooLong(5000)),
+            Stop::Protocol(Violation::UnmappedMmio {
+                addr: 0xd000_0000,
+                write: false,
+            }),
+        ];
+        for s in stops {
+            let m = s.message().expect("explained");
+            assert!(!m.contains('\n'), "{m}");
+        }
+        let m = Stop::Protocol(Violation::UserModeCall { cpl: 3, rip: 0x10 }).message();
+        assert_eq!(
+            m.as_deref(),
+            Some(
+                "guest protocol violation: hypercall from CPL 3 at rip 0x10 refused: only ring 0 may call the monitor"
+            )
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! The vCPU thread: runs `KVM_RUN` in a loop, hands exits to the [`Bus`], and stops promptly
+//! when asked from another thread.
+//!
+//! Stopping a vCPU that may be inside `KVM_RUN` (or just about to enter it) without a race: the
+//! controller sets the stop flag, then sends [`kick_signal`] to the vCPU thread. The signal's
+//! handler sets `kvm_run.immediate_exit`, so `KVM_RUN` returns `EINTR` at once whether the signal
+//! arrived before entry (KVM checks the flag on entry) or during guest execution (the signal
+//! forces an exit). The loop then sees the flag and returns [`Stop::Kicked`].
+
+use crate::devices::bus::{Bus, PioAction};
+use crate::devices::monitor::{self, CallFrame, Effect};
+use crate::memory::GuestMemory;
+use crate::outcome::Stop;
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use std::cell::Cell;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+thread_local! {
+    /// This thread's `kvm_run.immediate_exit`, for the kick handler.
+    static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// The real-time signal used to kick a vCPU thread out of `KVM_RUN`.
+pub fn kick_signal() -> libc::c_int {
+    vmm_sys_util::signal::SIGRTMIN()
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let ptr = IMMEDIATE_EXIT.with(Cell::get);
+    if !ptr.is_null() {
+        // SAFETY: the pointer was set by this thread's `Vcpu::run` to a field of its own mapped
+        // kvm_run page, and is cleared before that mapping can go away; a volatile byte store is
+        // async-signal-safe.
+        unsafe { ptr.write_volatile(1) };
+    }
+}
+
+/// Installs the kick handler (process-wide; call once before starting vCPU threads).
+pub fn install_kick_handler() -> std::io::Result<()> {
+    vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+}
+
+/// One vCPU and what it needs to handle exits.
+#[derive(Debug)]
+pub struct Vcpu<W: Write> {
+    fd: VcpuFd,
+    bus: Bus<W>,
+    mem: GuestMemory,
+    stop: Arc<AtomicBool>,
+    quiet: bool,
+}
+
+impl<W: Write> Vcpu<W> {
+    /// A vCPU that stops when `stop` is set (followed by a kick).
+    pub fn new(
+        fd: VcpuFd,
+        bus: Bus<W>,
+        mem: GuestMemory,
+        stop: Arc<AtomicBool>,
+        quiet: bool,
+    ) -> Self {
+        Self {
+            fd,
+            bus,
+            mem,
+            stop,
+            quiet,
+        }
+    }
+
+    /// Runs the guest until it stops; returns why.
+    pub fn run(mut self) -> Stop {
+        let run = self.fd.get_kvm_run();
+        IMMEDIATE_EXIT.with(|p| p.set(&mut run.immediate_exit));
+        let stop = loop {
+            if self.stop.load(Ordering::Acquire) {
+                break Stop::Kicked;
+            }
+            if let Err(stop) = self.step() {
+                break stop;
+            }
+        };
+        IMMEDIATE_EXIT.with(|p| p.set(std::ptr::null_mut()));
+        stop
+    }
+
+    /// One `KVM_RUN` and the handling of its exit; `Err` stops the VM.
+    fn step(&mut self) -> Result<(), Stop> {
+        let action = match self.fd.run() {
+            Ok(VcpuExit::IoOut(port, data)) => self.bus.pio_write(port, data)?,
+            Ok(VcpuExit::IoIn(port, data)) => {
+                self.bus.pio_read(port, data)?;
+                PioAction::Continue
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                self.bus.mmio_read(addr, data)?;
+                PioAction::Continue
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                self.bus.mmio_write(addr, data)?;
+                PioAction::Continue
+            }
+            Ok(VcpuExit::Shutdown) => return Err(Stop::TripleFault { rip: self.rip() }),
+            Ok(VcpuExit::InternalError) => {
+                let suberror = self.internal_suberror();
+                return Err(Stop::InternalError {
+                    suberror,
+                    rip: self.rip(),
+                });
+            }
+            Ok(VcpuExit::FailEntry(reason, _cpu)) => return Err(Stop::FailEntry { reason }),
+            Ok(VcpuExit::Intr) => PioAction::Continue,
+            Ok(other) => return Err(Stop::UnexpectedExit(format!("{other:?}"))),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                self.fd.set_kvm_immediate_exit(0);
+                PioAction::Continue
+            }
+            Err(e) => return Err(Stop::Kvm(e)),
+        };
+        match action {
+            PioAction::Continue => Ok(()),
+            PioAction::Hypercall(number) => self.hypercall(number),
+        }
+    }
+
+    fn hypercall(&mut self, number: u32) -> Result<(), Stop> {
+        let regs = self.fd.get_regs().map_err(Stop::Kvm)?;
+        let sregs = self.fd.get_sregs().map_err(Stop::Kvm)?;
+        // CPL is the RPL of CS; KVM also reports it as the code segment's DPL. Take the higher,
+        // so that neither a forged selector nor a backend quirk can pass ring 3 off as ring 0.
+        let cpl = (sregs.cs.selector & 3).max(u16::from(sregs.cs.dpl));
+        let frame = CallFrame {
+            cpl,
+            rip: regs.rip,
+            args: [regs.rdi, regs.rsi, regs.r8, regs.r9],
+        };
+        match monitor::handle(&self.mem, number, &frame)? {
+            Effect::Continue => Ok(()),
+            Effect::Log(line) => {
+                if !self.quiet {
+                    eprintln!("vmm: guest log: {line}");
+                }
+                Ok(())
+            }
+            Effect::Exit(status) => Err(Stop::GuestExit(status)),
+        }
+    }
+
+    fn rip(&self) -> Option<u64> {
+        self.fd.get_regs().ok().map(|r| r.rip)
+    }
+
+    fn internal_suberror(&mut self) -> u32 {
+        let run = self.fd.get_kvm_run();
+        // SAFETY: KVM filled the `internal` member of the exit union: exit_reason is
+        // KVM_EXIT_INTERNAL_ERROR (that is how kvm-ioctls produced VcpuExit::InternalError).
+        unsafe { run.__bindgen_anon_1.internal.suberror }
+    }
+}

@@ -1,0 +1,279 @@
+//! Building and running a VM: the named steps from a validated [`VmConfig`] to an exit status.
+
+use crate::backend;
+use crate::boot::{self, BootError};
+use crate::config::{ImageSource, VmConfig};
+use crate::devices::bus::{Bus, IoCounters};
+use crate::devices::serial::{self, COM1_IRQ};
+use crate::event_loop::{self, LoopInputs, Shutdown, SignalFd};
+use crate::image::{Image, ImageError};
+use crate::layout::{self, Layout, LayoutError};
+use crate::memory::{self, MemoryError};
+use crate::outcome::Stop;
+use crate::vcpu::{self, Vcpu};
+use abi::{Backend, status};
+use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::signal::Killable;
+
+/// The label errors use for the bundled image.
+pub const BUNDLED_LABEL: &str = "bundled demo guest";
+
+/// Where Intel's VMX wants its three-page real-mode TSS: just below the 4 GiB boundary, above
+/// any guest RAM this VMM creates.
+const TSS_ADDRESS: usize = 0xfffb_d000;
+
+/// Host-side failures: the machine cannot run the VM, or a setup ioctl failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// /dev/kvm missing or not accessible.
+    #[error("cannot open /dev/kvm: {0} (is KVM enabled, and may this user open /dev/kvm?)")]
+    OpenKvm(kvm_ioctls::Error),
+    /// A required capability is missing.
+    #[error("KVM lacks a required capability: {0}")]
+    MissingCap(&'static str),
+    /// A KVM ioctl failed.
+    #[error("{what} failed: {source}")]
+    Ioctl {
+        /// Which call.
+        what: &'static str,
+        /// Its error.
+        source: kvm_ioctls::Error,
+    },
+    /// An OS resource (eventfd, signalfd, thread, epoll) could not be set up.
+    #[error("cannot set up {what}: {source}")]
+    Os {
+        /// Which resource.
+        what: &'static str,
+        /// Its error.
+        source: std::io::Error,
+    },
+}
+
+/// Everything that can stop `vmm run` before the guest runs, by kind.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad image file.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Image does not fit the memory or declares bad regions.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// Guest memory.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// Boot structures or vCPU setup.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// The host.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+impl RunError {
+    /// The exit status of the contract in [`abi::status`].
+    pub fn status(&self) -> u8 {
+        match self {
+            Self::Image(_) | Self::Layout(_) | Self::Boot(BootError::Load { .. }) => status::IMAGE,
+            Self::Memory(MemoryError::Allocate { .. }) | Self::Host(_) => status::HOST,
+            Self::Memory(_) | Self::Boot(_) => status::VMM_INTERNAL,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The process exit status.
+    pub status: u8,
+    /// The one-line explanation, if the ending needs one.
+    pub message: Option<String>,
+    /// KVM backend.
+    pub backend: Backend,
+    /// The image label.
+    pub image: String,
+    /// From the start of VM creation to the vCPU's stop.
+    pub elapsed: Duration,
+    /// Accesses to unknown ports that were ignored.
+    pub unknown_pio: u64,
+    /// Accesses to unmapped MMIO that were ignored.
+    pub unknown_mmio: u64,
+}
+
+/// Step 1: the image, read and checked.
+pub fn load_image(config: &VmConfig, bundled: &[u8]) -> Result<Image, ImageError> {
+    match &config.image {
+        ImageSource::Bundled => Image::from_bytes(BUNDLED_LABEL.to_owned(), bundled.to_vec()),
+        ImageSource::File(path) => Image::from_file(path),
+    }
+}
+
+fn ioctl(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> HostError {
+    move |source| HostError::Ioctl { what, source }
+}
+
+fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> HostError {
+    move |source| HostError::Os { what, source }
+}
+
+/// Step 3: KVM, checked for what this VMM needs.
+fn open_kvm() -> Result<Kvm, HostError> {
+    let kvm = Kvm::new().map_err(HostError::OpenKvm)?;
+    for (cap, name) in [
+        (Cap::Irqchip, "KVM_CAP_IRQCHIP"),
+        (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
+        (Cap::Irqfd, "KVM_CAP_IRQFD"),
+        (Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"),
+    ] {
+        if !kvm.check_extension(cap) {
+            return Err(HostError::MissingCap(name));
+        }
+    }
+    Ok(kvm)
+}
+
+/// A VM whose memory, image and boot state are in place, with its one vCPU ready to run.
+struct BuiltVm {
+    // Field order is drop order: the vCPU and VM fds close before guest memory is unmapped.
+    vcpu: VcpuFd,
+    vm: VmFd,
+    mem: memory::GuestMemory,
+}
+
+/// Steps 3-7: KVM VM, memory and memslots, image, boot structures, irqchip, vCPU.
+fn build(
+    config: &VmConfig,
+    image: &Image,
+    layout: &Layout,
+    backend: Backend,
+) -> Result<BuiltVm, RunError> {
+    let kvm = open_kvm()?;
+    let vm = kvm.create_vm().map_err(ioctl("KVM_CREATE_VM"))?;
+    vm.set_tss_address(TSS_ADDRESS)
+        .map_err(ioctl("KVM_SET_TSS_ADDR"))?;
+    let mem = memory::create(layout)?;
+    memory::register(&vm, &mem, layout, kvm.get_nr_memslots())?;
+    boot::load_image(&mem, image)?;
+    boot::write_boot_structures(&mem, layout, image, &config.cmdline, backend)?;
+    // KVM requires the in-kernel irqchip before any vCPU exists.
+    vm.create_irq_chip().map_err(ioctl("KVM_CREATE_IRQCHIP"))?;
+    let vcpu = vm.create_vcpu(0).map_err(ioctl("KVM_CREATE_VCPU"))?;
+    boot::setup_vcpu(&kvm, &vcpu, image.entry)?;
+    Ok(BuiltVm { vcpu, vm, mem })
+}
+
+/// Builds the VM from `config` and runs it to the end.
+pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let image = load_image(config, bundled)?;
+    let layout = layout::plan(&image, config.memory_bytes())?;
+    let backend = backend::detect();
+    if !quiet {
+        let kind = match image.manifest() {
+            Some(_) => format!("{} servers", layout.servers.len()),
+            None => "plain ELF".to_owned(),
+        };
+        eprintln!(
+            "vmm: booting {} ({kind}), {} MiB, KVM backend {}",
+            image.label,
+            config.memory_mib,
+            backend.name()
+        );
+    }
+    // Block the stop signals before any other thread exists, so that they reach only the loop.
+    let signals = SignalFd::new().map_err(os("signalfd"))?;
+    let built = build(config, &image, &layout, backend)?;
+    vcpu::install_kick_handler().map_err(os("the vCPU kick signal"))?;
+
+    let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(os("COM1 irqfd"))?;
+    built
+        .vm
+        .register_irqfd(&irq, COM1_IRQ)
+        .map_err(ioctl("KVM_IRQFD"))?;
+    let drained = EventFd::new(libc::EFD_NONBLOCK).map_err(os("COM1 input eventfd"))?;
+    let serial = serial::new_serial(
+        irq,
+        drained.try_clone().map_err(os("eventfd"))?,
+        std::io::stdout(),
+    );
+    let counters = Arc::new(IoCounters::default());
+    let bus = Bus::new(
+        Arc::clone(&serial),
+        image.manifest().is_some(),
+        config.strict_io,
+        Arc::clone(&counters),
+    );
+
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let vcpu_done = EventFd::new(libc::EFD_NONBLOCK).map_err(os("vCPU eventfd"))?;
+    let done_writer = vcpu_done.try_clone().map_err(os("eventfd"))?;
+    let BuiltVm { vcpu, vm, mem } = built;
+    let vcpu = Vcpu::new(vcpu, bus, mem.clone(), Arc::clone(&stop_flag), quiet);
+    let handle = std::thread::Builder::new()
+        .name("vcpu0".into())
+        .spawn(move || {
+            let stop = vcpu.run();
+            let _ = done_writer.write(1);
+            stop
+        })
+        .map_err(os("the vCPU thread"))?;
+
+    let shutdown = event_loop::run(LoopInputs {
+        vcpu_done,
+        signals,
+        timeout: config.timeout,
+        serial,
+        input_drained: drained,
+        stdin: true,
+    });
+    if !matches!(shutdown, Ok(Shutdown::VcpuStopped)) {
+        stop_flag.store(true, Ordering::Release);
+        // A failed kick means the thread already left KVM_RUN; it then sees the flag anyway.
+        let _ = handle.kill(vcpu::kick_signal());
+    }
+    // The vCPU thread cannot panic into us (panic = "abort"), so join only fails if it did abort.
+    let stop = handle.join().unwrap_or(Stop::Kicked);
+    let elapsed = started.elapsed();
+    drop(vm);
+    drop(mem);
+
+    let (status, message) = match (stop, shutdown) {
+        (Stop::Kicked, Ok(Shutdown::Signal(sig))) => (
+            status::SIGNAL_BASE.saturating_add(sig as u8),
+            Some(format!("stopped by signal {}", signal_name(sig))),
+        ),
+        (Stop::Kicked, Ok(Shutdown::Timeout)) => (
+            status::TIMEOUT,
+            Some(format!(
+                "guest still running after the {:?} timeout; stopped it",
+                config.timeout.unwrap_or_default()
+            )),
+        ),
+        (Stop::Kicked, Err(e)) => (
+            status::VMM_INTERNAL,
+            Some(format!("event loop failed: {e}")),
+        ),
+        (stop, _) => (stop.status(), stop.message()),
+    };
+    Ok(RunReport {
+        status,
+        message,
+        backend,
+        image: image.label,
+        elapsed,
+        unknown_pio: counters.unknown_pio.load(Ordering::Relaxed),
+        unknown_mmio: counters.unknown_mmio.load(Ordering::Relaxed),
+    })
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        n => n.to_string(),
+    }
+}
