@@ -297,9 +297,7 @@ fn inspect(b: &[u8]) -> Result<(u64, Vec<Segment>, ImageKind), ImageErrorKind> {
     if phnum > MAX_PHDRS {
         return Err(ImageErrorKind::TooManyPhdrs(phnum));
     }
-    let ph_end = phoff
-        .checked_add((phnum * PHDR64_SIZE) as u64)
-        .unwrap_or(u64::MAX);
+    let ph_end = phoff.saturating_add((phnum * PHDR64_SIZE) as u64);
     if ph_end > len {
         return Err(truncated("the program headers", ph_end));
     }

@@ -598,7 +598,7 @@ mod tests {
             LayoutErrorKind::RegionOutsideMemory { mib: 128, .. }
         ));
         let mut m = manifest();
-        m.servers[1].state = Range::new(u64::MAX & !0xfff, 0x2000);
+        m.servers[1].state = Range::new(!0xfff, 0x2000);
         assert!(matches!(
             ours(&m).unwrap_err(),
             LayoutErrorKind::RegionOutsideMemory { .. }

@@ -1,0 +1,40 @@
+//! The monitor's hypercalls ([`abi::hypercall`]): one 4-byte `out` to the hypercall port from
+//! ring 0, call number in `eax`, arguments in `rdi`, `rsi`, `r8`, `r9`. Only images that carry a
+//! region manifest may use them.
+
+use abi::hypercall::{HYPERCALL_PORT, Hypercall};
+use core::arch::asm;
+
+/// Makes hypercall `number` with arguments `args` (a0..a3) as they are, checked or not: the VMM
+/// validates them, and the test guests use this to send it bad ones.
+pub fn call(number: u32, args: [u64; 4]) {
+    // SAFETY: the `out` traps to the VMM, which may read guest memory (LOG) but writes none and
+    // changes no register; `readonly` tells the compiler exactly that.
+    unsafe {
+        asm!(
+            "out dx, eax",
+            in("dx") HYPERCALL_PORT,
+            in("eax") number,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            in("r8") args[2],
+            in("r9") args[3],
+            options(nostack, readonly, preserves_flags)
+        );
+    }
+}
+
+/// Stops the VM; `vmm` exits with `status` (the VMM accepts 0..=63 and refuses the rest).
+pub fn exit(status: u64) -> ! {
+    call(Hypercall::Exit as u32, [status, 0, 0, 0]);
+    crate::cpu::halt_forever()
+}
+
+/// Prints `line` as one line on the VMM's stderr (at most [`abi::hypercall::MAX_LOG_LEN`] bytes).
+///
+/// The VMM wants a guest-physical address; the image runs on the VMM's identity map, so the
+/// virtual address is the physical one.
+pub fn log(line: &[u8]) {
+    let addr = line.as_ptr() as u64;
+    call(Hypercall::Log as u32, [addr, line.len() as u64, 0, 0]);
+}

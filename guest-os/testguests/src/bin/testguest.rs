@@ -1,6 +1,0 @@
-#![no_std]
-#![no_main]
-#[panic_handler]
-fn p(_: &core::panic::PanicInfo) -> ! {
-    loop {}
-}

@@ -1,0 +1,15 @@
+//! Integration tests that boot real guests under KVM (one test binary, one module per theme).
+//!
+//! Every test that boots a guest calls `require_kvm()` first and fails loudly without KVM.
+
+mod kvm {
+    pub mod bad_input;
+    pub mod boot;
+    pub mod no_sse;
+    pub mod plain;
+    pub mod protocol;
+    pub mod stops;
+}
+
+/// The `vmm` binary under test.
+pub const VMM: &str = env!("CARGO_BIN_EXE_vmm-it");
