@@ -1,7 +1,13 @@
-//! Builds the demo guest from guest-os/ and bundles it into the `vmm` binary.
+//! Builds the guests bundled into the `vmm` binary from guest-os/: the demo guest (`vmm run`
+//! without an image) and the trivial plain ELF that `vmm bench boot` times.
+
+use guest_builder::{Flavor, build_guest};
 
 fn main() {
-    let path = guest_builder::build_guest("kernel", "kernel", guest_builder::Flavor::Kernel)
+    let kernel = build_guest("kernel", "kernel", Flavor::Kernel)
         .unwrap_or_else(|e| panic!("building the bundled guest failed: {e}"));
-    println!("cargo:rustc-env=VMM_BUNDLED_GUEST={}", path.display());
+    println!("cargo:rustc-env=VMM_BUNDLED_GUEST={}", kernel.display());
+    let plain = build_guest("testguests", "plainguest", Flavor::Kernel)
+        .unwrap_or_else(|e| panic!("building the benchmark guest failed: {e}"));
+    println!("cargo:rustc-env=VMM_BENCH_GUEST={}", plain.display());
 }

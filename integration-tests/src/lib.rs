@@ -50,11 +50,28 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The peak heap use `vmm-it` reported (run with [`Vmm::heap_report`]), in bytes.
+    pub fn peak_heap(&self) -> u64 {
+        self.stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("vmm-it: peak heap ")?
+                    .strip_suffix(" bytes")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no heap report in {self:?}"))
+    }
+
     /// stderr lines that are vmm's errors, i.e. not its info lines.
     pub fn error_lines(&self) -> Vec<&str> {
         self.stderr
             .lines()
-            .filter(|l| !l.starts_with("vmm: booting") && !l.starts_with("vmm: exit status"))
+            .filter(|l| {
+                !l.starts_with("vmm: booting")
+                    && !l.starts_with("vmm: exit status")
+                    && !l.starts_with("vmm-it: peak heap")
+            })
             .collect()
     }
 }
@@ -64,49 +81,47 @@ impl Outcome {
 pub struct Vmm {
     args: Vec<String>,
     stdin: Option<Vec<u8>>,
+    env: Vec<(String, String)>,
     deadline: Duration,
 }
 
 /// `vmm run` with these arguments (a `--timeout` is added so that no test can hang).
 pub fn vmm_run(bin: &str, args: &[&str]) -> Vmm {
-    let mut all = vec!["run".to_owned()];
-    all.extend(args.iter().map(|s| s.to_string()));
-    if !args.iter().any(|a| a.starts_with("--timeout")) && !args.contains(&"--") {
+    let mut all = vec![bin.to_owned(), "run".to_owned()];
+    let vmm_args = args.iter().take_while(|a| **a != "--");
+    if !vmm_args.clone().any(|a| a.starts_with("--timeout")) {
         all.extend(["--timeout".to_owned(), "60".to_owned()]);
     }
+    all.extend(args.iter().map(|s| s.to_string()));
     Vmm {
         args: all,
         stdin: None,
+        env: Vec::new(),
         deadline: Duration::from_secs(120),
     }
-    .with_bin(bin)
 }
 
 impl Vmm {
-    fn with_bin(mut self, bin: &str) -> Self {
-        self.args.insert(0, bin.to_owned());
-        self
-    }
-
-    /// Raw argument list, including the binary (for tests of argument parsing).
-    pub fn raw(bin: &str, args: &[&str]) -> Self {
-        let mut all = vec![bin.to_owned()];
-        all.extend(args.iter().map(|s| s.to_string()));
-        Vmm {
-            args: all,
-            stdin: None,
-            deadline: Duration::from_secs(120),
-        }
-    }
-
     /// Feed these bytes to stdin (then EOF). Without it, stdin is /dev/null.
     pub fn stdin(mut self, bytes: &[u8]) -> Self {
         self.stdin = Some(bytes.to_vec());
         self
     }
 
+    /// Sets an environment variable for the process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Asks `vmm-it` to report its peak heap use (see [`Outcome::peak_heap`]).
+    pub fn heap_report(self) -> Self {
+        self.env("VMM_IT_HEAP_REPORT", "1")
+    }
+
     fn spawn(&self) -> Child {
         let mut cmd = Command::new(&self.args[0]);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.args(&self.args[1..])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

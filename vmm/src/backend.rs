@@ -12,21 +12,21 @@ use std::path::Path;
 /// means hardware. When nothing tells (e.g. no `/sys` in a container), PVM is assumed: the guest
 /// then uses the entry paths that work on both.
 pub fn detect() -> Backend {
-    detect_from(
-        Path::new("/sys/module"),
-        &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
-    )
+    detect_from(Path::new("/sys/module"), || {
+        std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()
+    })
 }
 
-/// [`detect`] over a given module directory and cpuinfo text (for tests).
-pub fn detect_from(modules: &Path, cpuinfo: &str) -> Backend {
+/// [`detect`] over a given module directory and cpuinfo source (for tests). cpuinfo is read only
+/// when the modules do not tell: producing it is slow (tens of microseconds per CPU).
+pub fn detect_from(modules: &Path, cpuinfo: impl FnOnce() -> String) -> Backend {
     if modules.join("kvm_pvm").exists() {
         return Backend::Pvm;
     }
     if modules.join("kvm_intel").exists() || modules.join("kvm_amd").exists() {
         return Backend::Hardware;
     }
-    let has_flag = cpuinfo
+    let has_flag = cpuinfo()
         .lines()
         .filter(|l| l.starts_with("flags"))
         .flat_map(|l| l.split_whitespace())
@@ -53,21 +53,24 @@ mod tests {
     #[test]
     fn pvm_module_wins() {
         let m = modules(&["kvm", "kvm_pvm"]);
-        assert_eq!(detect_from(m.path(), "flags : vmx sse"), Backend::Pvm);
+        assert_eq!(
+            detect_from(m.path(), || "flags : vmx sse".to_owned()),
+            Backend::Pvm
+        );
     }
 
     #[test]
     fn hardware_module_or_flag_means_hardware() {
         assert_eq!(
-            detect_from(modules(&["kvm", "kvm_intel"]).path(), ""),
+            detect_from(modules(&["kvm", "kvm_intel"]).path(), String::new),
             Backend::Hardware
         );
         assert_eq!(
-            detect_from(modules(&["kvm_amd"]).path(), ""),
+            detect_from(modules(&["kvm_amd"]).path(), || "".to_owned()),
             Backend::Hardware
         );
         assert_eq!(
-            detect_from(modules(&[]).path(), "flags\t: fpu svm lm"),
+            detect_from(modules(&[]).path(), || "flags\t: fpu svm lm".to_owned()),
             Backend::Hardware
         );
     }
@@ -75,7 +78,8 @@ mod tests {
     #[test]
     fn unknown_falls_back_to_pvm() {
         assert_eq!(
-            detect_from(modules(&["kvm"]).path(), "flags : fpu hypervisor"),
+            detect_from(modules(&["kvm"]).path(), || "flags : fpu hypervisor"
+                .to_owned()),
             Backend::Pvm
         );
     }

@@ -2,7 +2,7 @@
 //! from [`abi::status`]; stdout carries only the guest's console.
 
 use crate::config::{ConfigFile, Overrides, VmConfig};
-use crate::vm;
+use crate::{bench, vm};
 use abi::status;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -48,6 +48,32 @@ pub enum Command {
     /// The guest's console is on stdout and stdin; vmm's own messages go to stderr.
     #[command(after_help = exit_status_help())]
     Run(RunArgs),
+    /// Measure vmm; results are printed (and optionally written as JSON), never asserted.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `vmm bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Boot-to-exit wall time, CPU time and peak RSS of fresh `vmm run` processes booting a
+    /// trivial plain ELF (one console line, then an i8042 reset), as the Firecracker anchor in
+    /// docs/benchmarks.md was measured.
+    Boot(BenchBootArgs),
+}
+
+/// `vmm bench boot` flags.
+#[derive(Debug, Args)]
+pub struct BenchBootArgs {
+    /// Number of measured boots (one extra warm-up boot is not counted).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub runs: u64,
+    /// Guest RAM per boot, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    pub memory: u64,
+    /// Also write the report (every sample and the statistics) to FILE as JSON, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// `vmm run` flags.
@@ -97,6 +123,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
     };
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Bench(BenchCommand::Boot(args)) => bench_boot(args),
     }
 }
 
@@ -133,6 +160,35 @@ fn run(args: RunArgs) -> i32 {
         Err(e) => {
             eprintln!("vmm: {e}");
             i32::from(e.status())
+        }
+    }
+}
+
+fn bench_boot(args: BenchBootArgs) -> i32 {
+    if !(abi::layout::MIN_MEMORY_MIB..=abi::layout::MAX_MEMORY_MIB).contains(&args.memory) {
+        eprintln!("vmm: {}", crate::config::ConfigError::Memory(args.memory));
+        return i32::from(status::CONFIG);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("vmm: cannot find the vmm binary to benchmark: {e}");
+            return i32::from(status::VMM_INTERNAL);
+        }
+    };
+    let backend = crate::backend::detect();
+    let result = bench::boot(&exe, args.runs as usize, args.memory, backend).and_then(|report| {
+        print!("{}", bench::summary(&report));
+        match &args.json {
+            Some(path) => bench::write_json_atomic(path, &report),
+            None => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("vmm: bench boot: {e}");
+            i32::from(status::VMM_INTERNAL)
         }
     }
 }
@@ -202,9 +258,23 @@ mod tests {
     fn guest_args_follow_the_double_dash() {
         let cli =
             Cli::try_parse_from(["vmm", "run", "img", "--", "ops=5", "--seed=7"]).expect("parses");
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as run")
+        };
         assert_eq!(args.image, Some(PathBuf::from("img")));
         assert_eq!(args.guest_args, ["ops=5", "--seed=7"]);
+    }
+
+    #[test]
+    fn bench_flags_are_validated() {
+        assert_eq!(
+            main_with(["vmm", "bench", "boot", "--runs", "0"]),
+            i32::from(status::USAGE)
+        );
+        assert_eq!(
+            main_with(["vmm", "bench", "boot", "--memory", "0"]),
+            i32::from(status::CONFIG)
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! panicking the monitor. `unsafe` appears only where KVM or raw memory requires it.
 
 pub mod backend;
+pub mod bench;
 pub mod boot;
 pub mod cli;
 pub mod config;

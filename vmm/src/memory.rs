@@ -100,3 +100,23 @@ pub fn register(
     }
     Ok(())
 }
+
+/// Deletes every memslot of `layout` (before the VM fd is closed).
+///
+/// Measured on KVM-PVM: closing a VM fd whose memslots are still present takes 12-15 ms, while
+/// deleting the slots first (about 2 ms) and then closing (about 2.5 ms) takes a third of that;
+/// this is most of `vmm run`'s exit time (see docs/benchmarks.md). Errors are ignored: closing the
+/// fd frees everything anyway.
+pub fn unregister(vm: &VmFd, layout: &Layout) {
+    for (index, slot) in layout.slots.iter().enumerate() {
+        let region = kvm_userspace_memory_region {
+            slot: index as u32,
+            flags: 0,
+            guest_phys_addr: slot.base,
+            memory_size: 0,
+            userspace_addr: 0,
+        };
+        // SAFETY: a memory_size of 0 deletes the slot; no host memory is handed to KVM.
+        let _ = unsafe { vm.set_user_memory_region(region) };
+    }
+}

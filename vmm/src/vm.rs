@@ -237,6 +237,7 @@ pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, 
     // The vCPU thread cannot panic into us (panic = "abort"), so join only fails if it did abort.
     let stop = handle.join().unwrap_or(Stop::Kicked);
     let elapsed = started.elapsed();
+    memory::unregister(&vm, &layout);
     drop(vm);
     drop(mem);
 

@@ -43,3 +43,69 @@ fn strict_io_stops_on_the_first_unknown_access() {
     assert_eq!(out.status, i32::from(status::GUEST_PROTOCOL), "{out:?}");
     assert!(out.stderr.contains("unknown I/O port 0x99"), "{out:?}");
 }
+
+/// Margin for allocations that legitimately differ between two runs (a few formatted lines).
+const HEAP_SLACK: u64 = 16 << 10;
+
+#[test]
+fn console_floods_leave_the_monitor_memory_flat() {
+    require_kvm();
+    let small = vmm_run(VMM, &[PLAINGUEST, "--", "blast=1"])
+        .heap_report()
+        .run();
+    // 32 chunks of 4 KiB written by `rep outsb`: 128 KiB of console output.
+    let big = vmm_run(VMM, &[PLAINGUEST, "--", "blast=32"])
+        .heap_report()
+        .run();
+    assert_eq!((small.status, big.status), (0, 0), "{small:?} {big:?}");
+    let line = format!(
+        "blast {}",
+        "abcdefghijklmnopqrstuvwxyz"
+            .repeat(3)
+            .get(..57)
+            .expect("57 letters")
+    );
+    let blast_lines: Vec<&str> = big
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("blast "))
+        .collect();
+    assert_eq!(
+        blast_lines.len(),
+        32 * 64,
+        "console output lost or duplicated"
+    );
+    assert!(
+        blast_lines.iter().all(|l| *l == line),
+        "console output corrupted"
+    );
+    assert!(
+        big.peak_heap() <= small.peak_heap() + HEAP_SLACK,
+        "heap grew with console output: {} -> {} bytes",
+        small.peak_heap(),
+        big.peak_heap()
+    );
+}
+
+#[test]
+fn exit_storms_leave_the_monitor_memory_flat() {
+    require_kvm();
+    let small = vmm_run(VMM, &[PLAINGUEST, "--", "storm=10"])
+        .heap_report()
+        .run();
+    let big = vmm_run(VMM, &[PLAINGUEST, "--", "storm=5000"])
+        .heap_report()
+        .run();
+    assert_eq!((small.status, big.status), (0, 0), "{small:?} {big:?}");
+    assert!(
+        big.stderr
+            .contains("ignored 10000 accesses to unknown I/O ports and 10000 to unmapped"),
+        "{big:?}"
+    );
+    assert!(
+        big.peak_heap() <= small.peak_heap() + HEAP_SLACK,
+        "heap grew with exits: {} -> {} bytes",
+        small.peak_heap(),
+        big.peak_heap()
+    );
+}

@@ -69,9 +69,10 @@ impl<W: Write> Bus<W> {
     /// A port read; `data` is filled with the answer.
     pub fn pio_read(&self, port: u16, data: &mut [u8]) -> Result<(), Stop> {
         if serial::claims(port) {
-            data.fill(0);
-            if let Some(first) = data.first_mut() {
-                *first = self.serial().read((port - COM1_BASE) as u8);
+            // The UART's registers are bytes; a string read (`rep insb`) is one read per byte.
+            let mut serial = self.serial();
+            for byte in data.iter_mut() {
+                *byte = serial.read((port - COM1_BASE) as u8);
             }
             return Ok(());
         }
@@ -95,9 +96,11 @@ impl<W: Write> Bus<W> {
     /// A port write.
     pub fn pio_write(&self, port: u16, data: &[u8]) -> Result<PioAction, Stop> {
         if serial::claims(port) {
-            if let Some(&byte) = data.first() {
-                // Only the interrupt trigger can fail, and a lost interrupt must not stop the guest.
-                let _ = self.serial().write((port - COM1_BASE) as u8, byte);
+            // A string write (`rep outsb`) arrives as many bytes in one exit: one write each.
+            let mut serial = self.serial();
+            for &byte in data {
+                // Only the interrupt trigger can fail; a lost interrupt must not stop the guest.
+                let _ = serial.write((port - COM1_BASE) as u8, byte);
             }
             return Ok(PioAction::Continue);
         }
@@ -212,6 +215,7 @@ mod tests {
         let b = bus(false, false);
         assert!(matches!(b.pio_write(0x64, &[0xfe]), Err(Stop::Reset)));
         b.pio_write(COM1_BASE, b"x").expect("serial");
-        assert_eq!(b.serial().writer().inner().as_slice(), b"x");
+        b.pio_write(COM1_BASE, b"yz").expect("string write");
+        assert_eq!(b.serial().writer().inner().as_slice(), b"xyz");
     }
 }
