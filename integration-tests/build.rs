@@ -4,7 +4,7 @@ use guest_builder::{Flavor, build_guest, build_guests};
 
 fn main() {
     let bins = ["testguest", "plainguest", "plainlow"];
-    let paths = build_guests("testguests", &bins, Flavor::Kernel)
+    let paths = build_guests(&["testguests"], &bins, Flavor::Kernel)
         .unwrap_or_else(|e| panic!("building the test guests failed: {e}"));
     for (env, path) in ["TESTGUEST_ELF", "PLAINGUEST_ELF", "PLAINLOW_ELF"]
         .iter()

@@ -1,23 +1,17 @@
-//! Links the `kernel` binary as a bare image of our kind: no C runtime, no libc, static, at the
-//! address and with the segments of `bare`'s `image.ld` (which carries the region manifest note).
+//! Builds every task of the system map (ring-3 binaries, user flavor), bundles their segments
+//! into this image at their final addresses (`tasks.s`, included by `global_asm!`) and links the
+//! kernel with the generated script (`kernel.ld`), which also places the manifest note.
 
 fn main() {
-    let Ok(link_dir) = std::env::var("DEP_BARE_LINK_DIR") else {
-        panic!(
-            "DEP_BARE_LINK_DIR is not set: the `bare` dependency publishes it (links = \"bare\")"
-        );
+    let out = std::env::var_os("OUT_DIR").map(std::path::PathBuf::from);
+    let Some(out) = out else {
+        panic!("OUT_DIR is not set");
     };
-    for arg in [
-        "-nostartfiles",
-        "-nostdlib",
-        "-static",
-        "-no-pie",
-        "-Wl,--build-id=none",
-        "-Wl,-z,max-page-size=0x1000",
-    ] {
+    let script = guest_builder::tasks::bundle(&out)
+        .unwrap_or_else(|e| panic!("bundling the tasks into the kernel failed: {e}"));
+    for arg in guest_builder::LINK_ARGS {
         println!("cargo::rustc-link-arg-bins={arg}");
     }
-    println!("cargo::rustc-link-arg-bin=kernel=-T{link_dir}/image.ld");
-    println!("cargo::rerun-if-changed={link_dir}/image.ld");
+    println!("cargo::rustc-link-arg-bin=kernel=-T{}", script.display());
     println!("cargo::rerun-if-changed=build.rs");
 }

@@ -7,14 +7,7 @@ fn main() {
             "DEP_BARE_LINK_DIR is not set: the `bare` dependency publishes it (links = \"bare\")"
         );
     };
-    for arg in [
-        "-nostartfiles",
-        "-nostdlib",
-        "-static",
-        "-no-pie",
-        "-Wl,--build-id=none",
-        "-Wl,-z,max-page-size=0x1000",
-    ] {
+    for arg in guest_builder::LINK_ARGS {
         println!("cargo::rustc-link-arg-bins={arg}");
     }
     println!("cargo::rustc-link-arg-bin=testguest=-T{link_dir}/image.ld");

@@ -5,6 +5,7 @@
 mod kvm {
     pub mod bad_input;
     pub mod boot;
+    pub mod guest_os;
     pub mod no_sse;
     pub mod plain;
     pub mod protocol;

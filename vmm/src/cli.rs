@@ -149,10 +149,11 @@ fn run(args: RunArgs) -> i32 {
             }
             if !quiet {
                 eprintln!(
-                    "vmm: exit status {} after {:.1} ms (KVM backend {})",
+                    "vmm: exit status {} after {:.1} ms (KVM backend {}){}",
                     report.status,
                     report.elapsed.as_secs_f64() * 1e3,
-                    report.backend.name()
+                    report.backend.name(),
+                    guest_figures(&report)
                 );
             }
             i32::from(report.status)
@@ -193,6 +194,22 @@ fn bench_boot(args: BenchBootArgs) -> i32 {
     }
 }
 
+/// `; workload ops=N errors=E retries=R lost=L mismatches=M; 1 fault` for the final line.
+fn guest_figures(report: &vm::RunReport) -> String {
+    let mut s = String::new();
+    if let Some(w) = &report.workload {
+        s.push_str(&format!(
+            "; workload ops={} errors={} retries={} lost={} mismatches={}",
+            w.ops, w.errors, w.retries, w.lost, w.mismatches
+        ));
+    }
+    if report.faults > 0 {
+        let plural = if report.faults == 1 { "" } else { "s" };
+        s.push_str(&format!("; {} task fault{plural}", report.faults));
+    }
+    s
+}
+
 fn resolve(args: RunArgs) -> Result<VmConfig, crate::config::ConfigError> {
     let file = match &args.config {
         Some(path) => Some((
@@ -219,6 +236,32 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn guest_figures_join_the_final_line() {
+        let mut report = vm::RunReport {
+            status: 0,
+            message: None,
+            backend: abi::Backend::Pvm,
+            image: "t".into(),
+            elapsed: std::time::Duration::ZERO,
+            unknown_pio: 0,
+            unknown_mmio: 0,
+            workload: None,
+            faults: 0,
+        };
+        assert_eq!(guest_figures(&report), "");
+        report.workload = Some(abi::monitor::WorkloadReport {
+            ops: 500,
+            mismatches: 1,
+            ..Default::default()
+        });
+        report.faults = 2;
+        assert_eq!(
+            guest_figures(&report),
+            "; workload ops=500 errors=0 retries=0 lost=0 mismatches=1; 2 task faults"
+        );
     }
 
     #[test]

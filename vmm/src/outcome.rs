@@ -45,6 +45,11 @@ pub enum Violation {
         /// Write or read.
         write: bool,
     },
+    /// FAULT or REPORT while the monitor page lacks the contract's magic and version.
+    MonitorPage {
+        /// The monitor page's address (0 when the image has none).
+        addr: u64,
+    },
     /// An address no RAM or device backs.
     UnmappedMmio {
         /// Guest-physical address.
@@ -89,6 +94,10 @@ impl fmt::Display for Violation {
             Self::UnknownPort { port, write } => {
                 write!(f, "{} unknown I/O port {port:#x}", dir(write))
             }
+            Self::MonitorPage { addr } => write!(
+                f,
+                "FAULT/REPORT hypercall but the monitor page at {addr:#x} holds no valid record header"
+            ),
             Self::UnmappedMmio { addr, write } => {
                 write!(f, "{} unmapped guest address {addr:#x}", dir(write))
             }

@@ -8,14 +8,14 @@
 //! forces an exit). The loop then sees the flag and returns [`Stop::Kicked`].
 
 use crate::devices::bus::{Bus, PioAction};
-use crate::devices::monitor::{self, CallFrame, Effect};
+use crate::devices::monitor::{self, CallFrame, Effect, GuestRecords, MonitorInfo};
 use crate::memory::GuestMemory;
 use crate::outcome::Stop;
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use std::cell::Cell;
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 thread_local! {
     /// This thread's `kvm_run.immediate_exit`, for the kick handler.
@@ -51,6 +51,8 @@ pub struct Vcpu<W: Write> {
     mem: GuestMemory,
     stop: Arc<AtomicBool>,
     quiet: bool,
+    monitor: MonitorInfo,
+    records: Arc<Mutex<GuestRecords>>,
 }
 
 impl<W: Write> Vcpu<W> {
@@ -68,7 +70,17 @@ impl<W: Write> Vcpu<W> {
             mem,
             stop,
             quiet,
+            monitor: MonitorInfo::default(),
+            records: Arc::default(),
         }
+    }
+
+    /// Gives the monitor the image's monitor page and task names, and where to keep what the
+    /// guest reports (fault records, the workload's figures).
+    pub fn with_monitor(mut self, monitor: MonitorInfo, records: Arc<Mutex<GuestRecords>>) -> Self {
+        self.monitor = monitor;
+        self.records = records;
+        self
     }
 
     /// Runs the guest until it stops; returns why.
@@ -137,7 +149,7 @@ impl<W: Write> Vcpu<W> {
             rip: regs.rip,
             args: [regs.rdi, regs.rsi, regs.r8, regs.r9],
         };
-        match monitor::handle(&self.mem, number, &frame)? {
+        match monitor::handle(&self.mem, &self.monitor, number, &frame)? {
             Effect::Continue => Ok(()),
             Effect::Log(line) => {
                 if !self.quiet {
@@ -146,7 +158,22 @@ impl<W: Write> Vcpu<W> {
                 Ok(())
             }
             Effect::Exit(status) => Err(Stop::GuestExit(status)),
+            Effect::Fault(fault) => {
+                // The VM keeps running: the guest kernel confined the fault to the task.
+                eprintln!("vmm: fault: {fault}");
+                self.records().faults += 1;
+                Ok(())
+            }
+            Effect::Report(report) => {
+                self.records().workload = Some(report);
+                Ok(())
+            }
         }
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, GuestRecords> {
+        // panic = "abort": no holder can panic with the lock held, so it is never poisoned.
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn rip(&self) -> Option<u64> {

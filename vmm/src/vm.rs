@@ -4,6 +4,7 @@ use crate::backend;
 use crate::boot::{self, BootError};
 use crate::config::{ImageSource, VmConfig};
 use crate::devices::bus::{Bus, IoCounters};
+use crate::devices::monitor::{GuestRecords, MonitorInfo};
 use crate::devices::serial::{self, COM1_IRQ};
 use crate::event_loop::{self, LoopInputs, Shutdown, SignalFd};
 use crate::image::{Image, ImageError};
@@ -11,10 +12,11 @@ use crate::layout::{self, Layout, LayoutError};
 use crate::memory::{self, MemoryError};
 use crate::outcome::Stop;
 use crate::vcpu::{self, Vcpu};
+use abi::monitor::WorkloadReport;
 use abi::{Backend, status};
 use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::Killable;
@@ -101,6 +103,10 @@ pub struct RunReport {
     pub unknown_pio: u64,
     /// Accesses to unmapped MMIO that were ignored.
     pub unknown_mmio: u64,
+    /// The workload's figures, if the guest reported them (REPORT hypercall).
+    pub workload: Option<WorkloadReport>,
+    /// Fault records the guest reported (tasks it stopped; the VM kept running).
+    pub faults: u64,
 }
 
 /// Step 1: the image, read and checked.
@@ -211,7 +217,13 @@ pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, 
     let vcpu_done = EventFd::new(libc::EFD_NONBLOCK).map_err(os("vCPU eventfd"))?;
     let done_writer = vcpu_done.try_clone().map_err(os("eventfd"))?;
     let BuiltVm { vcpu, vm, mem } = built;
-    let vcpu = Vcpu::new(vcpu, bus, mem.clone(), Arc::clone(&stop_flag), quiet);
+    let monitor = MonitorInfo {
+        page: layout.monitor_page,
+        tasks: layout.servers.iter().map(|s| s.name.clone()).collect(),
+    };
+    let records = Arc::new(Mutex::new(GuestRecords::default()));
+    let vcpu = Vcpu::new(vcpu, bus, mem.clone(), Arc::clone(&stop_flag), quiet)
+        .with_monitor(monitor, Arc::clone(&records));
     let handle = std::thread::Builder::new()
         .name("vcpu0".into())
         .spawn(move || {
@@ -241,6 +253,9 @@ pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, 
     drop(vm);
     drop(mem);
 
+    let records = records
+        .lock()
+        .map_or_else(|e| e.into_inner().clone(), |r| r.clone());
     let (status, message) = match (stop, shutdown) {
         (Stop::Kicked, Ok(Shutdown::Signal(sig))) => (
             status::SIGNAL_BASE.saturating_add(sig as u8),
@@ -267,6 +282,8 @@ pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, 
         elapsed,
         unknown_pio: counters.unknown_pio.load(Ordering::Relaxed),
         unknown_mmio: counters.unknown_mmio.load(Ordering::Relaxed),
+        workload: records.workload,
+        faults: records.faults,
     })
 }
 

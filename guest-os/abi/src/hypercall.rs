@@ -14,7 +14,11 @@
 //!  number  name  a0                a1           effect
 //!  1       EXIT  status (0..=63)   -            stop the VM; `vmm` exits with that status
 //!  2       LOG   guest-phys addr   length       print the bytes as one line on vmm's stderr
+//!  3       FAULT -                 -            the monitor page's fault record is new: report it
+//!  4       REPORT -                -            the monitor page's workload report is final
 //! ```
+//!
+//! FAULT and REPORT read their record from the monitor page ([`crate::monitor`]).
 
 /// The one hypercall port.
 pub const HYPERCALL_PORT: u16 = 0x0510;
@@ -29,6 +33,10 @@ pub enum Hypercall {
     Exit = 1,
     /// Log the a1 bytes at guest-physical a0 (at most [`MAX_LOG_LEN`]) as one line.
     Log = 2,
+    /// A task stopped: the monitor page's fault record describes it.
+    Fault = 3,
+    /// The workload finished: the monitor page's workload report holds its figures.
+    Report = 4,
 }
 
 impl Hypercall {
@@ -37,6 +45,8 @@ impl Hypercall {
         match n {
             1 => Some(Self::Exit),
             2 => Some(Self::Log),
+            3 => Some(Self::Fault),
+            4 => Some(Self::Report),
             _ => None,
         }
     }
@@ -48,7 +58,12 @@ mod tests {
 
     #[test]
     fn numbers_round_trip_and_unknown_ones_are_rejected() {
-        for call in [Hypercall::Exit, Hypercall::Log] {
+        for call in [
+            Hypercall::Exit,
+            Hypercall::Log,
+            Hypercall::Fault,
+            Hypercall::Report,
+        ] {
             assert_eq!(Hypercall::from_number(call as u32), Some(call));
         }
         assert_eq!(Hypercall::from_number(0), None);

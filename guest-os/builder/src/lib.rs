@@ -31,6 +31,9 @@
 //! again when a guest changes, and only then; cargo's own freshness checks keep the nested build
 //! cheap when nothing did.
 
+pub mod elf;
+pub mod tasks;
+
 use std::ffi::OsStr;
 use std::fmt;
 use std::io;
@@ -63,6 +66,17 @@ pub const SCRUBBED_PREFIXES: &[&str] = &[
     "CARGO_TARGET_",
     "CARGO_PROFILE_",
     "__CARGO_",
+];
+
+/// Link arguments of every guest binary: no C runtime, no libc, static, no PIE, no build id,
+/// 4 KiB segment alignment (the linker script comes on top).
+pub const LINK_ARGS: &[&str] = &[
+    "-nostartfiles",
+    "-nostdlib",
+    "-static",
+    "-no-pie",
+    "-Wl,--build-id=none",
+    "-Wl,-z,max-page-size=0x1000",
 ];
 
 /// How a guest binary is compiled.
@@ -149,24 +163,26 @@ pub enum BuildError {
 
 /// Builds binary `bin` of guest package `package` in `flavor` and returns the ELF's path.
 pub fn build_guest(package: &str, bin: &str, flavor: Flavor) -> Result<PathBuf, BuildError> {
-    let mut paths = build_guests(package, &[bin], flavor)?;
+    let mut paths = build_guests(&[package], &[bin], flavor)?;
     paths.pop().ok_or_else(|| BuildError::Missing {
         package: package.to_owned(),
         path: target_dir(flavor).join(bin),
     })
 }
 
-/// Builds several binaries of one guest package in one cargo invocation; returns their ELF
-/// paths in the order asked.
+/// Builds several binaries of one or more guest packages in one cargo invocation; returns their
+/// ELF paths in the order asked.
 pub fn build_guests(
-    package: &str,
+    packages: &[&str],
     bins: &[&str],
     flavor: Flavor,
 ) -> Result<Vec<PathBuf>, BuildError> {
     rerun_if_guest_sources_change();
     let target_dir = target_dir(flavor);
     let cargo = cargo_binary();
-    let output = nested_cargo(&cargo, package, bins, flavor, &target_dir)
+    let package = packages.join(",");
+    let package = package.as_str();
+    let output = nested_cargo(&cargo, packages, bins, flavor, &target_dir)
         .output()
         .map_err(|source| BuildError::Spawn {
             cargo: cargo.clone(),
@@ -237,16 +253,35 @@ fn cargo_binary() -> PathBuf {
     std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
 }
 
-/// Directories under `guest_os` holding a `Cargo.toml`, sorted.
+/// Directories under `guest_os` holding a `Cargo.toml`, one or two levels down (`kernel`,
+/// `servers/kv`), sorted.
 fn guest_crate_dirs(guest_os: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(guest_os) else {
-        return vec![guest_os.to_path_buf()];
+    let subdirs = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join("Cargo.toml").is_file())
-        .collect();
+    let mut dirs = Vec::new();
+    for dir in subdirs(guest_os) {
+        if dir.join("Cargo.toml").is_file() {
+            dirs.push(dir);
+        } else {
+            dirs.extend(
+                subdirs(&dir)
+                    .into_iter()
+                    .filter(|d| d.join("Cargo.toml").is_file()),
+            );
+        }
+    }
+    if dirs.is_empty() {
+        dirs.push(guest_os.to_path_buf());
+    }
     dirs.sort();
     dirs
 }
@@ -254,7 +289,7 @@ fn guest_crate_dirs(guest_os: &Path) -> Vec<PathBuf> {
 /// The nested `cargo build` with its environment scrubbed and the flavor's flags set.
 fn nested_cargo(
     cargo: &Path,
-    package: &str,
+    packages: &[&str],
     bins: &[&str],
     flavor: Flavor,
     target_dir: &Path,
@@ -268,9 +303,10 @@ fn nested_cargo(
         .arg("--target")
         .arg(GUEST_TARGET)
         .arg("--target-dir")
-        .arg(target_dir)
-        .arg("--package")
-        .arg(package);
+        .arg(target_dir);
+    for package in packages {
+        cmd.arg("--package").arg(package);
+    }
     for bin in bins {
         cmd.arg("--bin").arg(bin);
     }
@@ -350,7 +386,7 @@ mod tests {
     fn the_nested_command_names_target_dir_and_bins() {
         let cmd = nested_cargo(
             Path::new("cargo"),
-            "testguests",
+            &["testguests"],
             &["testguest", "plainguest"],
             Flavor::Kernel,
             Path::new("/t"),

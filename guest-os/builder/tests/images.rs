@@ -175,7 +175,7 @@ fn the_kernel_is_an_image_of_our_kind_without_sse() {
 #[test]
 fn the_test_guests_have_the_right_headers_and_only_the_deliberate_sse() {
     let images = build_guests(
-        "testguests",
+        &["testguests"],
         &["testguest", "plainguest", "plainlow"],
         Flavor::Kernel,
     )

@@ -6,9 +6,10 @@ use integration_tests::{TESTGUEST, require_kvm, vmm_run};
 #[test]
 fn bundled_demo_guest_boots_and_exits_0() {
     require_kvm();
-    let out = vmm_run(VMM, &[]).run();
+    let out = vmm_run(VMM, &["--timeout", "60", "--", "ops=200"]).run();
     assert_eq!(out.status, 0, "{out:?}");
-    assert!(out.stdout.contains("crashmon demo guest"), "{out:?}");
+    assert!(out.stdout.contains("kernel: backend="), "{out:?}");
+    assert!(out.stdout.contains("workload: ops=200 "), "{out:?}");
     assert!(out.stderr.contains("KVM backend"), "{out:?}");
 }
 

@@ -1,6 +1,11 @@
 //! Ring-0 code must hold no SSE/xmm instruction (on KVM-PVM ring 0 is emulated and stops the VM on
 //! one). Disassembles every ring-0 image and fails on any xmm register use, except the one
 //! deliberate instruction of the test guest's `sse` mode.
+//!
+//! The kernel image also carries its ring-3 tasks' segments (built with SSE, which ring 3 may
+//! use), bundled as non-executable data sections `.task.<index>.<n>`: `objdump -d` disassembles
+//! executable sections only, so the check sees exactly the kernel's own code. The last test
+//! makes sure it stays that way (the kernel's code is `.text` alone, the tasks are data).
 
 use integration_tests::{KERNEL, PLAINGUEST, PLAINLOW, TESTGUEST};
 use std::process::Command;
@@ -61,4 +66,43 @@ fn test_guest_holds_only_its_deliberate_sse_instruction() {
             "unexpected xmm use in {function}: {insn}"
         );
     }
+}
+
+/// (name, is code) of every allocated section of `image`, from `objdump -h`.
+fn sections(image: &str) -> Vec<(String, bool)> {
+    let out = Command::new("objdump")
+        .args(["-h", image])
+        .output()
+        .unwrap_or_else(|e| panic!("objdump is needed for this test (binutils): {e}"));
+    assert!(out.status.success(), "objdump -h failed on {image}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for pair in lines.windows(2) {
+        let fields: Vec<&str> = pair[0].split_whitespace().collect();
+        let is_header = fields.len() >= 7 && fields[0].parse::<u32>().is_ok();
+        if is_header && pair[1].contains("ALLOC") {
+            found.push((fields[1].to_owned(), pair[1].contains("CODE")));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_kernel_s_code_is_text_alone_and_its_tasks_are_data() {
+    let sections = sections(KERNEL);
+    let code: Vec<&str> = sections
+        .iter()
+        .filter(|(_, code)| *code)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(code, [".text"], "{sections:?}");
+    let tasks = sections
+        .iter()
+        .filter(|(name, _)| name.starts_with(".task."))
+        .count();
+    assert!(
+        tasks >= sysmap::TASKS.len(),
+        "the tasks' segments are missing from the kernel image: {sections:?}"
+    );
 }

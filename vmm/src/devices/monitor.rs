@@ -4,12 +4,69 @@
 //! from KVM (not from anything the guest wrote), numbers and lengths are range-checked, and guest
 //! memory is read only through vm-memory's bounds-checked accessors. A bad call stops the VM with
 //! a [`Violation`]; it never panics the VMM.
+//!
+//! FAULT and REPORT read their record from the monitor page ([`abi::monitor`]): the page must
+//! carry the contract's magic and version (else the call is a violation), every field is taken
+//! as data (an unknown cause is printed as a number), and the task is named from the VMM's own
+//! validated layout, never from guest-written text.
 
 use crate::memory::GuestMemory;
 use crate::outcome::{Stop, Violation};
 use abi::hypercall::{Hypercall, MAX_LOG_LEN};
+use abi::monitor::{FaultCause, FaultRecord, MonitorPage, WorkloadReport};
 use abi::status::GUEST_MAX;
+use std::fmt;
 use vm_memory::{Bytes, GuestAddress};
+use zerocopy::FromBytes;
+
+/// What the VMM knows about the monitor interface of the running image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MonitorInfo {
+    /// The monitor page's guest-physical address (from the validated manifest).
+    pub page: Option<u64>,
+    /// Server names in manifest order (task index = server index).
+    pub tasks: Vec<String>,
+}
+
+/// What the guest handed the VMM during a run, shared between the vCPU thread and the run's
+/// report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestRecords {
+    /// The workload's report, if one arrived.
+    pub workload: Option<WorkloadReport>,
+    /// Fault records received.
+    pub faults: u64,
+}
+
+/// A fault record, decoded for printing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The task's name from the layout, or `#N` for an index the layout does not know.
+    pub task: String,
+    /// The cause, if the number is known.
+    pub cause: Option<FaultCause>,
+    /// The record as the guest wrote it.
+    pub record: FaultRecord,
+}
+
+impl fmt::Display for Fault {
+    /// `task kv cause page-fault addr 0x0 rip 0x300123 after 12 messages`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.record;
+        write!(f, "task {} cause ", self.task)?;
+        match self.cause {
+            Some(c) => f.write_str(c.name())?,
+            None => write!(f, "unknown({})", r.cause)?,
+        }
+        if matches!(
+            self.cause,
+            Some(FaultCause::PageFault | FaultCause::StackOverflow)
+        ) {
+            write!(f, " addr {:#x}", r.addr)?;
+        }
+        write!(f, " rip {:#x} after {} messages", r.rip, r.messages)
+    }
+}
 
 /// The registers a call reads, taken from KVM after the exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,10 +88,19 @@ pub enum Effect {
     Log(String),
     /// Stop the VM.
     Exit(u8),
+    /// A guest task stopped: print it, keep running.
+    Fault(Fault),
+    /// The workload's final figures: record them, keep running.
+    Report(WorkloadReport),
 }
 
 /// Decodes and checks one call; `Err` stops the VM.
-pub fn handle(mem: &GuestMemory, number: u32, frame: &CallFrame) -> Result<Effect, Stop> {
+pub fn handle(
+    mem: &GuestMemory,
+    monitor: &MonitorInfo,
+    number: u32,
+    frame: &CallFrame,
+) -> Result<Effect, Stop> {
     let violation = |v| Err(Stop::Protocol(v));
     if frame.cpl != 0 {
         return violation(Violation::UserModeCall {
@@ -62,6 +128,37 @@ pub fn handle(mem: &GuestMemory, number: u32, frame: &CallFrame) -> Result<Effec
             }
             Ok(Effect::Log(sanitize(&buf)))
         }
+        Some(Hypercall::Fault) => {
+            let record = read_page(mem, monitor)?.fault;
+            let task = usize::try_from(record.task)
+                .ok()
+                .and_then(|i| monitor.tasks.get(i))
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", record.task));
+            Ok(Effect::Fault(Fault {
+                task,
+                cause: FaultCause::from_number(record.cause),
+                record,
+            }))
+        }
+        Some(Hypercall::Report) => Ok(Effect::Report(read_page(mem, monitor)?.report)),
+    }
+}
+
+/// The monitor page, if the image has one and it carries this contract's magic and version.
+fn read_page(mem: &GuestMemory, monitor: &MonitorInfo) -> Result<MonitorPage, Stop> {
+    let Some(addr) = monitor.page else {
+        return Err(Stop::Protocol(Violation::MonitorPage { addr: 0 }));
+    };
+    let mut raw = [0u8; size_of::<MonitorPage>()];
+    let bad = || Stop::Protocol(Violation::MonitorPage { addr });
+    mem.read_slice(&mut raw, GuestAddress(addr))
+        .map_err(|_| bad())?;
+    let page = MonitorPage::read_from_bytes(&raw).map_err(|_| bad())?;
+    if page.is_valid() {
+        Ok(page)
+    } else {
+        Err(bad())
     }
 }
 
@@ -85,11 +182,109 @@ pub fn sanitize(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    use abi::monitor::{MONITOR_MAGIC, MONITOR_VERSION};
+    use zerocopy::IntoBytes;
+
+    const PAGE: u64 = 0x8000;
+
     fn mem() -> GuestMemory {
         let m = GuestMemory::from_ranges(&[(GuestAddress(0), 0x10000)]).expect("mmap");
         m.write_slice(b"hello\n", GuestAddress(0x100))
             .expect("write");
         m
+    }
+
+    fn info() -> MonitorInfo {
+        MonitorInfo {
+            page: Some(PAGE),
+            tasks: vec!["names".into(), "kv".into()],
+        }
+    }
+
+    fn handle(m: &GuestMemory, number: u32, frame: &CallFrame) -> Result<Effect, Stop> {
+        super::handle(m, &info(), number, frame)
+    }
+
+    fn write_page(m: &GuestMemory, page: &MonitorPage) {
+        m.write_slice(page.as_bytes(), GuestAddress(PAGE))
+            .expect("write");
+    }
+
+    fn valid_page() -> MonitorPage {
+        MonitorPage {
+            magic: MONITOR_MAGIC,
+            version: MONITOR_VERSION,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fault_records_are_decoded_and_named_from_the_layout() {
+        let m = mem();
+        let mut page = valid_page();
+        page.fault = FaultRecord {
+            seq: 1,
+            task: 1,
+            cause: FaultCause::PageFault as u32,
+            vector: 14,
+            rip: 0x30_0123,
+            addr: 0,
+            messages: 12,
+            ..Default::default()
+        };
+        write_page(&m, &page);
+        let Effect::Fault(fault) = handle(&m, 3, &frame([0; 4])).expect("ok") else {
+            panic!("not a fault");
+        };
+        assert_eq!(
+            fault.to_string(),
+            "task kv cause page-fault addr 0x0 rip 0x300123 after 12 messages"
+        );
+        page.fault.task = 77;
+        page.fault.cause = 999;
+        write_page(&m, &page);
+        let Effect::Fault(fault) = handle(&m, 3, &frame([0; 4])).expect("ok") else {
+            panic!("not a fault");
+        };
+        assert_eq!(
+            fault.to_string(),
+            "task #77 cause unknown(999) rip 0x300123 after 12 messages"
+        );
+    }
+
+    #[test]
+    fn reports_come_from_the_monitor_page() {
+        let m = mem();
+        let mut page = valid_page();
+        page.report.ops = 500;
+        page.report.mismatches = 2;
+        write_page(&m, &page);
+        let Effect::Report(r) = handle(&m, 4, &frame([0; 4])).expect("ok") else {
+            panic!("not a report");
+        };
+        assert_eq!((r.ops, r.mismatches), (500, 2));
+    }
+
+    #[test]
+    fn a_page_without_the_contract_s_magic_is_a_violation() {
+        let m = mem();
+        assert_eq!(
+            violation(handle(&m, 3, &frame([0; 4]))),
+            Violation::MonitorPage { addr: PAGE }
+        );
+        let none = MonitorInfo::default();
+        assert_eq!(
+            violation(super::handle(&m, &none, 4, &frame([0; 4]))),
+            Violation::MonitorPage { addr: 0 }
+        );
+        let far = MonitorInfo {
+            page: Some(u64::MAX - 4),
+            tasks: Vec::new(),
+        };
+        assert!(matches!(
+            violation(super::handle(&m, &far, 3, &frame([0; 4]))),
+            Violation::MonitorPage { .. }
+        ));
     }
 
     fn frame(args: [u64; 4]) -> CallFrame {
@@ -192,6 +387,21 @@ mod tests {
         fn arbitrary_calls_never_panic(number: u32, cpl in 0u16..4, args: [u64; 4]) {
             let m = mem();
             let _ = handle(&m, number, &CallFrame { cpl, rip: 0, args });
+        }
+
+        /// Any bytes in the monitor page: FAULT and REPORT decode or refuse, never panic.
+        #[test]
+        fn garbage_monitor_pages_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 160), valid: bool) {
+            let m = mem();
+            m.write_slice(&bytes, GuestAddress(PAGE)).expect("write");
+            if valid {
+                write_page(&m, &MonitorPage { fault: FaultRecord::read_from_bytes(&bytes[16..80]).expect("64 bytes"), ..valid_page() });
+            }
+            for number in [3, 4] {
+                if let Ok(Effect::Fault(f)) = handle(&m, number, &frame([0; 4])) {
+                    proptest::prop_assert!(!f.to_string().contains('\n'));
+                }
+            }
         }
     }
 }

@@ -1,0 +1,133 @@
+//! The bank server `bank`: accounts holding balances, moved by deposits, withdrawals and
+//! transfers. Its interface, defined once.
+//!
+//! ```text
+//!  op        label  request words         reply words (label 0 = ok)   state  idempotent
+//!  OPEN      1      account               -                            yes    no
+//!  DEPOSIT   2      account, amount       new balance                  yes    no
+//!  WITHDRAW  3      account, amount       new balance                  yes    no
+//!  TRANSFER  4      from, to, amount      from's balance, to's balance yes    no
+//!  BALANCE   5      account               balance                      no     yes
+//!  TOTAL     6      -                     sum of balances, accounts    no     yes
+//! ```
+//!
+//! Accounts are numbered `0..ACCOUNTS`. Errors: `NO_ACCOUNT`, `EXISTS` (OPEN),
+//! `INSUFFICIENT` (WITHDRAW, TRANSFER: nothing changes), `BAD_REQUEST` (bad number, transfer
+//! to the same account, an amount that would overflow).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+use abi::ipc::{Client, ClientError, TaskId, Transport};
+
+/// The server's name in the system map.
+pub const SERVER: &str = "bank";
+/// Accounts the bank holds.
+pub const ACCOUNTS: u64 = 64;
+
+/// Opcodes.
+pub mod op {
+    /// Open an account with balance 0.
+    pub const OPEN: u64 = 1;
+    /// Add to a balance.
+    pub const DEPOSIT: u64 = 2;
+    /// Take from a balance.
+    pub const WITHDRAW: u64 = 3;
+    /// Move between accounts.
+    pub const TRANSFER: u64 = 4;
+    /// Read a balance.
+    pub const BALANCE: u64 = 5;
+    /// Sum of all balances and number of open accounts.
+    pub const TOTAL: u64 = 6;
+}
+
+/// Reply codes other than 0.
+pub mod code {
+    /// The account is not open.
+    pub const NO_ACCOUNT: u64 = 1;
+    /// OPEN of an open account.
+    pub const EXISTS: u64 = 2;
+    /// Not enough money.
+    pub const INSUFFICIENT: u64 = 3;
+    /// Malformed request.
+    pub const BAD_REQUEST: u64 = 4;
+}
+
+/// True for requests that change the server's state.
+pub const fn changes_state(label: u64) -> bool {
+    matches!(label, op::OPEN | op::DEPOSIT | op::WITHDRAW | op::TRANSFER)
+}
+
+/// True for requests that may be sent again after a restart.
+pub const fn idempotent(label: u64) -> bool {
+    matches!(label, op::BALANCE | op::TOTAL)
+}
+
+/// A client of `bank`.
+#[derive(Clone, Copy, Debug)]
+pub struct Bank(pub Client);
+
+impl Bank {
+    /// A client of the server with id `id`.
+    pub const fn new(id: TaskId) -> Self {
+        Self(Client::new(id, idempotent))
+    }
+
+    /// Opens `account`.
+    pub fn open(&mut self, t: &mut impl Transport, account: u64) -> Result<(), ClientError> {
+        self.0
+            .call(t, op::OPEN, [account, 0, 0, 0, 0, 0])
+            .map(|_| ())
+    }
+
+    /// Adds `amount`; returns the new balance.
+    pub fn deposit(
+        &mut self,
+        t: &mut impl Transport,
+        account: u64,
+        amount: u64,
+    ) -> Result<u64, ClientError> {
+        Ok(self
+            .0
+            .call(t, op::DEPOSIT, [account, amount, 0, 0, 0, 0])?
+            .words[0])
+    }
+
+    /// Takes `amount`; returns the new balance.
+    pub fn withdraw(
+        &mut self,
+        t: &mut impl Transport,
+        account: u64,
+        amount: u64,
+    ) -> Result<u64, ClientError> {
+        Ok(self
+            .0
+            .call(t, op::WITHDRAW, [account, amount, 0, 0, 0, 0])?
+            .words[0])
+    }
+
+    /// Moves `amount` from `from` to `to`; returns both new balances.
+    pub fn transfer(
+        &mut self,
+        t: &mut impl Transport,
+        from: u64,
+        to: u64,
+        amount: u64,
+    ) -> Result<(u64, u64), ClientError> {
+        let w = self
+            .0
+            .call(t, op::TRANSFER, [from, to, amount, 0, 0, 0])?
+            .words;
+        Ok((w[0], w[1]))
+    }
+
+    /// The balance of `account`.
+    pub fn balance(&mut self, t: &mut impl Transport, account: u64) -> Result<u64, ClientError> {
+        Ok(self.0.call(t, op::BALANCE, [account, 0, 0, 0, 0, 0])?.words[0])
+    }
+
+    /// Sum of balances and number of open accounts.
+    pub fn total(&mut self, t: &mut impl Transport) -> Result<(u64, u64), ClientError> {
+        let w = self.0.call(t, op::TOTAL, [0; 6])?.words;
+        Ok((w[0], w[1]))
+    }
+}

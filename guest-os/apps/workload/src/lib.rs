@@ -1,0 +1,163 @@
+//! The workload: drives every server with a deterministic, seeded mix of requests (most of
+//! them state-changing), keeps its own model of what each server should hold, checks every
+//! reply and every read against it, and ends with a full verification sweep.
+//!
+//! ```text
+//!  share  server  requests (in the mix)
+//!  35 %   kv      put 50, get 25, delete 15, scan 10
+//!  30 %   fs      create 15, write 35, read 30, unlink 10, open 5, list 5
+//!  30 %   bank    open 10, deposit 30, withdraw 25, transfer 25, balance 10
+//!   5 %   names   lookup of a random task
+//! ```
+//!
+//! Figures ([`abi::monitor::WorkloadReport`]): `ops` counts the requests of the mix (the final
+//! sweep is not counted); `errors` replies that are kernel errors (a crashed server, ...);
+//! `retries` idempotent requests resent after "peer restarted"; `lost` requests whose effect is
+//! unknown because the server restarted under them; `mismatches` replies or reads that
+//! disagree with the model. An expected refusal (e.g. `NOT_FOUND` for a key the model does not
+//! hold) is a correct reply, not an error.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod model;
+pub mod rng;
+mod sweep;
+
+use abi::ipc::{ClientError, TaskId, Transport};
+use abi::monitor::WorkloadReport;
+use bank_api::Bank;
+use fs_api::Fs;
+use kv_api::Kv;
+use model::Model;
+use names_api::Names;
+use rng::Rng;
+
+/// What the run tells its host: mismatches (the task prints them; host tests collect them) and
+/// the midpoint of the mix.
+pub trait Log {
+    /// One line of diagnosis.
+    fn mismatch(&mut self, what: &[u8], detail: u64);
+
+    /// Half of the requests are done (the task pokes the crasher here, so that a deliberate
+    /// fault always strikes while the workload is running).
+    fn midpoint(&mut self) {}
+}
+
+/// The clients of every server.
+#[derive(Clone, Copy, Debug)]
+pub struct Clients {
+    /// Name server.
+    pub names: Names,
+    /// Key-value store.
+    pub kv: Kv,
+    /// File server.
+    pub fs: Fs,
+    /// Bank.
+    pub bank: Bank,
+}
+
+/// A run in progress: transport, clients, model, figures.
+#[allow(missing_debug_implementations)] // holds the transport and the log, which need not be Debug
+pub struct Run<'a, T: Transport, L: Log> {
+    t: &'a mut T,
+    log: &'a mut L,
+    c: Clients,
+    m: &'a mut Model,
+    rng: Rng,
+    f: WorkloadReport,
+}
+
+/// Looks every server up at the name server.
+pub fn connect(t: &mut impl Transport) -> Result<Clients, ClientError> {
+    let mut names = Names::well_known();
+    let kv = Kv::new(names.lookup(t, kv_api::SERVER)?);
+    let fs = Fs::new(names.lookup(t, fs_api::SERVER)?);
+    let bank = Bank::new(names.lookup(t, bank_api::SERVER)?);
+    Ok(Clients {
+        names,
+        kv,
+        fs,
+        bank,
+    })
+}
+
+/// Runs `ops` requests of the mix from `seed`, then the sweep; returns the figures.
+pub fn run(
+    t: &mut impl Transport,
+    log: &mut impl Log,
+    clients: Clients,
+    model: &mut Model,
+    ops: u64,
+    seed: u64,
+) -> WorkloadReport {
+    let mut run = Run {
+        t,
+        log,
+        c: clients,
+        m: model,
+        rng: Rng::new(seed),
+        f: WorkloadReport::default(),
+    };
+    for i in 0..ops {
+        if i == ops / 2 {
+            run.log.midpoint();
+        }
+        run.one();
+        run.f.ops += 1;
+    }
+    run.sweep();
+    run.f.retries = run.c.names.0.ep.retries
+        + run.c.kv.0.ep.retries
+        + run.c.fs.0.ep.retries
+        + run.c.bank.0.ep.retries;
+    run.f
+}
+
+impl<T: Transport, L: Log> Run<'_, T, L> {
+    fn one(&mut self) {
+        match self.rng.below(100) {
+            0..35 => self.kv(),
+            35..65 => self.fs(),
+            65..95 => self.bank(),
+            _ => self.names(),
+        }
+    }
+
+    /// Compares a reply with the model's expectation.
+    fn check<V: PartialEq>(
+        &mut self,
+        what: &[u8],
+        got: Result<V, ClientError>,
+        want: Result<V, u64>,
+    ) {
+        match (got, want) {
+            (Ok(g), Ok(w)) if g == w => {}
+            (Err(ClientError::Server(g)), Err(w)) if g == w => {}
+            (Err(ClientError::Restarted), _) => self.f.lost += 1,
+            (Err(ClientError::Crashed | ClientError::Kernel(_)), _) => self.f.errors += 1,
+            (Err(ClientError::Server(code)), _) => self.mismatch(what, code),
+            (Ok(_), _) => self.mismatch(what, 0),
+        }
+    }
+
+    fn mismatch(&mut self, what: &[u8], detail: u64) {
+        self.f.mismatches += 1;
+        self.log.mismatch(what, detail);
+    }
+
+    fn names(&mut self) {
+        let index = self.rng.below(sysmap::TASKS.len() as u64) as usize;
+        let name = sysmap::TASKS[index].name;
+        let got = self
+            .c
+            .names
+            .lookup(self.t, name)
+            .map(|id: TaskId| usize::from(id.index()));
+        self.check(b"names lookup", got, Ok(index));
+    }
+}
+
+mod ops;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! The workload task: runs the seeded request mix (`ops` and `seed` from the command line,
+//! handed over by the kernel), prints exactly one line
+//! `workload: ops=N errors=E retries=R lost=L mismatches=M`, hands the figures to the VMM and
+//! stops the VM with status 0 only if there was no mismatch.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+userlib::entry!(main);
+
+use abi::ipc::ClientError;
+use crasher_api::Crasher;
+use userlib::TaskId;
+use userlib::console::Line;
+use userlib::ipc::{self, Kernel};
+use userlib::state::StaticCell;
+use workload::{Log, connect, model::Model};
+
+/// The model lives in the state arena.
+static MODEL: StaticCell<Model> = StaticCell::new();
+/// Exit status when the figures show mismatches (or the servers cannot be found).
+const FAILED: u64 = 1;
+/// Mismatches printed in detail (the rest are only counted).
+const SHOWN: u64 = 5;
+
+/// Prints mismatches; pokes the crasher (the test server) at the midpoint.
+struct Console {
+    shown: u64,
+    crasher: Option<Crasher>,
+}
+
+impl Log for Console {
+    fn midpoint(&mut self) {
+        // The crasher takes its deliberate fault now, if it was given one. The poke is not one
+        // of the workload's requests: its outcome is printed, not counted.
+        let Some(crasher) = self.crasher.as_mut() else {
+            return;
+        };
+        match crasher.poke(&mut Kernel) {
+            Ok(()) => {}
+            Err(ClientError::Crashed) => {
+                userlib::console::println(b"workload: the crasher crashed under its poke");
+            }
+            Err(_) => userlib::console::println(b"workload: the crasher's poke failed"),
+        }
+    }
+
+    fn mismatch(&mut self, what: &[u8], detail: u64) {
+        self.shown += 1;
+        if self.shown <= SHOWN {
+            let mut l = Line::new();
+            l.push(b"workload: mismatch in ")
+                .push(what)
+                .push(b" (")
+                .push_dec(detail)
+                .push(b")");
+            l.print();
+        }
+    }
+}
+
+fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
+    let Some(model) = MODEL.take() else {
+        ipc::panic(b"model taken twice")
+    };
+    let mut l = Line::new();
+    l.push(b"workload: seed ")
+        .push_dec(seed)
+        .push(b", ")
+        .push_dec(ops);
+    l.push(b" requests to names, kv, fs, bank");
+    l.print();
+    let mut t = Kernel;
+    let Ok(clients) = connect(&mut t) else {
+        userlib::console::println(b"workload: cannot look the servers up");
+        stop(FAILED)
+    };
+    let mut names = clients.names;
+    let crasher = names
+        .lookup(&mut t, crasher_api::SERVER)
+        .ok()
+        .map(Crasher::new);
+    let start = ipc::ticks();
+    let mut console = Console { shown: 0, crasher };
+    let f = workload::run(&mut t, &mut console, clients, model, ops, seed);
+    let ticks = ipc::ticks() - start;
+    l.push(b"workload: ops=")
+        .push_dec(f.ops)
+        .push(b" errors=")
+        .push_dec(f.errors);
+    l.push(b" retries=")
+        .push_dec(f.retries)
+        .push(b" lost=")
+        .push_dec(f.lost);
+    l.push(b" mismatches=").push_dec(f.mismatches);
+    l.print();
+    l.push(b"workload: ").push_dec(ticks * 10).push(b" ms");
+    if let Some(rate) = (f.ops * 100).checked_div(ticks) {
+        l.push(b", ").push_dec(rate).push(b" requests/s");
+    }
+    l.print();
+    if ipc::report(&f).is_err() {
+        userlib::console::println(b"workload: the kernel refused the report");
+    }
+    stop(if f.mismatches == 0 { 0 } else { FAILED })
+}
+
+fn stop(status: u64) -> ! {
+    let e = ipc::vm_exit(status);
+    ipc::panic(match e.error {
+        abi::ipc::Error::NotPermitted => b"may not stop the VM",
+        _ => b"could not stop the VM",
+    })
+}

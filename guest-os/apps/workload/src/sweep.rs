@@ -1,0 +1,101 @@
+//! The final verification sweep: every key, file and account the model holds is read back
+//! and compared, and the servers' own listings must hold nothing the model does not.
+
+use crate::model::{ACCOUNTS, KEYS, NAMES, file_name, name_bytes};
+use crate::{Log, Run};
+use abi::ipc::Transport;
+use kv_api::Value;
+
+impl<T: Transport, L: Log> Run<'_, T, L> {
+    pub(crate) fn sweep(&mut self) {
+        self.sweep_kv();
+        self.sweep_fs();
+        self.sweep_bank();
+    }
+
+    fn sweep_kv(&mut self) {
+        let mut cursor = 0;
+        let mut seen = 0;
+        loop {
+            match self.c.kv.scan(self.t, cursor) {
+                Ok(Some(entry)) => {
+                    self.check_scan(entry);
+                    seen += 1;
+                    cursor = entry.next;
+                }
+                Ok(None) => break,
+                Err(e) => return self.sweep_error(b"sweep kv scan", e),
+            }
+        }
+        let held = self.m.kv.iter().filter(|e| e.present != 0).count();
+        if seen != held {
+            self.mismatch(b"sweep kv count", seen as u64);
+        }
+        for key in 0..KEYS {
+            let e = self.m.kv[key];
+            if e.present != 0 {
+                let got = self.c.kv.get(self.t, key as u64);
+                self.check(
+                    b"sweep kv get",
+                    got,
+                    Ok(Value::new(&e.bytes[..e.len as usize])),
+                );
+            }
+        }
+    }
+
+    fn sweep_fs(&mut self) {
+        let mut cursor = 0;
+        let mut seen = 0;
+        loop {
+            match self.c.fs.list(self.t, cursor) {
+                Ok(Some(l)) => {
+                    self.check_listing(&l);
+                    seen += 1;
+                    cursor = l.next;
+                }
+                Ok(None) => break,
+                Err(e) => return self.sweep_error(b"sweep fs list", e),
+            }
+        }
+        if seen != self.m.files.iter().filter(|f| f.present != 0).count() {
+            self.mismatch(b"sweep fs count", seen as u64);
+        }
+        for i in 0..NAMES {
+            let f = self.m.files[i];
+            if f.present == 0 {
+                continue;
+            }
+            let name = file_name(i);
+            let got = self.c.fs.open(self.t, name_bytes(&name));
+            self.check(b"sweep fs open", got, Ok((f.handle, f.size as usize)));
+            let mut at = 0;
+            while at < f.size as usize {
+                let mut out = [0u8; fs_api::READ_CHUNK];
+                let n = fs_api::READ_CHUNK.min(f.size as usize - at);
+                match self.c.fs.read(self.t, f.handle, at, &mut out[..n]) {
+                    Ok(got) if got == n && out[..n] == f.data[at..at + n] => at += n,
+                    Ok(_) => {
+                        self.mismatch(b"sweep fs read", at as u64);
+                        break;
+                    }
+                    Err(e) => return self.sweep_error(b"sweep fs read", e),
+                }
+            }
+        }
+    }
+
+    fn sweep_bank(&mut self) {
+        let open = self.m.accounts.iter().filter(|a| a.open != 0);
+        let (sum, n) = open.fold((0, 0), |(s, n), a| (s + a.balance, n + 1));
+        let got = self.c.bank.total(self.t);
+        self.check(b"sweep bank total", got, Ok((sum, n)));
+        for a in 0..ACCOUNTS {
+            let acct = self.m.accounts[a];
+            if acct.open != 0 {
+                let got = self.c.bank.balance(self.t, a as u64);
+                self.check(b"sweep bank balance", got, Ok(acct.balance));
+            }
+        }
+    }
+}

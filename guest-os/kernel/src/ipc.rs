@@ -1,0 +1,155 @@
+//! Synchronous message passing and notifications, on the registers saved in the task table.
+//!
+//! ```text
+//!  client                      kernel                                 server
+//!  call(kv, PUT, w) ─int3─►  target ok? server Receiving? ─deliver─►  rdi=client id, rsi=PUT, w
+//!    (AwaitingReply)          else: client Sending, queued on kv      (messages += 1: boundary)
+//!                                                                     handle ...
+//!  rax=0, rsi=code, w  ◄─────  caller AwaitingReply from kv?  ◄─int3─ reply_recv(client, OK, w)
+//!                              then receive for the server            (Receiving or next message)
+//! ```
+//!
+//! Nothing is copied but the label and six words, register to register. A stale generation in
+//! a target id fails with `PeerRestarted` and the current id in rdi; a crashed target fails
+//! with `PeerCrashed`, and so do calls cut off by the target's crash (see [`crate::fault`]).
+
+use crate::kernel::Kernel;
+use crate::task::State;
+use abi::ipc::{Error, MSG_WORDS, NOTIFICATION_LABEL, TaskId};
+
+impl<const N: usize> Kernel<N> {
+    /// Checks a target id from task `me`: the target's index, or the error (with the id to
+    /// report in rdi).
+    pub fn target(&self, me: usize, raw: u64) -> Result<usize, (Error, u64)> {
+        let id = TaskId(raw);
+        let t = usize::from(id.index());
+        if t >= self.count {
+            return Err((Error::NoSuchTask, raw));
+        }
+        if t == me {
+            return Err((Error::SelfSend, raw));
+        }
+        let current = self.id(t);
+        if current != id {
+            return Err((Error::PeerRestarted, current.0));
+        }
+        if self.tasks[t].state == State::Crashed {
+            return Err((Error::PeerCrashed, raw));
+        }
+        Ok(t)
+    }
+
+    pub(crate) fn fail(&mut self, me: usize, (error, rdi): (Error, u64)) {
+        let regs = &mut self.tasks[me].regs;
+        regs.rax = error as u64;
+        regs.rdi = rdi;
+    }
+
+    fn begin_message(&mut self, task: usize) {
+        let t = &mut self.tasks[task];
+        t.messages += 1;
+        t.budget_used = 0;
+        t.in_message = true;
+    }
+
+    pub(crate) fn deliver_notification(&mut self, task: usize) {
+        let t = &mut self.tasks[task];
+        let bits = t.notifications;
+        t.notifications = 0;
+        t.state = State::Runnable;
+        t.regs
+            .deliver(TaskId::KERNEL, NOTIFICATION_LABEL, [bits, 0, 0, 0, 0, 0]);
+        self.begin_message(task);
+    }
+
+    /// `send` (`call` false) or `call` from `me`, message in its registers.
+    pub fn send(&mut self, me: usize, call: bool) {
+        let raw = self.tasks[me].regs.rdi;
+        let t = match self.target(me, raw) {
+            Ok(t) => t,
+            Err(e) => return self.fail(me, e),
+        };
+        if self.tasks[t].state != State::Receiving {
+            self.tasks[t].senders |= 1 << me;
+            return self.block(me, State::Sending { to: t as u16, call });
+        }
+        let (label, words) = (self.tasks[me].regs.rsi, self.tasks[me].regs.words());
+        self.deliver(t, me, label, words);
+        if call {
+            self.block(me, State::AwaitingReply { from: t as u16 });
+        } else {
+            self.tasks[me].regs.rax = 0;
+        }
+    }
+
+    fn deliver(&mut self, to: usize, from: usize, label: u64, words: [u64; MSG_WORDS]) {
+        let sender = self.id(from);
+        let t = &mut self.tasks[to];
+        t.regs.deliver(sender, label, words);
+        t.state = State::Runnable;
+        self.queues.insert(to);
+        self.begin_message(to);
+    }
+
+    /// `recv` for `me`: a pending notification first, then a waiting sender, else block.
+    pub fn recv(&mut self, me: usize) {
+        self.tasks[me].in_message = false;
+        if self.tasks[me].notifications != 0 {
+            return self.deliver_notification(me);
+        }
+        let senders = self.tasks[me].senders;
+        if senders == 0 {
+            return self.block(me, State::Receiving);
+        }
+        let s = senders.trailing_zeros() as usize;
+        self.tasks[me].senders &= !(1 << s);
+        let State::Sending { call, .. } = self.tasks[s].state else {
+            // A sender bit without a sending task would be a kernel bug; drop the bit.
+            return self.recv(me);
+        };
+        let (label, words) = (self.tasks[s].regs.rsi, self.tasks[s].regs.words());
+        self.deliver(me, s, label, words);
+        if call {
+            self.tasks[s].state = State::AwaitingReply { from: me as u16 };
+        } else {
+            self.wake(s, 0);
+        }
+    }
+
+    /// `reply` from `me` to the caller named in its rdi; sets `me`'s status.
+    pub fn reply(&mut self, me: usize) {
+        let regs = self.tasks[me].regs;
+        let id = TaskId(regs.rdi);
+        let c = usize::from(id.index());
+        let waiting = c < self.count
+            && self.id(c) == id
+            && self.tasks[c].state == State::AwaitingReply { from: me as u16 };
+        if !waiting {
+            self.tasks[me].regs.rax = Error::NoReplyPending as u64;
+            return;
+        }
+        let caller = &mut self.tasks[c];
+        caller.regs.rsi = regs.rsi;
+        caller.regs.set_words(regs.words());
+        self.wake(c, 0);
+        self.tasks[me].regs.rax = 0;
+    }
+
+    /// `reply_recv` from `me`: the reply (dropped if undeliverable), then the receive.
+    pub fn reply_recv(&mut self, me: usize) {
+        self.reply(me);
+        self.recv(me);
+    }
+
+    /// `notify` from `me`: target in rdi, bits in word 0.
+    pub fn notify(&mut self, me: usize) {
+        let regs = self.tasks[me].regs;
+        match self.target(me, regs.rdi) {
+            Ok(t) => {
+                self.post(t, regs.rdx);
+                self.tasks[me].regs.rax = 0;
+            }
+            Err(e) => self.fail(me, e),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The kernel's state: the task table, run queues, timers and the tick count, and the three
+//! ways in (system call, timer tick, exception). Pure logic: the architecture layer saves the
+//! registers into the current task's [`SavedRegs`](crate::task::SavedRegs), calls one of these,
+//! carries out the returned [`Effect`] and resumes whatever [`Kernel::schedule`] picks.
+
+use crate::sched::RunQueues;
+use crate::task::{State, Task};
+use crate::timer::Timers;
+use crate::umem::{CheckedSlice, Regions};
+use abi::ipc::TaskId;
+use abi::layout::{USER_CS, USER_DS};
+use abi::monitor::{FaultRecord, WorkloadReport};
+
+/// Priority levels.
+pub const PRIORITIES: usize = 4;
+/// Default per-message budget of a server, in ticks it ran (100 Hz): 2 s of its own CPU time.
+pub const DEFAULT_BUDGET: u32 = 200;
+/// RFLAGS of a task: interrupts on, IOPL 0, bit 1 set.
+pub const USER_RFLAGS: u64 = 0x202;
+
+/// What the architecture layer must do after a kernel entry. Small on purpose (records stay
+/// in the kernel): it is returned on every trap, and every byte moved costs in ring 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing.
+    None,
+    /// Write these bytes of the current task to the console.
+    Console(CheckedSlice),
+    /// A task stopped: hand [`Kernel::last_fault`] to the VMM (and print the task's panic
+    /// message, checked, if any).
+    Fault(Option<CheckedSlice>),
+    /// Hand [`Kernel::report`], the workload's figures, to the VMM.
+    Report,
+    /// Stop the VM with this status.
+    Exit(u8),
+}
+
+/// How a task is set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskSetup {
+    /// Name (NUL-padded).
+    pub name: [u8; 16],
+    /// Priority (0 first).
+    pub priority: u8,
+    /// Servers get a per-message budget.
+    pub server: bool,
+    /// May stop the VM and report.
+    pub may_exit: bool,
+    /// Its memory.
+    pub regions: Regions,
+    /// Entry point.
+    pub entry: u64,
+    /// Initial stack pointer.
+    pub stack_top: u64,
+    /// Passed in rsi and rdx (rdi holds the task's own id).
+    pub args: [u64; 2],
+}
+
+/// The kernel of up to `N` tasks.
+#[derive(Debug)]
+pub struct Kernel<const N: usize> {
+    /// The task table; entries past `count` are unused.
+    pub tasks: [Task; N],
+    /// Tasks in use.
+    pub count: usize,
+    /// Ready tasks.
+    pub queues: RunQueues<PRIORITIES>,
+    /// One-shot timers.
+    pub timers: Timers<N>,
+    /// Timer ticks since boot.
+    pub ticks: u64,
+    /// The task running, `None` when idle.
+    pub current: Option<usize>,
+    /// Fault records made so far.
+    pub faults: u64,
+    /// The last fault record.
+    pub last_fault: FaultRecord,
+    /// The workload's figures, as last reported.
+    pub report: WorkloadReport,
+    /// Per-message budget of servers, in ticks.
+    pub budget: u32,
+}
+
+impl<const N: usize> Kernel<N> {
+    /// A kernel with no task.
+    pub const fn new() -> Self {
+        Self {
+            tasks: [Task::EMPTY; N],
+            count: 0,
+            queues: RunQueues::new(),
+            timers: Timers::new(),
+            ticks: 0,
+            current: None,
+            faults: 0,
+            last_fault: FaultRecord {
+                seq: 0,
+                task: 0,
+                generation: 0,
+                cause: 0,
+                vector: 0,
+                rip: 0,
+                addr: 0,
+                error_code: 0,
+                messages: 0,
+                reserved: 0,
+            },
+            report: WorkloadReport {
+                ops: 0,
+                errors: 0,
+                retries: 0,
+                lost: 0,
+                mismatches: 0,
+            },
+            budget: DEFAULT_BUDGET,
+        }
+    }
+
+    /// Adds a task, ready to enter at `setup.entry`; returns its index.
+    pub fn add_task(&mut self, setup: &TaskSetup) -> Option<usize> {
+        let index = self.count;
+        let task = self.tasks.get_mut(index)?;
+        task.name = setup.name;
+        task.priority = setup.priority;
+        task.server = setup.server;
+        task.may_exit = setup.may_exit;
+        task.regions = setup.regions;
+        task.state = State::Runnable;
+        let regs = &mut task.regs;
+        regs.rip = setup.entry;
+        regs.rsp = setup.stack_top;
+        regs.rflags = USER_RFLAGS;
+        regs.cs = u64::from(USER_CS);
+        regs.ss = u64::from(USER_DS);
+        regs.rdi = TaskId::new(index as u16, task.generation).0;
+        regs.rsi = setup.args[0];
+        regs.rdx = setup.args[1];
+        self.count += 1;
+        self.queues.set_priority(index, setup.priority);
+        self.queues.insert(index);
+        Some(index)
+    }
+
+    /// Picks the task to run next (`rotate`: the current one's time slice is over) and makes it
+    /// current; `None` means idle.
+    pub fn schedule(&mut self, rotate: bool) -> Option<usize> {
+        let next = if rotate {
+            self.queues.rotate(self.current)
+        } else {
+            self.queues.pick(self.current)
+        };
+        self.current = next;
+        next
+    }
+
+    /// A timer tick. `running` is true when it interrupted a task (not the idle loop): that task
+    /// is charged the tick. Returns the effect (a hang's fault record) and whether the current
+    /// task's time slice is over.
+    pub fn tick(&mut self, running: bool) -> (Effect, bool) {
+        self.ticks += 1;
+        let mut fired = [0u64; N];
+        self.timers.expire(self.ticks, |task, bits| {
+            if let Some(f) = fired.get_mut(task) {
+                *f |= bits;
+            }
+        });
+        for (task, bits) in fired.iter().enumerate() {
+            if *bits != 0 {
+                self.post(task, *bits);
+            }
+        }
+        let Some(c) = self.current.filter(|_| running) else {
+            return (Effect::None, true);
+        };
+        let task = &mut self.tasks[c];
+        if task.server && task.in_message {
+            task.budget_used += 1;
+            if task.budget_used > self.budget {
+                return (self.hang(c), true);
+            }
+        }
+        (Effect::None, true)
+    }
+
+    /// ORs `bits` into `task`'s notifications, delivering them if it waits in receive.
+    pub(crate) fn post(&mut self, task: usize, bits: u64) {
+        let t = &mut self.tasks[task];
+        if t.state == State::Crashed {
+            return;
+        }
+        t.notifications |= bits;
+        if t.state == State::Receiving {
+            self.deliver_notification(task);
+            self.queues.insert(task);
+        }
+    }
+
+    /// Makes `task` runnable with status `rax` (it was blocked).
+    pub(crate) fn wake(&mut self, task: usize, rax: u64) {
+        let t = &mut self.tasks[task];
+        t.regs.rax = rax;
+        t.state = State::Runnable;
+        self.queues.insert(task);
+    }
+
+    /// Takes `task` off the run queues in `state`.
+    pub(crate) fn block(&mut self, task: usize, state: State) {
+        self.tasks[task].state = state;
+        self.queues.remove(task);
+    }
+
+    /// The id of task `index` at its current generation.
+    pub fn id(&self, index: usize) -> TaskId {
+        TaskId::new(index as u16, self.tasks[index].generation)
+    }
+}
+
+impl<const N: usize> Default for Kernel<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

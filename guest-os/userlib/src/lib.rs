@@ -1,0 +1,88 @@
+//! The only way a ring-3 task (server or app) talks to the kernel.
+//!
+//! - [`sys`]: the system-call trap (`int3`) and the register convention of [`abi::ipc`];
+//! - [`ipc`]: typed wrappers: send, receive, call, reply, reply-and-receive, notifications,
+//!   timers, the console, the workload report, stopping the VM;
+//! - [`server`]: the task loop `receive -> handle -> reply` every server runs;
+//! - [`state`]: [`state::StaticCell`], which hands a server its state in its state arena;
+//! - [`console`]: text and numbers on the console (no `core::fmt` needed);
+//! - [`inject`]: deliberate faults, for tests of fault confinement;
+//! - the `_start` entry ([`entry!`]) and a panic handler that reports the panic to the kernel,
+//!   which stops the task and tells the VMM (fault cause "panic").
+//!
+//! Rules: servers and apps hold no `unsafe`; every `unsafe` here says why it holds; nothing
+//! here allocates.
+#![cfg_attr(not(test), no_std)]
+
+pub mod console;
+pub mod inject;
+pub mod ipc;
+pub mod server;
+pub mod state;
+pub mod sys;
+
+pub use abi::ipc::{Error, MSG_WORDS, Message, TaskId};
+pub use ipc::Received;
+
+/// Defines the task's `_start`: clears the frame pointer and calls `$main(me, arg0, arg1)`
+/// (`fn(TaskId, u64, u64) -> !`) with the values the kernel put in rdi, rsi and rdx; the stack
+/// pointer is already at the top of the task's scratch region. The only `unsafe` a task needs
+/// is in this expansion (allowed there, so tasks can `#![deny(unsafe_code)]`).
+#[macro_export]
+macro_rules! entry {
+    ($main:ident) => {
+        #[allow(unsafe_code)]
+        mod userlib_start {
+            /// The task's entry point (first in its text area).
+            #[unsafe(no_mangle)]
+            #[unsafe(naked)]
+            #[unsafe(link_section = ".text._start")]
+            pub unsafe extern "C" fn _start() -> ! {
+                ::core::arch::naked_asm!(
+                    "xor ebp, ebp",
+                    "call {main}",
+                    "ud2",
+                    // Text base + 16: the `ud2` system-call stub (`userlib::sys::null_via_ud2`).
+                    ".balign 16",
+                    "ud2",
+                    "ret",
+                    main = sym userlib_entry_main,
+                )
+            }
+
+            extern "C" fn userlib_entry_main(me: u64, arg0: u64, arg1: u64) -> ! {
+                super::$main($crate::TaskId(me), arg0, arg1)
+            }
+        }
+    };
+}
+
+/// A whole server task: its entry, its state of type `$state` in the state arena, and the loop
+/// answering every message with `$handle(&mut state, sender, &msg) -> Option<Message>`; prints
+/// `<$name>: ready` first.
+#[macro_export]
+macro_rules! server_main {
+    ($name:literal, $state:ty, $handle:expr) => {
+        $crate::entry!(userlib_server_main);
+
+        static USERLIB_SERVER_STATE: $crate::state::StaticCell<$state> =
+            $crate::state::StaticCell::new();
+
+        fn userlib_server_main(_me: $crate::TaskId, _arg0: u64, _arg1: u64) -> ! {
+            $crate::server::run(&USERLIB_SERVER_STATE, $name, $handle)
+        }
+    };
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let mut text = console::Line::new();
+    text.push(b"panicked at ");
+    if let Some(loc) = info.location() {
+        text.push(loc.file().as_bytes());
+        text.push(b":");
+        text.push_dec(u64::from(loc.line()));
+    }
+    ipc::panic(text.as_bytes())
+}

@@ -1,0 +1,65 @@
+//! The server loop: `receive -> handle -> reply`, with the reply and the next receive made as one
+//! system call (the message boundary). Between two messages nothing lives on the stack: the
+//! server's state is in its state arena (see [`crate::state`]), and the loop carries only the
+//! message just received.
+
+use crate::ipc::{self, Received};
+use abi::ipc::Message;
+use abi::ipc::TaskId;
+
+/// A server's message handler.
+pub trait Server {
+    /// Handles a request from `sender`; returns the reply, or `None` for no reply.
+    fn handle(&mut self, sender: TaskId, msg: &Message) -> Option<Message>;
+
+    /// Handles notification `bits` (timers, peers); nothing by default.
+    fn notified(&mut self, bits: u64) {
+        let _ = bits;
+    }
+}
+
+/// Runs `server` forever.
+pub fn serve<S: Server>(server: &mut S) -> ! {
+    let mut incoming = ipc::recv();
+    loop {
+        incoming = step(server, &incoming);
+    }
+}
+
+fn step<S: Server>(server: &mut S, incoming: &Received) -> Received {
+    if let Some(bits) = incoming.notification() {
+        server.notified(bits);
+        return ipc::recv();
+    }
+    match server.handle(incoming.sender, &incoming.msg) {
+        Some(reply) => ipc::reply_recv(incoming.sender, &reply),
+        None => ipc::recv(),
+    }
+}
+
+/// Runs a server whose state lives in `cell` (in its state arena): takes the state, prints
+/// `<name>: ready`, then serves forever, replying with whatever `handle` returns.
+pub fn run<S: zerocopy::FromZeros + Send + 'static>(
+    cell: &'static crate::state::StaticCell<S>,
+    name: &[u8],
+    handle: impl FnMut(&mut S, TaskId, &Message) -> Option<Message>,
+) -> ! {
+    let Some(state) = cell.take() else {
+        crate::ipc::panic(b"server state taken twice")
+    };
+    let mut line = crate::console::Line::new();
+    line.push(name).push(b": ready");
+    line.print();
+    serve(&mut Handler { state, handle })
+}
+
+struct Handler<S: 'static, F> {
+    state: &'static mut S,
+    handle: F,
+}
+
+impl<S, F: FnMut(&mut S, TaskId, &Message) -> Option<Message>> Server for Handler<S, F> {
+    fn handle(&mut self, sender: TaskId, msg: &Message) -> Option<Message> {
+        (self.handle)(self.state, sender, msg)
+    }
+}

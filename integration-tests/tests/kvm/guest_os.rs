@@ -1,0 +1,139 @@
+//! The bundled microkernel guest: every server starts, the workload's requests all check out,
+//! and a task that faults is confined (its peers keep serving, the VMM hears of it and still
+//! controls the VM).
+
+use crate::VMM;
+use abi::status;
+use integration_tests::{Outcome, require_kvm, vmm_run};
+
+const SERVERS: [&str; 5] = ["names", "kv", "fs", "bank", "crasher"];
+
+/// Boots the bundled guest with these guest arguments (and a timeout).
+fn boot(timeout: &str, guest_args: &[&str]) -> Outcome {
+    require_kvm();
+    let mut args = vec!["--timeout", timeout, "--"];
+    args.extend_from_slice(guest_args);
+    vmm_run(VMM, &args).run()
+}
+
+/// The one `workload: ops=` line of the console.
+fn workload_line(out: &Outcome) -> &str {
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("workload: ops="))
+        .collect();
+    assert_eq!(lines.len(), 1, "want one workload line: {out:?}");
+    lines[0]
+}
+
+fn fault_lines(out: &Outcome) -> Vec<&str> {
+    out.stderr
+        .lines()
+        .filter(|l| l.starts_with("vmm: fault: "))
+        .collect()
+}
+
+#[test]
+fn the_workload_passes_on_every_server() {
+    let out = boot("60", &["ops=500", "seed=7"]);
+    assert_eq!(out.status, 0, "{out:?}");
+    assert_eq!(
+        workload_line(&out),
+        "workload: ops=500 errors=0 retries=0 lost=0 mismatches=0",
+        "{out:?}"
+    );
+    for server in SERVERS.iter().filter(|s| **s != "crasher") {
+        assert!(
+            out.stdout.contains(&format!("{server}: ready")),
+            "{server} did not start: {out:?}"
+        );
+    }
+    // The VMM got the figures by hypercall, not from the console.
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("workload ops=500 errors=0 retries=0 lost=0 mismatches=0"),
+        "{out:?}"
+    );
+    assert!(fault_lines(&out).is_empty(), "{out:?}");
+}
+
+#[test]
+fn seed_and_op_count_come_from_the_command_line() {
+    let a = boot("60", &["ops=300", "seed=1"]);
+    let b = boot("60", &["ops=300", "seed=2"]);
+    for out in [&a, &b] {
+        assert_eq!(out.status, 0, "{out:?}");
+        assert!(
+            workload_line(out).starts_with("workload: ops=300 "),
+            "{out:?}"
+        );
+    }
+    assert!(a.stdout.contains("workload: seed 1, 300 requests"), "{a:?}");
+    assert!(b.stdout.contains("workload: seed 2, 300 requests"), "{b:?}");
+}
+
+/// `crasher=MODE` makes the crasher take that fault under the workload's midpoint call: the
+/// kernel fails that call (`PeerCrashed`), the fault is reported once, by the real cause, and
+/// the workload still finishes clean.
+fn confined(mode: &str, cause: &str) {
+    let arg = format!("crasher={mode}");
+    let out = boot("60", &["ops=400", &arg]);
+    assert_eq!(out.status, 0, "{mode}: {out:?}");
+    assert_eq!(
+        workload_line(&out),
+        "workload: ops=400 errors=0 retries=0 lost=0 mismatches=0",
+        "{mode}: {out:?}"
+    );
+    let faults = fault_lines(&out);
+    assert_eq!(faults.len(), 1, "{mode}: {out:?}");
+    let want = format!("vmm: fault: task crasher cause {cause}");
+    assert!(
+        faults[0].starts_with(&want),
+        "{mode}: want {want:?} in {out:?}"
+    );
+    assert!(faults[0].ends_with(" after 1 messages"), "{mode}: {out:?}");
+    assert!(out.stderr.contains("; 1 task fault"), "{mode}: {out:?}");
+    assert!(
+        out.stdout
+            .contains("workload: the crasher crashed under its poke"),
+        "{mode}: the caller's pending call was not failed: {out:?}"
+    );
+}
+
+#[test]
+fn cpu_exceptions_are_confined_to_the_faulting_task() {
+    confined("page-fault", "page-fault addr 0x0");
+    confined("illegal", "invalid-opcode");
+    confined("divide", "divide-error");
+    confined("gp", "general-protection");
+    confined("stack", "stack-overflow addr 0x");
+}
+
+#[test]
+fn panics_and_hangs_are_confined_too() {
+    confined("panic", "panic");
+    confined("hang", "hang");
+}
+
+#[test]
+fn the_vmm_still_controls_a_vm_with_a_crashed_task() {
+    let out = boot("5", &["ops=100000000", "crasher=page-fault"]);
+    assert_eq!(out.status, i32::from(status::TIMEOUT), "{out:?}");
+    assert_eq!(fault_lines(&out).len(), 1, "{out:?}");
+    assert!(!out.stdout.contains("workload: ops="), "{out:?}");
+}
+
+#[test]
+fn the_system_call_trap_works_and_is_timed() {
+    let out = boot("60", &["ops=0", "crasher=bench"]);
+    assert_eq!(out.status, 0, "{out:?}");
+    for trap in ["int3", "ud2 stub"] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("crasher: trap {trap}: 2000 null calls in ")))
+            .unwrap_or_else(|| panic!("no {trap} timing: {out:?}"));
+        assert!(line.ends_with(" us/call, failures 0"), "{line}");
+    }
+}
