@@ -16,7 +16,7 @@ fn boot(timeout: &str, guest_args: &[&str]) -> Outcome {
     vmm_run(VMM, &args).run()
 }
 
-/// The one `workload: ops=` line of the console.
+/// The one `workload: ops=` line of the console, which is also the last line the guest prints.
 fn workload_line(out: &Outcome) -> &str {
     let lines: Vec<&str> = out
         .stdout
@@ -24,6 +24,11 @@ fn workload_line(out: &Outcome) -> &str {
         .filter(|l| l.starts_with("workload: ops="))
         .collect();
     assert_eq!(lines.len(), 1, "want one workload line: {out:?}");
+    assert_eq!(
+        out.stdout.lines().last(),
+        Some(lines[0]),
+        "the run must end with it: {out:?}"
+    );
     lines[0]
 }
 

@@ -84,6 +84,12 @@ fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
     let mut console = Console { shown: 0, crasher };
     let f = workload::run(&mut t, &mut console, clients, model, ops, seed);
     let ticks = ipc::ticks() - start;
+    l.push(b"workload: ").push_dec(ticks * 10).push(b" ms");
+    if let Some(rate) = (f.ops * 100).checked_div(ticks) {
+        l.push(b", ").push_dec(rate).push(b" requests/s");
+    }
+    l.print();
+    // The result line comes last: it is what the run ends with.
     l.push(b"workload: ops=")
         .push_dec(f.ops)
         .push(b" errors=")
@@ -93,11 +99,6 @@ fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
         .push(b" lost=")
         .push_dec(f.lost);
     l.push(b" mismatches=").push_dec(f.mismatches);
-    l.print();
-    l.push(b"workload: ").push_dec(ticks * 10).push(b" ms");
-    if let Some(rate) = (f.ops * 100).checked_div(ticks) {
-        l.push(b", ").push_dec(rate).push(b" requests/s");
-    }
     l.print();
     if ipc::report(&f).is_err() {
         userlib::console::println(b"workload: the kernel refused the report");
