@@ -5,7 +5,8 @@
 //! package's `vmm-it`, the same code as `vmm` (see src/bin/vmm-it.rs).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -39,12 +40,14 @@ pub fn require_kvm() {
 pub struct Outcome {
     /// Exit status (128 + N when killed by signal N without handling it).
     pub status: i32,
-    /// The guest console.
+    /// The guest console (empty with [`Vmm::stdout_unread`]).
     pub stdout: String,
     /// vmm's own messages.
     pub stderr: String,
     /// Peak resident set size of the vmm process, in KiB.
     pub max_rss_kib: u64,
+    /// CPU time (user + system) of the vmm process.
+    pub cpu: Duration,
     /// Wall time from spawn to exit.
     pub wall: Duration,
 }
@@ -76,11 +79,26 @@ impl Outcome {
     }
 }
 
+/// Where the process's stdin comes from.
+#[derive(Debug)]
+enum Input {
+    /// /dev/null.
+    Null,
+    /// These bytes through a pipe, then EOF.
+    Bytes(Vec<u8>),
+    /// A pipe that stays open (no data, no EOF) until the process ends.
+    OpenPipe,
+    /// A regular file.
+    File(PathBuf),
+}
+
 /// A `vmm` invocation being prepared.
 #[derive(Debug)]
 pub struct Vmm {
     args: Vec<String>,
-    stdin: Option<Vec<u8>>,
+    input: Input,
+    read_stdout: bool,
+    close_stderr: bool,
     env: Vec<(String, String)>,
     deadline: Duration,
 }
@@ -95,7 +113,9 @@ pub fn vmm_run(bin: &str, args: &[&str]) -> Vmm {
     all.extend(args.iter().map(|s| s.to_string()));
     Vmm {
         args: all,
-        stdin: None,
+        input: Input::Null,
+        read_stdout: true,
+        close_stderr: false,
         env: Vec::new(),
         deadline: Duration::from_secs(120),
     }
@@ -104,7 +124,31 @@ pub fn vmm_run(bin: &str, args: &[&str]) -> Vmm {
 impl Vmm {
     /// Feed these bytes to stdin (then EOF). Without it, stdin is /dev/null.
     pub fn stdin(mut self, bytes: &[u8]) -> Self {
-        self.stdin = Some(bytes.to_vec());
+        self.input = Input::Bytes(bytes.to_vec());
+        self
+    }
+
+    /// stdin is a pipe that never delivers anything and never closes while vmm runs.
+    pub fn stdin_open_pipe(mut self) -> Self {
+        self.input = Input::OpenPipe;
+        self
+    }
+
+    /// stdin is this regular file.
+    pub fn stdin_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.input = Input::File(path.into());
+        self
+    }
+
+    /// Never read stdout: once the pipe is full, every console write of the guest blocks.
+    pub fn stdout_unread(mut self) -> Self {
+        self.read_stdout = false;
+        self
+    }
+
+    /// Close the read end of stderr at once: every vmm message meets a broken pipe.
+    pub fn stderr_closed(mut self) -> Self {
+        self.close_stderr = true;
         self
     }
 
@@ -119,39 +163,62 @@ impl Vmm {
         self.env("VMM_IT_HEAP_REPORT", "1")
     }
 
-    fn spawn(&self) -> Child {
+    fn spawn(&self) -> (Child, Watchdog) {
         let mut cmd = Command::new(&self.args[0]);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let stdin = match &self.input {
+            Input::Null => Stdio::null(),
+            Input::Bytes(_) | Input::OpenPipe => Stdio::piped(),
+            Input::File(path) => Stdio::from(
+                std::fs::File::open(path).unwrap_or_else(|e| panic!("cannot open {path:?}: {e}")),
+            ),
+        };
         cmd.args(&self.args[1..])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
-        cmd.spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.args[0]))
+            .stdin(stdin);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.args[0]));
+        let watchdog = Watchdog::start(child.id() as i32, self.deadline);
+        (child, watchdog)
     }
 
     /// Runs to completion.
     pub fn run(self) -> Outcome {
         let started = Instant::now();
-        let mut child = self.spawn();
-        if let (Some(bytes), Some(mut pipe)) = (self.stdin.clone(), child.stdin.take()) {
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&bytes);
-            });
+        let (mut child, watchdog) = self.spawn();
+        let mut keep_open = None;
+        match (&self.input, child.stdin.take()) {
+            (Input::Bytes(bytes), Some(mut pipe)) => {
+                let bytes = bytes.clone();
+                std::thread::spawn(move || {
+                    let _ = pipe.write_all(&bytes);
+                });
+            }
+            (Input::OpenPipe, pipe) => keep_open = pipe,
+            _ => {}
+        }
+        if self.close_stderr {
+            drop(child.stderr.take());
         }
         let stdout = child.stdout.take().expect("piped stdout");
-        wait(child, Box::new(stdout), started, self.deadline)
+        let stdout: Box<dyn Read + Send> = if self.read_stdout {
+            Box::new(stdout)
+        } else {
+            // Hold the pipe open but never read it.
+            keep_unread(stdout);
+            Box::new(std::io::empty())
+        };
+        finish(child, stdout, keep_open, watchdog, started, self.deadline)
     }
 
     /// Starts it and returns once a stdout line contains `marker`; the caller then acts on the
-    /// running VM (e.g. sends a signal) and calls [`Running::wait`].
+    /// running VM (e.g. sends a signal) and calls [`Running::wait`]. The deadline applies from
+    /// the start, and a `Running` that is dropped without `wait` kills the process.
     pub fn start_until(self, marker: &str) -> Running {
         let started = Instant::now();
-        let mut child = self.spawn();
+        let (mut child, watchdog) = self.spawn();
         let mut reader = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut seen = String::new();
         loop {
@@ -159,6 +226,7 @@ impl Vmm {
             match reader.read_line(&mut line) {
                 Ok(0) | Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("vmm ended before printing {marker:?}; stdout so far: {seen:?}");
                 }
                 Ok(_) => {
@@ -170,21 +238,40 @@ impl Vmm {
             }
         }
         Running {
-            child,
-            reader,
+            child: Some(child),
+            reader: Some(reader),
             seen,
+            watchdog: Some(watchdog),
             started,
             deadline: self.deadline,
         }
     }
 }
 
+/// Keeps a stdout pipe open without reading it, until the process ends.
+fn keep_unread(stdout: ChildStdout) {
+    std::thread::spawn(move || {
+        // Waits for the child's end of the pipe to close, without reading: a zero-length
+        // poll on POLLHUP. The pipe stays full while the child runs.
+        use std::os::fd::AsRawFd;
+        let mut fds = libc::pollfd {
+            fd: stdout.as_raw_fd(),
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; blocks until the peer closes (POLLHUP is always reported).
+        unsafe { libc::poll(&mut fds, 1, -1) };
+        drop(stdout);
+    });
+}
+
 /// A `vmm` that is running.
 #[derive(Debug)]
 pub struct Running {
-    child: Child,
-    reader: BufReader<ChildStdout>,
+    child: Option<Child>,
+    reader: Option<BufReader<ChildStdout>>,
     seen: String,
+    watchdog: Option<Watchdog>,
     started: Instant,
     deadline: Duration,
 }
@@ -192,63 +279,112 @@ pub struct Running {
 impl Running {
     /// The process id.
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
     }
 
     /// Sends a signal.
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet (only `wait`
+        // reaps it, and it consumes self).
         let rc = unsafe { libc::kill(self.pid(), sig) };
         assert_eq!(rc, 0, "kill failed");
     }
 
     /// Waits for the end; stdout includes what was read before.
-    pub fn wait(self) -> Outcome {
-        let seen = self.seen;
-        let rest = Box::new(std::io::Cursor::new(seen.into_bytes()).chain(self.reader));
-        wait(self.child, rest, self.started, self.deadline)
+    pub fn wait(mut self) -> Outcome {
+        let (child, reader, watchdog) =
+            match (self.child.take(), self.reader.take(), self.watchdog.take()) {
+                (Some(c), Some(r), Some(w)) => (c, r, w),
+                _ => unreachable!("a Running always holds its child until wait"),
+            };
+        let seen = std::mem::take(&mut self.seen);
+        let rest = Box::new(std::io::Cursor::new(seen.into_bytes()).chain(reader));
+        finish(child, rest, None, watchdog, self.started, self.deadline)
     }
 }
 
-/// Collects output and waits with `wait4` (for the child's rusage), killing it past `deadline`.
-fn wait(
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Kills the child if it outlives its deadline. The kill can only reach our own, not yet reaped
+/// child: `finish` waits with WNOWAIT first and stops the watchdog before reaping.
+#[derive(Debug)]
+struct Watchdog {
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watchdog {
+    fn start(pid: i32, deadline: Duration) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&done);
+        let thread = std::thread::spawn(move || {
+            let end = Instant::now() + deadline;
+            while !flag.load(Ordering::Acquire) {
+                let now = Instant::now();
+                if now >= end {
+                    // SAFETY: kill(2) on our child, which is not reaped while `done` is false.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return;
+                }
+                std::thread::park_timeout(end - now);
+            }
+        });
+        Self { done, thread }
+    }
+
+    fn stop(self) {
+        self.done.store(true, Ordering::Release);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+/// Collects output, waits for the end (WNOWAIT, then stops the watchdog, then reaps with wait4
+/// for the rusage) and builds the outcome.
+fn finish(
     mut child: Child,
     stdout: Box<dyn Read + Send>,
+    keep_open: Option<ChildStdin>,
+    watchdog: Watchdog,
     started: Instant,
     deadline: Duration,
 ) -> Outcome {
-    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stderr = child.stderr.take();
     let out_thread = std::thread::spawn(move || read_all(stdout));
     let err_thread = std::thread::spawn(move || {
         let mut s = Vec::new();
-        let _ = stderr.read_to_end(&mut s);
+        if let Some(mut stderr) = stderr {
+            let _ = stderr.read_to_end(&mut s);
+        }
         s
     });
     let pid = child.id() as i32;
-    let done = Arc::new(AtomicBool::new(false));
-    let watchdog = {
-        let done = Arc::clone(&done);
-        std::thread::spawn(move || {
-            let step = Duration::from_millis(100);
-            let mut waited = Duration::ZERO;
-            while !done.load(Ordering::Acquire) && waited < deadline {
-                std::thread::park_timeout(step);
-                waited += step;
-            }
-            if !done.load(Ordering::Acquire) {
-                // SAFETY: kill(2) on a child that has not been reaped (done is still false).
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        })
+    // SAFETY: siginfo is plain data that waitid fills.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child without reaping it (WNOWAIT), so its pid stays ours.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
     };
+    assert_eq!(rc, 0, "waitid failed");
+    watchdog.stop();
+    drop(keep_open);
     let mut status = 0;
     // SAFETY: rusage is plain data, fully written by wait4 on success.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child's pid with valid out-pointers.
+    // SAFETY: wait4 on our own exited child's pid with valid out-pointers.
     let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    done.store(true, Ordering::Release);
-    watchdog.thread().unpark();
-    let _ = watchdog.join();
     assert_eq!(rc, pid, "wait4 failed");
     let wall = started.elapsed();
     let status = if libc::WIFEXITED(status) {
@@ -259,11 +395,13 @@ fn wait(
     assert!(wall < deadline, "vmm hung: killed after {deadline:?}");
     let stdout = String::from_utf8_lossy(&out_thread.join().expect("stdout reader")).into_owned();
     let stderr = String::from_utf8_lossy(&err_thread.join().expect("stderr reader")).into_owned();
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Outcome {
         status,
         stdout,
         stderr,
         max_rss_kib: usage.ru_maxrss as u64,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         wall,
     }
 }

@@ -56,9 +56,9 @@ pub struct Sample {
     pub wall_ms: f64,
     /// User + system CPU time, in ms.
     pub cpu_ms: f64,
-    /// User CPU time, in ms.
+    /// User CPU time, in ms (tick-sampled by the kernel: only the sum is exact).
     pub user_ms: f64,
-    /// System CPU time, in ms.
+    /// System CPU time, in ms (tick-sampled by the kernel: only the sum is exact).
     pub sys_ms: f64,
     /// Peak resident set size, in MiB.
     pub max_rss_mib: f64,
@@ -226,10 +226,6 @@ pub fn summary(r: &BootReport) -> String {
     );
     out += &row("wall", &r.wall_ms, "ms", fc_wall, "median");
     out += &row("cpu", &r.cpu_ms, "ms", fc_cpu, "median");
-    out += &format!(
-        "{:<9} median {:>7.2} ms  (user {:.2} ms, system {:.2} ms)\n",
-        "  split", r.cpu_ms.median, r.user_ms.median, r.sys_ms.median
-    );
     out += &format!(
         "{:<9} max    {:>7.2} MiB min {:>7.2}  median {:>5.2}  firecracker max    {fc_rss:>5.1} MiB (ratio {:.2})\n",
         "peak rss",

@@ -44,7 +44,7 @@ pub enum Command {
     /// Without IMAGE, boots the demo guest bundled into vmm. IMAGE may be one of our images (an
     /// x86_64 ELF carrying a region manifest: per-server memory regions, boot-info, the monitor
     /// interface) or any plain x86_64 ELF, which is entered the way Firecracker enters one (64-bit
-    /// mode, first GiB identity-mapped, zero page pointer in RSI; an i8042 reset stops it).
+    /// mode, first 4 GiB identity-mapped, zero page pointer in RSI; an i8042 reset stops it).
     /// The guest's console is on stdout and stdin; vmm's own messages go to stderr.
     #[command(after_help = exit_status_help())]
     Run(RunArgs),
@@ -112,19 +112,32 @@ pub fn main() -> i32 {
 pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: not errors.
             let _ = e.print();
-            return if e.use_stderr() {
-                i32::from(status::USAGE)
-            } else {
-                0
-            };
+            return 0;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // Plain `vmm`: show what there is to do.
+            let _ = e.print();
+            return i32::from(status::USAGE);
+        }
+        Err(e) => {
+            eprintln!("vmm: {} (see vmm --help)", usage_error_line(&e));
+            return i32::from(status::USAGE);
         }
     };
     match cli.command {
         Command::Run(args) => run(args),
         Command::Bench(BenchCommand::Boot(args)) => bench_boot(args),
     }
+}
+
+/// clap's error as one line: its first line without the `error: ` prefix.
+fn usage_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid command line");
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
 }
 
 fn run(args: RunArgs) -> i32 {
@@ -272,6 +285,14 @@ mod tests {
         );
         assert_eq!(main_with(["vmm", "frobnicate"]), i32::from(status::USAGE));
         assert_eq!(main_with(["vmm"]), i32::from(status::USAGE));
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let e = Cli::try_parse_from(["vmm", "run", "--memroy", "5"]).unwrap_err();
+        let line = usage_error_line(&e);
+        assert!(line.contains("--memroy"), "{line}");
+        assert!(!line.contains('\n') && !line.starts_with("error"), "{line}");
     }
 
     #[test]

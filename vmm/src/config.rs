@@ -15,6 +15,9 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Largest config file read, in bytes.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Longest accepted `--timeout`, in seconds (about 115 days).
 pub const MAX_TIMEOUT_SECS: f64 = 1e7;
 
@@ -137,11 +140,27 @@ impl ConfigFile {
     }
 
     /// Reads and parses a config file.
+    ///
+    /// Only a regular file of at most [`MAX_CONFIG_BYTES`] is read.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        use std::io::Read;
+        let read_err = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        if !file.metadata().map_err(read_err)?.is_file() {
+            return Err(read_err(std::io::Error::other("not a regular file")));
+        }
+        let mut text = String::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(read_err)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(read_err(std::io::Error::other(format!(
+                "larger than {MAX_CONFIG_BYTES} bytes"
+            ))));
+        }
         Self::parse(&text, path)
     }
 }
@@ -178,7 +197,8 @@ impl VmConfig {
         let timeout = match overrides.timeout_secs.or(section.timeout_secs) {
             None => None,
             Some(s) if s.is_finite() && s > 0.0 && s <= MAX_TIMEOUT_SECS => {
-                Some(Duration::from_secs_f64(s))
+                // A timerfd armed with zero is disarmed: never round a tiny timeout down to it.
+                Some(Duration::from_secs_f64(s).max(Duration::from_micros(1)))
             }
             Some(s) => return Err(ConfigError::Timeout(s)),
         };
@@ -258,6 +278,11 @@ mod tests {
             });
             assert!(matches!(r, Err(ConfigError::Timeout(_))), "{bad} accepted");
         }
+        let tiny = resolve(Overrides {
+            timeout_secs: Some(1e-10),
+            ..Default::default()
+        });
+        assert_eq!(tiny.expect("valid").timeout, Some(Duration::from_micros(1)));
         let c = resolve(Overrides {
             timeout_secs: Some(0.25),
             ..Default::default()
@@ -325,6 +350,17 @@ mod tests {
         assert!(matches!(e, ConfigError::Parse { line: 1, .. }), "{e}");
         let e = ConfigFile::parse("[nope]\n", path).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn only_bounded_regular_files_are_read() {
+        let e = ConfigFile::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut f, &vec![b'#'; MAX_CONFIG_BYTES as usize + 1])
+            .expect("write");
+        let e = ConfigFile::load(f.path()).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
     }
 
     #[test]

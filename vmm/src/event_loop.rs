@@ -10,7 +10,10 @@ use std::cell::Cell;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::timerfd::TimerFd;
@@ -127,6 +130,7 @@ enum InputState {
 struct Console<W: Write> {
     stdin: Option<File>,
     drained: EventFd,
+    waiting: Arc<AtomicBool>,
     serial: SharedSerial<W>,
     /// Bytes read from stdin that did not fit the FIFO yet (at most one FIFO's worth).
     pending: Vec<u8>,
@@ -143,7 +147,11 @@ impl<W: Write> Console<W> {
     }
 
     /// Moves as much of `pending` into the FIFO as fits; true when all of it went.
+    ///
+    /// Arms `waiting` first, so that a drain racing with this push is never missed; it is
+    /// disarmed again only when nothing is held back and stdin is watched by epoll.
     fn push_pending(&mut self) -> bool {
+        self.waiting.store(true, Ordering::Release);
         let mut serial = self.serial.lock().unwrap_or_else(|e| e.into_inner());
         let room = serial.fifo_capacity().min(self.pending.len());
         // The trigger can only fail on a broken eventfd: the bytes are queued either way.
@@ -263,8 +271,10 @@ pub struct LoopInputs<W: Write> {
     pub timeout: Option<Duration>,
     /// COM1.
     pub serial: SharedSerial<W>,
-    /// Written by COM1 when the guest empties its input FIFO.
+    /// Written by COM1 when the guest empties its input FIFO while `input_waiting` is set.
     pub input_drained: EventFd,
+    /// Set while the loop holds input back (shared with COM1's `InputDrained`).
+    pub input_waiting: Arc<AtomicBool>,
     /// Feed stdin to the guest.
     pub stdin: bool,
 }
@@ -280,7 +290,7 @@ pub fn run<W: Write + 'static>(inputs: LoopInputs<W>) -> std::io::Result<Shutdow
         }
         None => None,
     };
-    let stdin = if inputs.stdin { dup_stdin() } else { None };
+    let stdin = if inputs.stdin { open_stdin() } else { None };
     let mut manager: EventManager<Box<dyn MutEventSubscriber>> =
         EventManager::new().map_err(|e| std::io::Error::other(format!("epoll: {e:?}")))?;
     manager.add_subscriber(Box::new(Lifecycle {
@@ -292,6 +302,7 @@ pub fn run<W: Write + 'static>(inputs: LoopInputs<W>) -> std::io::Result<Shutdow
     manager.add_subscriber(Box::new(Console {
         stdin,
         drained: inputs.input_drained,
+        waiting: inputs.input_waiting,
         serial: inputs.serial,
         pending: Vec::with_capacity(FIFO_SIZE),
         state: InputState::Done,
@@ -306,11 +317,23 @@ pub fn run<W: Write + 'static>(inputs: LoopInputs<W>) -> std::io::Result<Shutdow
     }
 }
 
-/// A duplicate of fd 0, or `None` when there is no stdin.
+/// stdin for the loop, or `None` when there is none.
 ///
-/// It stays blocking (changing the flag would change the terminal's open file for the shell
-/// too): it is read only when epoll reports it readable, or when it is a regular file.
-fn dup_stdin() -> Option<File> {
-    let fd: OwnedFd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
-    Some(File::from(fd))
+/// Reopened through /proc/self/fd/0 where possible: a new open file description of the same
+/// terminal, pipe or FIFO, which can be made non-blocking without changing the shell's. Then a
+/// read that finds nothing (another reader took the bytes epoll announced) returns `EAGAIN`
+/// instead of blocking the loop. Otherwise (e.g. a socket) a blocking duplicate, read only when
+/// epoll reports it readable.
+fn open_stdin() -> Option<File> {
+    let private = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open("/proc/self/fd/0");
+    match private {
+        Ok(f) => Some(f),
+        Err(_) => {
+            let fd: OwnedFd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+            Some(File::from(fd))
+        }
+    }
 }

@@ -87,9 +87,20 @@ pub enum ImageErrorKind {
     /// Could not be read.
     #[error("cannot read image: {0}")]
     Read(std::io::Error),
-    /// Larger than any guest memory.
-    #[error("image is larger than the biggest guest memory ({MAX_MEMORY_MIB} MiB)")]
-    TooLarge,
+    /// Larger than guest memory.
+    #[error("image is {len} bytes, more than guest memory can hold ({max} bytes)")]
+    TooLarge {
+        /// File size.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A directory, FIFO, device or socket.
+    #[error("not a regular file")]
+    NotRegularFile,
+    /// Program headers overlapping the ELF header.
+    #[error("program header offset {0} overlaps the ELF header")]
+    PhdrOffset(u64),
     /// No ELF magic.
     #[error("not an ELF file (no \\x7fELF magic at offset 0)")]
     NotElf,
@@ -212,19 +223,36 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 
 impl Image {
     /// Reads and checks an image file.
-    pub fn from_file(path: &Path) -> Result<Self, ImageError> {
+    ///
+    /// Only regular files are read (a FIFO or a device could block or never end), and only up to
+    /// `max_bytes` (the guest memory size: a larger image could never fit).
+    pub fn from_file(path: &Path, max_bytes: u64) -> Result<Self, ImageError> {
         let label = path.display().to_string();
         let err = |reason| ImageError {
             image: label.clone(),
             reason,
         };
         let file = std::fs::File::open(path).map_err(|e| err(ImageErrorKind::Read(e)))?;
-        let mut bytes = Vec::new();
-        file.take(MAX_IMAGE_BYTES + 1)
+        let meta = file.metadata().map_err(|e| err(ImageErrorKind::Read(e)))?;
+        if !meta.is_file() {
+            return Err(err(ImageErrorKind::NotRegularFile));
+        }
+        let max_bytes = max_bytes.min(MAX_IMAGE_BYTES);
+        if meta.len() > max_bytes {
+            return Err(err(ImageErrorKind::TooLarge {
+                len: meta.len(),
+                max: max_bytes,
+            }));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(max_bytes + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| err(ImageErrorKind::Read(e)))?;
-        if bytes.len() as u64 > MAX_IMAGE_BYTES {
-            return Err(err(ImageErrorKind::TooLarge));
+        if bytes.len() as u64 > max_bytes {
+            return Err(err(ImageErrorKind::TooLarge {
+                len: bytes.len() as u64,
+                max: max_bytes,
+            }));
         }
         Self::from_bytes(label, bytes)
     }
@@ -296,6 +324,9 @@ fn inspect(b: &[u8]) -> Result<(u64, Vec<Segment>, ImageKind), ImageErrorKind> {
     }
     if phnum > MAX_PHDRS {
         return Err(ImageErrorKind::TooManyPhdrs(phnum));
+    }
+    if phnum > 0 && phoff < EHDR64_SIZE as u64 {
+        return Err(ImageErrorKind::PhdrOffset(phoff));
     }
     let ph_end = phoff.saturating_add((phnum * PHDR64_SIZE) as u64);
     if ph_end > len {
@@ -655,8 +686,31 @@ mod tests {
     }
 
     #[test]
+    fn program_headers_may_not_overlap_the_elf_header() {
+        let mut b = plain();
+        b[32..40].copy_from_slice(&8u64.to_le_bytes());
+        assert!(matches!(check(b), Err(ImageErrorKind::PhdrOffset(8))));
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let e = Image::from_file(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert!(matches!(e.reason, ImageErrorKind::NotRegularFile), "{e}");
+        let e = Image::from_file(Path::new("/tmp"), 1 << 20).unwrap_err();
+        assert!(matches!(e.reason, ImageErrorKind::NotRegularFile), "{e}");
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut f, &plain()).expect("write");
+        let e = Image::from_file(f.path(), 100).unwrap_err();
+        assert!(
+            matches!(e.reason, ImageErrorKind::TooLarge { max: 100, .. }),
+            "{e}"
+        );
+        assert!(Image::from_file(f.path(), 1 << 20).is_ok());
+    }
+
+    #[test]
     fn missing_file_names_the_path() {
-        let e = Image::from_file(Path::new("/nonexistent/guest.elf")).unwrap_err();
+        let e = Image::from_file(Path::new("/nonexistent/guest.elf"), 1 << 20).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("/nonexistent/guest.elf: cannot read image: "),

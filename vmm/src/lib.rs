@@ -12,6 +12,10 @@
 //! untrusted: it is bounds-checked, and a bad one stops the VM with a one-line reason instead of
 //! panicking the monitor. `unsafe` appears only where KVM or raw memory requires it.
 
+// First, so that its `eprintln!` replaces the standard one in every module below.
+#[macro_use]
+pub mod log;
+
 pub mod backend;
 pub mod bench;
 pub mod boot;

@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::EventFd;
-use vmm_sys_util::signal::Killable;
 
 /// The label errors use for the bundled image.
 pub const BUNDLED_LABEL: &str = "bundled demo guest";
@@ -113,7 +112,7 @@ pub struct RunReport {
 pub fn load_image(config: &VmConfig, bundled: &[u8]) -> Result<Image, ImageError> {
     match &config.image {
         ImageSource::Bundled => Image::from_bytes(BUNDLED_LABEL.to_owned(), bundled.to_vec()),
-        ImageSource::File(path) => Image::from_file(path),
+        ImageSource::File(path) => Image::from_file(path, config.memory_bytes()),
     }
 }
 
@@ -156,11 +155,13 @@ fn build(
     layout: &Layout,
     backend: Backend,
 ) -> Result<BuiltVm, RunError> {
+    // Memory first: locals drop in reverse order, so on any error below the VM fd (and its
+    // memslots) goes before the mapping they point into.
+    let mem = memory::create(layout)?;
     let kvm = open_kvm()?;
     let vm = kvm.create_vm().map_err(ioctl("KVM_CREATE_VM"))?;
     vm.set_tss_address(TSS_ADDRESS)
         .map_err(ioctl("KVM_SET_TSS_ADDR"))?;
-    let mem = memory::create(layout)?;
     memory::register(&vm, &mem, layout, kvm.get_nr_memslots())?;
     boot::load_image(&mem, image)?;
     boot::write_boot_structures(&mem, layout, image, &config.cmdline, backend)?;
@@ -200,11 +201,12 @@ pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, 
         .register_irqfd(&irq, COM1_IRQ)
         .map_err(ioctl("KVM_IRQFD"))?;
     let drained = EventFd::new(libc::EFD_NONBLOCK).map_err(os("COM1 input eventfd"))?;
-    let serial = serial::new_serial(
-        irq,
-        drained.try_clone().map_err(os("eventfd"))?,
-        std::io::stdout(),
-    );
+    let input_waiting = Arc::new(AtomicBool::new(false));
+    let drained_writer = serial::InputDrained {
+        fd: drained.try_clone().map_err(os("eventfd"))?,
+        waiting: Arc::clone(&input_waiting),
+    };
+    let serial = serial::new_serial(irq, drained_writer, serial::console_stdout());
     let counters = Arc::new(IoCounters::default());
     let bus = Bus::new(
         Arc::clone(&serial),
@@ -239,12 +241,11 @@ pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, 
         timeout: config.timeout,
         serial,
         input_drained: drained,
+        input_waiting,
         stdin: true,
     });
     if !matches!(shutdown, Ok(Shutdown::VcpuStopped)) {
-        stop_flag.store(true, Ordering::Release);
-        // A failed kick means the thread already left KVM_RUN; it then sees the flag anyway.
-        let _ = handle.kill(vcpu::kick_signal());
+        vcpu::stop_thread(&handle, &stop_flag);
     }
     // The vCPU thread cannot panic into us (panic = "abort"), so join only fails if it did abort.
     let stop = handle.join().unwrap_or(Stop::Kicked);

@@ -150,9 +150,13 @@ mod tests {
     use vmm_sys_util::eventfd::EventFd;
 
     fn bus(ours: bool, strict: bool) -> Bus<Vec<u8>> {
+        let drained = serial::InputDrained {
+            fd: EventFd::new(libc::EFD_NONBLOCK).expect("eventfd"),
+            waiting: Arc::default(),
+        };
         let s = serial::new_serial(
             EventFd::new(libc::EFD_NONBLOCK).expect("eventfd"),
-            EventFd::new(libc::EFD_NONBLOCK).expect("eventfd"),
+            drained,
             Vec::new(),
         );
         Bus::new(s, ours, strict, Arc::default())

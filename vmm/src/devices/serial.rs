@@ -6,6 +6,7 @@
 //! resumes reading stdin (it stops while the FIFO is full rather than buffering without limit).
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use vm_superio::serial::SerialEvents;
 use vm_superio::{Serial, Trigger};
@@ -29,17 +30,26 @@ impl Trigger for IrqTrigger {
     }
 }
 
-/// Tells the event loop that the guest has read every queued input byte.
+/// Tells the event loop that the guest has read every queued input byte, once per pause: the
+/// loop arms `waiting` when it holds input back, so a guest polling an empty receive register
+/// cannot wake the loop over and over.
 #[derive(Debug)]
-pub struct InputDrained(pub EventFd);
+pub struct InputDrained {
+    /// Written when the FIFO empties while the loop waits.
+    pub fd: EventFd,
+    /// Set by the event loop while it holds input back.
+    pub waiting: Arc<AtomicBool>,
+}
 
 impl SerialEvents for InputDrained {
     fn buffer_read(&self) {}
     fn out_byte(&self) {}
     fn tx_lost_byte(&self) {}
     fn in_buffer_empty(&self) {
-        // A failed eventfd write only delays input until the next read of stdin.
-        let _ = self.0.write(1);
+        if self.waiting.swap(false, Ordering::AcqRel) {
+            // A failed eventfd write only delays input until the next drain.
+            let _ = self.fd.write(1);
+        }
     }
 }
 
@@ -65,7 +75,9 @@ impl<W: Write> ConsoleOut<W> {
 
 impl<W: Write> Write for ConsoleOut<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if !self.broken && self.out.write_all(buf).is_err() {
+        // Never blocks past a stop request: a kick interrupts a write to a full pipe, and then
+        // the output is given up instead of retried (see `crate::log`).
+        if !self.broken && !crate::log::write_unless_stopping(&mut self.out, buf) {
             self.broken = true;
         }
         Ok(buf.len())
@@ -79,17 +91,33 @@ impl<W: Write> Write for ConsoleOut<W> {
     }
 }
 
+/// The guest console's sink: a duplicate of fd 1 written with plain `write` calls.
+///
+/// Not `std::io::stdout()`: its line buffer retries interrupted writes, so a kick could never
+/// free a vCPU blocked on a full stdout pipe. With no usable stdout, the console goes to
+/// /dev/null (and failing that, nowhere).
+pub fn console_stdout() -> Box<dyn Write + Send> {
+    use std::os::fd::AsFd;
+    match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => match std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            Ok(f) => Box::new(f),
+            Err(_) => Box::new(std::io::sink()),
+        },
+    }
+}
+
 /// The UART as the VMM uses it.
 pub type SerialDevice<W> = Serial<IrqTrigger, InputDrained, ConsoleOut<W>>;
 
 /// COM1, shared by the vCPU thread (port I/O) and the event loop (stdin).
 pub type SharedSerial<W> = Arc<Mutex<SerialDevice<W>>>;
 
-/// A new COM1 writing to `out`.
-pub fn new_serial<W: Write>(irq: EventFd, drained: EventFd, out: W) -> SharedSerial<W> {
+/// A new COM1 writing to `out`; `drained` as in [`InputDrained`].
+pub fn new_serial<W: Write>(irq: EventFd, drained: InputDrained, out: W) -> SharedSerial<W> {
     Arc::new(Mutex::new(Serial::with_events(
         IrqTrigger(irq),
-        InputDrained(drained),
+        drained,
         ConsoleOut::new(out),
     )))
 }
@@ -106,7 +134,10 @@ mod tests {
     fn serial() -> SerialDevice<Vec<u8>> {
         Serial::with_events(
             IrqTrigger(EventFd::new(0).expect("eventfd")),
-            InputDrained(EventFd::new(libc::EFD_NONBLOCK).expect("eventfd")),
+            InputDrained {
+                fd: EventFd::new(libc::EFD_NONBLOCK).expect("eventfd"),
+                waiting: Arc::new(AtomicBool::new(true)),
+            },
             ConsoleOut::new(Vec::new()),
         )
     }
@@ -121,16 +152,24 @@ mod tests {
     }
 
     #[test]
-    fn draining_the_fifo_signals_the_event_loop() {
+    fn draining_the_fifo_signals_the_event_loop_once_per_wait() {
         let mut s = serial();
         s.enqueue_raw_bytes(b"ab").expect("fifo has room");
         assert_eq!(s.read(0), b'a');
         assert!(
-            s.events().0.read().is_err(),
+            s.events().fd.read().is_err(),
             "signalled before the FIFO was empty"
         );
         assert_eq!(s.read(0), b'b');
-        assert_eq!(s.events().0.read().expect("signalled"), 1);
+        assert_eq!(s.events().fd.read().expect("signalled"), 1);
+        // A guest polling the empty receive register does not wake the loop again.
+        for _ in 0..10 {
+            s.read(0);
+        }
+        assert!(
+            s.events().fd.read().is_err(),
+            "signalled while nobody waits"
+        );
     }
 
     struct Closed;
