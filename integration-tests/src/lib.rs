@@ -7,8 +7,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The test guest with our region manifest (behaviour chosen by `mode=` on its command line).
@@ -19,6 +19,38 @@ pub const PLAINGUEST: &str = env!("PLAINGUEST_ELF");
 pub const PLAINLOW: &str = env!("PLAINLOW_ELF");
 /// The demo kernel, as bundled into `vmm`.
 pub const KERNEL: &str = env!("KERNEL_ELF");
+
+/// Most VMs the tests run at once: the test harness runs tests on parallel threads, and CI
+/// machines have 2 cores; more VMs at once only slow each other past their timeouts.
+pub const MAX_VMS: usize = 2;
+
+static RUNNING_VMS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// A place among the [`MAX_VMS`] VMs allowed to run at once; given back on drop.
+#[derive(Debug)]
+pub struct VmPermit(());
+
+impl VmPermit {
+    /// Waits for a place.
+    pub fn acquire() -> Self {
+        let (count, freed) = &RUNNING_VMS;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= MAX_VMS {
+            n = freed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        VmPermit(())
+    }
+}
+
+impl Drop for VmPermit {
+    fn drop(&mut self) {
+        let (count, freed) = &RUNNING_VMS;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        freed.notify_one();
+    }
+}
 
 /// Fails loudly when this machine cannot run KVM guests. Tests that boot guests call it first:
 /// they must never pass without having booted anything.
@@ -184,8 +216,9 @@ impl Vmm {
         (child, watchdog)
     }
 
-    /// Runs to completion.
+    /// Runs to completion (waiting first for a place among the [`MAX_VMS`]).
     pub fn run(self) -> Outcome {
+        let _permit = VmPermit::acquire();
         let started = Instant::now();
         let (mut child, watchdog) = self.spawn();
         let mut keep_open = None;

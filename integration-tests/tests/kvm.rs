@@ -10,6 +10,7 @@ mod kvm {
     pub mod no_sse;
     pub mod plain;
     pub mod protocol;
+    pub mod recovery;
     pub mod stops;
 }
 

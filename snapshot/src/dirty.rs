@@ -34,6 +34,11 @@ impl DirtyPages {
         Self { words, pages }
     }
 
+    /// The bitmap in KVM's dirty-log layout (bits past the region are clear).
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
     /// Pages covered.
     pub fn pages(&self) -> usize {
         self.pages
@@ -90,6 +95,7 @@ mod tests {
         assert_eq!(d.iter().collect::<Vec<_>>(), vec![0, 2, 127]);
         assert_eq!(d.count(), 3);
         assert!(d.contains(2) && !d.contains(1) && !d.contains(500));
+        assert_eq!(d.words(), &[0b101, 1 << 63]);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! from [`abi::status`]; stdout carries only the guest's console.
 
 use crate::config::{ConfigFile, Overrides, VmConfig};
+use crate::recovery::report::{self, WorkloadFigures};
+use crate::recovery::{self, RecoveryOptions};
 use crate::{bench, vm};
 use abi::status;
 use clap::{Args, Parser, Subcommand};
@@ -60,6 +62,24 @@ pub enum BenchCommand {
     /// trivial plain ELF (one console line, then an i8042 reset), as the Firecracker anchor in
     /// docs/benchmarks.md was measured.
     Boot(BenchBootArgs),
+    /// Boundary snapshots and recoveries on the demo guest, one load client per server:
+    /// snapshot_ipc_ratio, recovery_us_p50/p99 per fault kind, peer_throughput_ratio (and its
+    /// curve over crash rates), with the KVM backend. Results go in docs/benchmarks.md.
+    Recovery(BenchRecoveryArgs),
+}
+
+/// `vmm bench recovery` flags.
+#[derive(Debug, Args)]
+pub struct BenchRecoveryArgs {
+    /// Rounds of throughput samples (each round runs every configuration once).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub rounds: u64,
+    /// Seconds each client runs per throughput sample.
+    #[arg(long, value_name = "SECS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub seconds: u64,
+    /// Also write the report (every sample and the figures) to FILE as JSON, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// `vmm bench boot` flags.
@@ -98,6 +118,26 @@ pub struct RunArgs {
     /// Print nothing of vmm's own on stderr except errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Crash server SERVER with fault KIND while it handles its N-th message (repeatable). KIND:
+    /// null-deref, illegal-insn, div-zero, panic, hang, stack-overflow, corrupt-state, gp. Each
+    /// fault fires once; the server is recovered by its policy (default: roll back to its last
+    /// boundary, "peer restarted" to the caller, whose client retries).
+    #[arg(long = "fault", value_name = "SERVER:KIND@N")]
+    pub faults: Vec<String>,
+    /// Write a JSON report of the run to FILE (atomically): exit status, backend, workload
+    /// figures, per-server crashes/restores/generation, every recovery.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Neither snapshot nor recover servers: a crashed server stays stopped.
+    #[arg(long)]
+    pub no_recovery: bool,
+    /// Snapshot versions kept per server, 2 to 1024.
+    #[arg(long, value_name = "N", default_value_t = recovery::DEFAULT_VERSIONS)]
+    pub snapshot_versions: usize,
+    /// Hash every other server's state arena around each restore and record in the report
+    /// whether any byte changed (`peers_intact`); costs a pass over guest memory per recovery.
+    #[arg(long)]
+    pub check_isolation: bool,
     /// The guest's command line (written into boot-info / the zero page), after `--`.
     #[arg(last = true, value_name = "GUEST_ARGS")]
     pub guest_args: Vec<String>,
@@ -130,6 +170,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
     match cli.command {
         Command::Run(args) => run(args),
         Command::Bench(BenchCommand::Boot(args)) => bench_boot(args),
+        Command::Bench(BenchCommand::Recovery(args)) => bench_recovery(args),
     }
 }
 
@@ -140,16 +181,92 @@ fn usage_error_line(e: &clap::Error) -> String {
     first.strip_prefix("error: ").unwrap_or(first).to_owned()
 }
 
+/// The recovery engine's options from the command line (the fault specs checked for form).
+fn recovery_options(args: &RunArgs) -> Result<RecoveryOptions, String> {
+    let faults = args
+        .faults
+        .iter()
+        .map(|f| recovery::inject::FaultSpec::parse(f))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if !(recovery::MIN_VERSIONS..=recovery::MAX_VERSIONS).contains(&args.snapshot_versions) {
+        return Err(recovery::RecoveryError::Versions(args.snapshot_versions).to_string());
+    }
+    if args.no_recovery && !faults.is_empty() {
+        return Err("--fault needs recovery: drop --no-recovery".to_owned());
+    }
+    Ok(RecoveryOptions {
+        enabled: !args.no_recovery,
+        versions: args.snapshot_versions,
+        faults,
+        check_isolation: args.check_isolation,
+        log_events: true,
+    })
+}
+
 fn run(args: RunArgs) -> i32 {
+    let report_path = args.report.clone();
+    let (status, result) = run_vm(args);
+    if let Some(path) = report_path {
+        let report = run_report(status, result.as_ref());
+        if let Err(e) = bench::write_json_atomic(&path, &report) {
+            eprintln!("vmm: report: {e}");
+            if status == 0 {
+                return i32::from(status::VMM_INTERNAL);
+            }
+        }
+    }
+    status
+}
+
+/// The `--report` contents of a run that ended with `status` (`result`: how far it got).
+fn run_report(status: i32, result: Result<&vm::RunReport, &String>) -> report::RunReport {
+    let mut r = report::RunReport {
+        exit_status: status,
+        backend: None,
+        message: None,
+        elapsed_ms: None,
+        workload: None,
+        servers: Vec::new(),
+        recoveries: Vec::new(),
+        snapshots: report::SnapshotSummary::default(),
+        faults: 0,
+    };
+    match result {
+        Ok(run) => {
+            r.backend = Some(run.backend.name());
+            r.message = run.message.clone();
+            r.elapsed_ms = Some(run.elapsed.as_secs_f64() * 1e3);
+            r.workload = run.workload.map(WorkloadFigures::from);
+            r.faults = run.faults;
+            if let Some(summary) = run.recovery.clone() {
+                r.servers = summary.servers;
+                r.recoveries = summary.recoveries;
+                r.snapshots = summary.snapshots;
+            }
+        }
+        Err(message) => r.message = Some(message.clone()),
+    }
+    r
+}
+
+/// Runs the VM of `args`; its exit status, and its report or the error line.
+fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
     let quiet = args.quiet;
+    let config_path = args.config.clone();
+    let config_error = |e: String| {
+        eprintln!("vmm: {e}");
+        (i32::from(status::CONFIG), Err(e))
+    };
+    let recovery = match recovery_options(&args) {
+        Ok(r) => r,
+        Err(e) => return config_error(e),
+    };
     let config = match resolve(args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("vmm: {e}");
-            return i32::from(status::CONFIG);
-        }
+        Err(e) => return config_error(e.to_string()),
     };
-    match vm::run(&config, BUNDLED_GUEST, quiet) {
+    match vm::run(&config, BUNDLED_GUEST, quiet, &recovery) {
         Ok(report) => {
             if let Some(m) = &report.message {
                 eprintln!("vmm: {m}");
@@ -169,11 +286,16 @@ fn run(args: RunArgs) -> i32 {
                     guest_figures(&report)
                 );
             }
-            i32::from(report.status)
+            (i32::from(report.status), Ok(report))
         }
         Err(e) => {
-            eprintln!("vmm: {e}");
-            i32::from(e.status())
+            let line = match (&e, &config_path) {
+                // A [recovery] table that does not fit the image: name the file.
+                (vm::RunError::Policy(_), Some(path)) => format!("{}: {e}", path.display()),
+                _ => e.to_string(),
+            };
+            eprintln!("vmm: {line}");
+            (i32::from(e.status()), Err(line))
         }
     }
 }
@@ -207,6 +329,43 @@ fn bench_boot(args: BenchBootArgs) -> i32 {
     }
 }
 
+fn bench_recovery(args: BenchRecoveryArgs) -> i32 {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("vmm: cannot find the vmm binary to benchmark: {e}");
+            return i32::from(status::VMM_INTERNAL);
+        }
+    };
+    let plan = recovery::bench::Plan {
+        rounds: args.rounds as usize,
+        ticks: args.seconds * 100,
+        latency_ticks: 300,
+    };
+    let mut command = format!(
+        "vmm bench recovery --rounds {} --seconds {}",
+        args.rounds, args.seconds
+    );
+    if let Some(path) = &args.json {
+        command += &format!(" --json {}", path.display());
+    }
+    let backend = crate::backend::detect();
+    let result = recovery::bench::run(&exe, plan, backend, command).and_then(|report| {
+        print!("{}", recovery::bench::summary(&report));
+        match &args.json {
+            Some(path) => recovery::bench::write_json(path, &report),
+            None => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("vmm: bench recovery: {e}");
+            i32::from(status::VMM_INTERNAL)
+        }
+    }
+}
+
 /// `; workload ops=N errors=E retries=R lost=L mismatches=M; 1 fault` for the final line.
 fn guest_figures(report: &vm::RunReport) -> String {
     let mut s = String::new();
@@ -219,6 +378,14 @@ fn guest_figures(report: &vm::RunReport) -> String {
     if report.faults > 0 {
         let plural = if report.faults == 1 { "" } else { "s" };
         s.push_str(&format!("; {} task fault{plural}", report.faults));
+        if let Some(r) = &report.recovery {
+            let recovered = r
+                .recoveries
+                .iter()
+                .filter(|e| e.latency_us.is_some())
+                .count();
+            s.push_str(&format!(", {recovered} recovered"));
+        }
     }
     s
 }
@@ -263,6 +430,7 @@ mod tests {
             unknown_mmio: 0,
             workload: None,
             faults: 0,
+            recovery: None,
         };
         assert_eq!(guest_figures(&report), "");
         report.workload = Some(abi::monitor::WorkloadReport {

@@ -43,6 +43,8 @@ pub struct VmConfig {
     pub cmdline: String,
     /// Plain images: stop on unknown port or MMIO accesses instead of ignoring them.
     pub strict_io: bool,
+    /// The config file's `[recovery]` table (the defaults without one).
+    pub recovery: policies::RecoveryConfig,
 }
 
 /// What the command line asked for, before validation.
@@ -83,6 +85,10 @@ pub struct ConfigFile {
     /// The `[vm]` table.
     #[serde(default)]
     pub vm: VmSection,
+    /// The `[recovery]` table: per-server recovery policies (docs/policies.md), checked
+    /// against the image's servers when the VM is built.
+    #[serde(default)]
+    pub recovery: policies::RecoveryConfig,
 }
 
 /// Why a configuration was rejected.
@@ -220,6 +226,7 @@ impl VmConfig {
             timeout,
             cmdline,
             strict_io,
+            recovery: file.map(|(f, _)| f.recovery.clone()).unwrap_or_default(),
         })
     }
 

@@ -27,5 +27,6 @@ pub mod image;
 pub mod layout;
 pub mod memory;
 pub mod outcome;
+pub mod recovery;
 pub mod vcpu;
 pub mod vm;

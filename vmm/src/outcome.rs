@@ -50,6 +50,14 @@ pub enum Violation {
         /// The monitor page's address (0 when the image has none).
         addr: u64,
     },
+    /// BOUNDARY for a task that is not a server, or with a boundary number that does not
+    /// follow the last one.
+    Boundary {
+        /// The task index given.
+        task: u64,
+        /// The boundary number given (its low 16 bits).
+        seq: u64,
+    },
     /// An address no RAM or device backs.
     UnmappedMmio {
         /// Guest-physical address.
@@ -98,6 +106,10 @@ impl fmt::Display for Violation {
                 f,
                 "FAULT/REPORT hypercall but the monitor page at {addr:#x} holds no valid record header"
             ),
+            Self::Boundary { task, seq } => write!(
+                f,
+                "BOUNDARY hypercall for task {task} with number {seq} (low 16 bits): not a server, or not its next boundary"
+            ),
             Self::UnmappedMmio { addr, write } => {
                 write!(f, "{} unmapped guest address {addr:#x}", dir(write))
             }
@@ -137,6 +149,15 @@ pub enum Stop {
     Kvm(kvm_ioctls::Error),
     /// Stopped from outside (signal, timeout, shutdown request).
     Kicked,
+    /// A recovery policy chose to stop the VM.
+    FailStop {
+        /// The crashed server.
+        server: String,
+        /// The policy's reason.
+        reason: String,
+    },
+    /// The recovery engine could not snapshot or restore a server.
+    Recovery(crate::recovery::RecoveryError),
 }
 
 fn rip(rip: &Option<u64>) -> String {
@@ -152,7 +173,10 @@ impl Stop {
             Self::TripleFault { .. } => status::TRIPLE_FAULT,
             Self::InternalError { .. } | Self::FailEntry { .. } => status::GUEST_INTERNAL_ERROR,
             Self::Protocol(_) => status::GUEST_PROTOCOL,
-            Self::UnexpectedExit(_) | Self::Kvm(_) | Self::Kicked => status::VMM_INTERNAL,
+            Self::UnexpectedExit(_) | Self::Kvm(_) | Self::Kicked | Self::Recovery(_) => {
+                status::VMM_INTERNAL
+            }
+            Self::FailStop { .. } => status::FAIL_STOP,
         }
     }
 
@@ -176,6 +200,10 @@ impl Stop {
             Self::Protocol(v) => Some(format!("guest protocol violation: {v}")),
             Self::UnexpectedExit(what) => Some(format!("unexpected vCPU exit: {what}")),
             Self::Kvm(e) => Some(format!("KVM_RUN failed: {e}")),
+            Self::FailStop { server, reason } => Some(format!(
+                "recovery policy stopped the VM after a crash of {server}: {reason}"
+            )),
+            Self::Recovery(e) => Some(format!("recovery failed: {e}")),
         }
     }
 }
@@ -215,6 +243,11 @@ mod tests {
             rip: 0x1000,
         };
         assert_eq!(Stop::Protocol(v).status(), status::GUEST_PROTOCOL);
+        let stop = Stop::FailStop {
+            server: "kv".into(),
+            reason: "too many crashes".into(),
+        };
+        assert_eq!(stop.status(), status::FAIL_STOP);
     }
 
     #[test]
@@ -236,6 +269,12 @@ mod tests {
                 addr: 0xd000_0000,
                 write: false,
             }),
+            Stop::Protocol(Violation::Boundary { task: 9, seq: 0 }),
+            Stop::FailStop {
+                server: "kv".into(),
+                reason: "too many crashes".into(),
+            },
+            Stop::Recovery(crate::recovery::RecoveryError::Versions(1)),
         ];
         for s in stops {
             let m = s.message().expect("explained");

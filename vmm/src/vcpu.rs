@@ -11,6 +11,8 @@ use crate::devices::bus::{Bus, PioAction};
 use crate::devices::monitor::{self, CallFrame, Effect, GuestRecords, MonitorInfo};
 use crate::memory::GuestMemory;
 use crate::outcome::Stop;
+use crate::recovery::Engine;
+use crate::recovery::dirty::KvmDirtyLog;
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use std::cell::Cell;
 use std::io::Write;
@@ -83,6 +85,7 @@ pub struct Vcpu<W: Write> {
     quiet: bool,
     monitor: MonitorInfo,
     records: Arc<Mutex<GuestRecords>>,
+    engine: Option<Engine<KvmDirtyLog>>,
 }
 
 impl<W: Write> Vcpu<W> {
@@ -102,7 +105,14 @@ impl<W: Write> Vcpu<W> {
             quiet,
             monitor: MonitorInfo::default(),
             records: Arc::default(),
+            engine: None,
         }
+    }
+
+    /// Gives the vCPU the recovery engine that snapshots and restores the servers.
+    pub fn with_engine(mut self, engine: Engine<KvmDirtyLog>) -> Self {
+        self.engine = Some(engine);
+        self
     }
 
     /// Gives the monitor the image's monitor page and task names, and where to keep what the
@@ -126,6 +136,9 @@ impl<W: Write> Vcpu<W> {
             }
         };
         IMMEDIATE_EXIT.with(|p| p.set(std::ptr::null_mut()));
+        if let Some(engine) = &self.engine {
+            self.records().recovery = Some(engine.summary());
+        }
         stop
     }
 
@@ -164,22 +177,30 @@ impl<W: Write> Vcpu<W> {
         };
         match action {
             PioAction::Continue => Ok(()),
-            PioAction::Hypercall(number) => self.hypercall(number),
+            PioAction::Hypercall(word) => self.hypercall(word),
         }
     }
 
-    fn hypercall(&mut self, number: u32) -> Result<(), Stop> {
-        let regs = self.fd.get_regs().map_err(Stop::Kvm)?;
-        let sregs = self.fd.get_sregs().map_err(Stop::Kvm)?;
-        // CPL is the RPL of CS; KVM also reports it as the code segment's DPL. Take the higher,
-        // so that neither a forged selector nor a backend quirk can pass ring 3 off as ring 0.
-        let cpl = (sregs.cs.selector & 3).max(u16::from(sregs.cs.dpl));
-        let frame = CallFrame {
-            cpl,
-            rip: regs.rip,
-            args: [regs.rdi, regs.rsi, regs.r8, regs.r9],
+    fn hypercall(&mut self, word: u32) -> Result<(), Stop> {
+        let effect = match abi::hypercall::recovery_call(word) {
+            // The hot path (a BOUNDARY per message a server handles): no register read.
+            Some(call) => monitor::handle_recovery(&self.mem, &self.monitor, call)?,
+            None => {
+                let regs = self.fd.get_regs().map_err(Stop::Kvm)?;
+                let sregs = self.fd.get_sregs().map_err(Stop::Kvm)?;
+                // CPL is the RPL of CS; KVM also reports it as the code segment's DPL. Take
+                // the higher, so that neither a forged selector nor a backend quirk can pass
+                // ring 3 off as ring 0.
+                let cpl = (sregs.cs.selector & 3).max(u16::from(sregs.cs.dpl));
+                let frame = CallFrame {
+                    cpl,
+                    rip: regs.rip,
+                    args: [regs.rdi, regs.rsi, regs.r8, regs.r9],
+                };
+                monitor::handle(&self.mem, &self.monitor, word, &frame)?
+            }
         };
-        match monitor::handle(&self.mem, &self.monitor, number, &frame)? {
+        match effect {
             Effect::Continue => Ok(()),
             Effect::Log(line) => {
                 if !self.quiet {
@@ -189,13 +210,34 @@ impl<W: Write> Vcpu<W> {
             }
             Effect::Exit(status) => Err(Stop::GuestExit(status)),
             Effect::Fault(fault) => {
-                // The VM keeps running: the guest kernel confined the fault to the task.
-                eprintln!("vmm: fault: {fault}");
+                // The VM keeps running: the guest kernel confined the fault to the task, and the
+                // engine (if any) restores it before the guest goes on; its line is written by
+                // the engine's log thread, not to delay the recovery.
                 self.records().faults += 1;
-                Ok(())
+                match &mut self.engine {
+                    Some(engine) => {
+                        let result = engine.fault(&fault, &fault.context);
+                        engine.log(format!("vmm: fault: {fault}"));
+                        result
+                    }
+                    None => {
+                        eprintln!("vmm: fault: {fault}");
+                        Ok(())
+                    }
+                }
             }
             Effect::Report(report) => {
                 self.records().workload = Some(report);
+                Ok(())
+            }
+            Effect::Boundary { task, seq16 } => match &mut self.engine {
+                Some(engine) => engine.boundary(task, seq16),
+                None => Ok(()),
+            },
+            Effect::Restarted { task, tsc } => {
+                if let Some(engine) = &mut self.engine {
+                    engine.restarted(task, tsc);
+                }
                 Ok(())
             }
         }

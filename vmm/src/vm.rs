@@ -11,6 +11,10 @@ use crate::image::{Image, ImageError};
 use crate::layout::{self, Layout, LayoutError};
 use crate::memory::{self, MemoryError};
 use crate::outcome::Stop;
+use crate::recovery::dirty::{self, KvmDirtyLog};
+use crate::recovery::inject::{self, FaultSpecError};
+use crate::recovery::report::Summary;
+use crate::recovery::{Engine, RecoveryError, RecoveryOptions};
 use crate::vcpu::{self, Vcpu};
 use abi::monitor::WorkloadReport;
 use abi::{Backend, status};
@@ -72,6 +76,15 @@ pub enum RunError {
     /// The host.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// A `--fault` the image cannot take.
+    #[error(transparent)]
+    Fault(#[from] FaultSpecError),
+    /// The recovery engine could not be set up.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    /// The `[recovery]` configuration does not fit the image's servers.
+    #[error(transparent)]
+    Policy(#[from] policies::ConfigError),
 }
 
 impl RunError {
@@ -81,6 +94,10 @@ impl RunError {
             Self::Image(_) | Self::Layout(_) | Self::Boot(BootError::Load { .. }) => status::IMAGE,
             Self::Memory(MemoryError::Allocate { .. }) | Self::Host(_) => status::HOST,
             Self::Memory(_) | Self::Boot(_) => status::VMM_INTERNAL,
+            Self::Fault(_) | Self::Policy(_) | Self::Recovery(RecoveryError::Versions(_)) => {
+                status::CONFIG
+            }
+            Self::Recovery(_) => status::VMM_INTERNAL,
         }
     }
 }
@@ -106,6 +123,8 @@ pub struct RunReport {
     pub workload: Option<WorkloadReport>,
     /// Fault records the guest reported (tasks it stopped; the VM kept running).
     pub faults: u64,
+    /// What the recovery engine did (images with servers, recovery on).
+    pub recovery: Option<Summary>,
 }
 
 /// Step 1: the image, read and checked.
@@ -144,36 +163,75 @@ fn open_kvm() -> Result<Kvm, HostError> {
 struct BuiltVm {
     // Field order is drop order: the vCPU and VM fds close before guest memory is unmapped.
     vcpu: VcpuFd,
-    vm: VmFd,
+    vm: Arc<VmFd>,
     mem: memory::GuestMemory,
+    /// The recovery engine, with every server's boot image as version 0.
+    engine: Option<Engine<KvmDirtyLog>>,
 }
 
-/// Steps 3-7: KVM VM, memory and memslots, image, boot structures, irqchip, vCPU.
+/// Steps 3-7: KVM VM, memory and memslots, image, boot structures (and the monitor page's
+/// flags and fault plan), irqchip, vCPU, and the recovery engine's first snapshots.
 fn build(
     config: &VmConfig,
     image: &Image,
     layout: &Layout,
     backend: Backend,
+    recovery: &RecoveryOptions,
 ) -> Result<BuiltVm, RunError> {
+    let names: Vec<String> = layout.servers.iter().map(|s| s.name.clone()).collect();
+    let plan = inject::plan(&recovery.faults, &names)?;
+    let policies = config.recovery.build(&names)?;
     // Memory first: locals drop in reverse order, so on any error below the VM fd (and its
     // memslots) goes before the mapping they point into.
     let mem = memory::create(layout)?;
     let kvm = open_kvm()?;
-    let vm = kvm.create_vm().map_err(ioctl("KVM_CREATE_VM"))?;
+    let vm = Arc::new(kvm.create_vm().map_err(ioctl("KVM_CREATE_VM"))?);
     vm.set_tss_address(TSS_ADDRESS)
         .map_err(ioctl("KVM_SET_TSS_ADDR"))?;
+    let recovering = recovery.enabled && !layout.servers.is_empty();
+    // Before the slots exist: manual protection applies to the slots created afterwards.
+    let manual = recovering && dirty::enable_manual_protect(&vm);
     memory::register(&vm, &mem, layout, kvm.get_nr_memslots())?;
     boot::load_image(&mem, image)?;
     boot::write_boot_structures(&mem, layout, image, &config.cmdline, backend)?;
+    if let Some(page) = layout.monitor_page {
+        crate::recovery::write_monitor_page(&mem, page, recovering, &plan)?;
+    }
     // KVM requires the in-kernel irqchip before any vCPU exists.
     vm.create_irq_chip().map_err(ioctl("KVM_CREATE_IRQCHIP"))?;
     let vcpu = vm.create_vcpu(0).map_err(ioctl("KVM_CREATE_VCPU"))?;
     boot::setup_vcpu(&kvm, &vcpu, image.entry)?;
-    Ok(BuiltVm { vcpu, vm, mem })
+    let engine = if recovering {
+        let log = KvmDirtyLog::new(Arc::clone(&vm), manual);
+        let tsc_khz = vcpu.get_tsc_khz().ok();
+        let mut engine = Engine::new(mem.clone(), layout, log, recovery.clone(), tsc_khz)?;
+        engine.set_policies(
+            policies
+                .into_policies()
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect(),
+        );
+        Some(engine)
+    } else {
+        None
+    };
+    Ok(BuiltVm {
+        vcpu,
+        vm,
+        mem,
+        engine,
+    })
 }
 
-/// Builds the VM from `config` and runs it to the end.
-pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, RunError> {
+/// Builds the VM from `config` and runs it to the end, snapshotting and recovering its servers
+/// as `recovery` says.
+pub fn run(
+    config: &VmConfig,
+    bundled: &[u8],
+    quiet: bool,
+    recovery: &RecoveryOptions,
+) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let image = load_image(config, bundled)?;
     let layout = layout::plan(&image, config.memory_bytes())?;
@@ -192,7 +250,7 @@ pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, 
     }
     // Block the stop signals before any other thread exists, so that they reach only the loop.
     let signals = SignalFd::new().map_err(os("signalfd"))?;
-    let built = build(config, &image, &layout, backend)?;
+    let built = build(config, &image, &layout, backend, recovery)?;
     vcpu::install_kick_handler().map_err(os("the vCPU kick signal"))?;
 
     let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(os("COM1 irqfd"))?;
@@ -218,14 +276,22 @@ pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, 
     let stop_flag = Arc::new(AtomicBool::new(false));
     let vcpu_done = EventFd::new(libc::EFD_NONBLOCK).map_err(os("vCPU eventfd"))?;
     let done_writer = vcpu_done.try_clone().map_err(os("eventfd"))?;
-    let BuiltVm { vcpu, vm, mem } = built;
+    let BuiltVm {
+        vcpu,
+        vm,
+        mem,
+        engine,
+    } = built;
     let monitor = MonitorInfo {
         page: layout.monitor_page,
         tasks: layout.servers.iter().map(|s| s.name.clone()).collect(),
     };
     let records = Arc::new(Mutex::new(GuestRecords::default()));
-    let vcpu = Vcpu::new(vcpu, bus, mem.clone(), Arc::clone(&stop_flag), quiet)
+    let mut vcpu = Vcpu::new(vcpu, bus, mem.clone(), Arc::clone(&stop_flag), quiet)
         .with_monitor(monitor, Arc::clone(&records));
+    if let Some(engine) = engine {
+        vcpu = vcpu.with_engine(engine);
+    }
     let handle = std::thread::Builder::new()
         .name("vcpu0".into())
         .spawn(move || {
@@ -285,6 +351,7 @@ pub fn run(config: &VmConfig, bundled: &[u8], quiet: bool) -> Result<RunReport, 
         unknown_mmio: counters.unknown_mmio.load(Ordering::Relaxed),
         workload: records.workload,
         faults: records.faults,
+        recovery: records.recovery,
     })
 }
 

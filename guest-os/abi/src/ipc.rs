@@ -10,9 +10,12 @@
 //!  rdi       target TaskId / reply capability     sender TaskId (receive), current id (restarted)
 //!  rsi       label (opcode or reply code)         label
 //!  rdx r8 r9 r10 r12 r13   message words 0..6     message words 0..6
+//!  rcx       -                                    on a delivered message: a fault to inject
+//!                                                 (crate::inject::FaultKind number, 0 = none)
 //! ```
 //!
-//! Every other register (rbx, rcx, rbp, r11, r14, r15, rsp, flags) and the SSE state are preserved.
+//! Every other register (rbx, rbp, r11, r14, r15, rsp, flags) and the SSE state are preserved;
+//! rcx too, except on the return of a call that delivers a message (receive, reply-and-receive).
 
 /// Words in a message besides its label.
 pub const MSG_WORDS: usize = 6;
@@ -54,7 +57,14 @@ pub enum Sys {
     VmExit = 13,
     /// Timer ticks since boot, in word 0.
     Ticks = 14,
+    /// Declares the task's state canaries: words 0 and 1 are the addresses of two `u64`s in its
+    /// state arena holding [`STATE_CANARY`]. A server's canaries are checked at each of its
+    /// boundaries, before its reply is released; an overwritten one stops it (corruption).
+    DeclareState = 15,
 }
+
+/// The value a task's state canaries hold ([`Sys::DeclareState`]).
+pub const STATE_CANARY: u64 = 0x57a7_e0ca_4a21_e5c0;
 
 impl Sys {
     /// The call with this number, if any.
@@ -75,6 +85,7 @@ impl Sys {
             12 => Self::Report,
             13 => Self::VmExit,
             14 => Self::Ticks,
+            15 => Self::DeclareState,
             _ => return None,
         })
     }
@@ -103,6 +114,9 @@ pub enum Error {
     UnknownCall = 8,
     /// No timer slot is free.
     NoTimer = 9,
+    /// The target was restarted from its initial image: its state (and the effect of this
+    /// request) is lost; `rdi` holds its current id.
+    StateLost = 10,
 }
 
 impl Error {
@@ -118,6 +132,7 @@ impl Error {
             7 => Self::SelfSend,
             8 => Self::UnknownCall,
             9 => Self::NoTimer,
+            10 => Self::StateLost,
             _ => return None,
         })
     }
@@ -176,11 +191,11 @@ mod tests {
 
     #[test]
     fn numbers_round_trip() {
-        for n in 0..=14 {
+        for n in 0..=15 {
             assert_eq!(Sys::from_number(n).map(|s| s as u64), Some(n));
         }
-        assert_eq!(Sys::from_number(15), None);
-        for n in 1..=9 {
+        assert_eq!(Sys::from_number(16), None);
+        for n in 1..=10 {
             assert_eq!(Error::from_code(n).map(|e| e as u64), Some(n));
         }
         assert_eq!(Error::from_code(0), None);
@@ -227,17 +242,17 @@ pub trait Transport {
 pub enum ClientError {
     /// The server answered with its error code.
     Server(u64),
-    /// The server restarted and the request is not idempotent, so it was not retried: its
-    /// effect is unknown.
-    Restarted,
+    /// The server was restarted from its initial image ([`Error::StateLost`]): its state, and
+    /// the effect of this request, are lost. Not retried: the caller must know.
+    StateLost,
     /// The server crashed (and was not restarted): no reply.
     Crashed,
     /// Another kernel error.
     Kernel(Error),
 }
 
-/// A server endpoint as a client holds it: the id it last knew, and how many idempotent
-/// requests it retried after a restart.
+/// A server endpoint as a client holds it: the id it last knew, and how many requests it
+/// retried after a restart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     /// The id in use.
@@ -252,16 +267,13 @@ impl Endpoint {
         Self { id, retries: 0 }
     }
 
-    /// Calls the server. On `PeerRestarted` the endpoint takes the new id, and an
-    /// `idempotent` request is sent again (once per restart); any other request fails with
-    /// [`ClientError::Restarted`]. A reply label other than [`REPLY_OK`] is
+    /// Calls the server. On `PeerRestarted` the endpoint takes the new id and sends the request
+    /// again (once per restart): the kernel answers `PeerRestarted` only for a request that was
+    /// not applied (the id was stale, or the server was rolled back to its boundary before
+    /// it), so any request may be resent. On `StateLost` it takes the new id and fails with
+    /// [`ClientError::StateLost`]. A reply label other than [`REPLY_OK`] is
     /// [`ClientError::Server`].
-    pub fn call(
-        &mut self,
-        t: &mut impl Transport,
-        msg: &Message,
-        idempotent: bool,
-    ) -> Result<Message, ClientError> {
+    pub fn call(&mut self, t: &mut impl Transport, msg: &Message) -> Result<Message, ClientError> {
         loop {
             match t.call(self.id, msg) {
                 Ok(reply) if reply.label == REPLY_OK => return Ok(reply),
@@ -274,10 +286,14 @@ impl Endpoint {
                         return Err(ClientError::Kernel(Error::PeerRestarted));
                     }
                     self.id = current;
-                    if !idempotent {
-                        return Err(ClientError::Restarted);
-                    }
                     self.retries += 1;
+                }
+                Err(CallError {
+                    error: Error::StateLost,
+                    current,
+                }) => {
+                    self.id = current;
+                    return Err(ClientError::StateLost);
                 }
                 Err(CallError {
                     error: Error::PeerCrashed,
@@ -290,7 +306,7 @@ impl Endpoint {
 }
 
 /// A client of one server: its endpoint, and which of its requests are idempotent (from the
-/// server's `*-api` crate). The typed clients wrap one.
+/// server's `*-api` crate; recovery policies replay only those). The typed clients wrap one.
 #[derive(Clone, Copy, Debug)]
 pub struct Client {
     /// The endpoint (id and retry count).
@@ -314,8 +330,13 @@ impl Client {
         label: u64,
         words: [u64; MSG_WORDS],
     ) -> Result<Message, ClientError> {
-        let idempotent = (self.idempotent)(label);
-        self.ep.call(t, &Message::new(label, words), idempotent)
+        self.ep.call(t, &Message::new(label, words))
+    }
+
+    /// True when request `label` is declared idempotent (delivering it twice has the effect
+    /// of once).
+    pub fn idempotent(&self, label: u64) -> bool {
+        (self.idempotent)(label)
     }
 }
 
@@ -372,15 +393,17 @@ pub fn unpack_bytes(words: &[u64], out: &mut [u8]) {
 mod client_tests {
     use super::*;
 
-    /// Restarts the server once (generation 0 -> 1), then answers with the label it got.
-    struct Restarting(bool);
+    /// Restarts the server once (generation 0 -> 1) with `error`, then answers with the label
+    /// it got.
+    struct Restarting(Option<Error>);
 
     impl Transport for Restarting {
         fn call(&mut self, to: TaskId, msg: &Message) -> Result<Message, CallError> {
-            if !self.0 && to.generation() == 0 {
-                self.0 = true;
+            if to.generation() == 0
+                && let Some(error) = self.0.take()
+            {
                 return Err(CallError {
-                    error: Error::PeerRestarted,
+                    error,
                     current: TaskId::new(to.index(), 1),
                 });
             }
@@ -389,18 +412,37 @@ mod client_tests {
     }
 
     #[test]
-    fn idempotent_requests_are_retried_after_a_restart_and_others_are_not() {
+    fn requests_are_retried_after_a_rollback_but_not_after_state_loss() {
         let mut ep = Endpoint::new(TaskId::new(2, 0));
-        let reply = ep.call(&mut Restarting(false), &Message::new(0, [1; 6]), true);
+        let mut t = Restarting(Some(Error::PeerRestarted));
+        let reply = ep.call(&mut t, &Message::new(0, [1; 6]));
         assert_eq!(reply, Ok(Message::new(0, [1; 6])));
         assert_eq!((ep.id.generation(), ep.retries), (1, 1));
         let mut ep = Endpoint::new(TaskId::new(2, 0));
-        let reply = ep.call(&mut Restarting(false), &Message::new(0, [1; 6]), false);
-        assert_eq!(reply, Err(ClientError::Restarted));
-        assert_eq!(ep.id.generation(), 1);
+        let reply = ep.call(
+            &mut Restarting(Some(Error::StateLost)),
+            &Message::new(0, [1; 6]),
+        );
+        assert_eq!(reply, Err(ClientError::StateLost));
+        assert_eq!((ep.id.generation(), ep.retries), (1, 0));
         assert_eq!(
-            ep.call(&mut Restarting(true), &Message::new(5, [0; 6]), true),
+            ep.call(&mut Restarting(None), &Message::new(5, [0; 6])),
             Err(ClientError::Server(5))
+        );
+        // A restart that names the id already in use is a kernel error, not a loop.
+        let mut ep = Endpoint::new(TaskId::new(2, 1));
+        struct Stuck;
+        impl Transport for Stuck {
+            fn call(&mut self, to: TaskId, _: &Message) -> Result<Message, CallError> {
+                Err(CallError {
+                    error: Error::PeerRestarted,
+                    current: to,
+                })
+            }
+        }
+        assert_eq!(
+            ep.call(&mut Stuck, &Message::new(5, [0; 6])),
+            Err(ClientError::Kernel(Error::PeerRestarted))
         );
     }
 

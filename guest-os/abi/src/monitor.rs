@@ -1,18 +1,25 @@
-//! The monitor page: records the guest kernel hands the VMM, announced by a hypercall.
+//! The monitor page: records the guest kernel and the VMM hand each other.
 //!
-//! The page (its address is the manifest's `monitor_page`) holds one [`MonitorPage`]. The kernel
-//! fills a record, then makes the hypercall that names it ([`crate::hypercall::Hypercall::Fault`]
-//! or [`crate::hypercall::Hypercall::Report`]); the VMM reads the record on that exit. Every field
-//! is written by the guest and untrusted: the VMM checks magic and version, treats unknown causes
-//! as such, and names tasks from its own validated layout, never from guest text.
+//! The page (its address is the manifest's `monitor_page`) holds one [`MonitorPage`]. Before the
+//! guest runs, the VMM writes the header, its `flags` and the fault-injection `plan`; the kernel
+//! reads them at boot. Later the kernel fills a record, then makes the hypercall that names it
+//! ([`crate::hypercall::Hypercall::Fault`] or [`crate::hypercall::Hypercall::Report`]); the VMM
+//! reads the record on that exit and, for a fault, writes its `verdict` before it resumes the
+//! guest. Every guest-written field is untrusted: the VMM checks magic and version, treats
+//! unknown causes as such, bounds-checks indices, and names tasks from its own validated layout,
+//! never from guest text. The kernel in turn checks that a verdict answers the fault it reported.
 //!
 //! ```text
-//!  offset  size  field
-//!  0       8     magic  (MONITOR_MAGIC)
-//!  8       4     version (MONITOR_VERSION)
-//!  12      4     reserved
-//!  16      64    fault: FaultRecord   (written before a FAULT hypercall)
-//!  80      40    report: WorkloadReport (written before a REPORT hypercall)
+//!  offset  size  field                  written by  when
+//!  0       8     magic (MONITOR_MAGIC)  VMM, kernel boot
+//!  8       4     version                VMM, kernel boot
+//!  12      4     flags (FLAG_*)         VMM         before boot
+//!  16      64    fault: FaultRecord     kernel      before a FAULT hypercall
+//!  80      40    report: WorkloadReport kernel      before a REPORT hypercall
+//!  120     40    crash: CrashContext    kernel      before a FAULT hypercall
+//!  160     16    verdict: Verdict       VMM         during a FAULT hypercall
+//!  176     384   plan: [FaultPlan; 16]  VMM         before boot
+//!  560     8     restart_tsc            kernel      before a RESTARTED hypercall
 //! ```
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -20,7 +27,16 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `MonitorPage::magic`: "CMMONPG1" little-endian.
 pub const MONITOR_MAGIC: u64 = 0x3147_504e_4f4d_4d43;
 /// `MonitorPage::version` this contract describes.
-pub const MONITOR_VERSION: u32 = 1;
+pub const MONITOR_VERSION: u32 = 2;
+
+/// `MonitorPage::flags`: the kernel makes a BOUNDARY hypercall at every server boundary.
+pub const FLAG_SNAPSHOTS: u32 = 1 << 0;
+/// `MonitorPage::flags`: the VMM recovers crashed servers (it answers FAULT with a verdict).
+pub const FLAG_RECOVERY: u32 = 1 << 1;
+/// Entries of the fault-injection plan.
+pub const MAX_PLANNED_FAULTS: usize = 16;
+/// `CrashContext::caller` when no caller waits for the crashed task's reply.
+pub const NO_CALLER: u32 = u32::MAX;
 
 /// Why a task was stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +60,9 @@ pub enum FaultCause {
     BudgetOverrun = 8,
     /// #MF / #XM: x87 or SIMD floating-point exception.
     FloatingPoint = 9,
+    /// A canary of the task's declared state was overwritten (checked at its boundary, before
+    /// its reply was released).
+    Corruption = 10,
 }
 
 impl FaultCause {
@@ -59,6 +78,7 @@ impl FaultCause {
             7 => Self::Panic,
             8 => Self::BudgetOverrun,
             9 => Self::FloatingPoint,
+            10 => Self::Corruption,
             _ => return None,
         })
     }
@@ -75,6 +95,7 @@ impl FaultCause {
             Self::Panic => "panic",
             Self::BudgetOverrun => "hang",
             Self::FloatingPoint => "floating-point",
+            Self::Corruption => "corruption",
         }
     }
 
@@ -116,8 +137,114 @@ pub struct FaultRecord {
     pub error_code: u64,
     /// Messages the task had received (message boundaries passed) before it stopped.
     pub messages: u64,
-    /// Must be zero.
-    pub reserved: u64,
+    /// The guest TSC at the kernel's fault entry (0 when not read), for recovery latency.
+    pub entry_tsc: u64,
+}
+
+/// What the kernel adds to a fault record for the recovery decision.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct CrashContext {
+    /// The task's last boundary (boundary sequence number; 0: none since boot).
+    pub boundary: u64,
+    /// The label of the request in flight (received since the boundary), if `caller` is set.
+    pub label: u64,
+    /// Task index of the caller waiting for the in-flight request's reply, or [`NO_CALLER`].
+    pub caller: u32,
+    /// Bit 0: the task is a server (it has boundaries and can be recovered); bit 1: the
+    /// in-flight request is a replay (it was delivered again after an earlier crash).
+    pub flags: u32,
+    /// Guest-physical address of the task's panic text (0: none).
+    pub text_addr: u64,
+    /// Its length (the VMM reads at most `MAX_PANIC_TEXT` bytes).
+    pub text_len: u64,
+}
+
+impl CrashContext {
+    /// `flags` bit: the task is a server.
+    pub const SERVER: u32 = 1 << 0;
+    /// `flags` bit: the in-flight request is a replay.
+    pub const REPLAY: u32 = 1 << 1;
+
+    /// The caller waiting for the in-flight request, if any.
+    pub fn caller(&self) -> Option<u32> {
+        (self.caller != NO_CALLER).then_some(self.caller)
+    }
+}
+
+/// What the VMM tells the kernel to do with a crashed task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum VerdictAction {
+    /// Leave it stopped: the tasks it held get `PeerCrashed` (also the answer to any verdict the
+    /// kernel cannot read).
+    Stop = 0,
+    /// Its state was restored to its last boundary: restart it there, answer the in-flight
+    /// request "peer restarted".
+    Rollback = 1,
+    /// As rollback, but deliver the in-flight request again (at most once per request).
+    Replay = 2,
+    /// Its state was restored to its boot image: restart it, answer the in-flight request and
+    /// the callers queued on it "state lost".
+    RestartFresh = 3,
+}
+
+impl VerdictAction {
+    /// The action with this number, if any.
+    pub const fn from_number(n: u32) -> Option<Self> {
+        Some(match n {
+            0 => Self::Stop,
+            1 => Self::Rollback,
+            2 => Self::Replay,
+            3 => Self::RestartFresh,
+            _ => return None,
+        })
+    }
+}
+
+/// The VMM's answer to a FAULT hypercall.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Verdict {
+    /// The `seq` of the fault record it answers.
+    pub fault_seq: u64,
+    /// A [`VerdictAction`] number.
+    pub action: u32,
+    /// Timer ticks (10 ms) to wait before the task runs again (a policy's backoff); its
+    /// callers stay queued meanwhile.
+    pub delay_ticks: u32,
+}
+
+impl Verdict {
+    /// The action, if this verdict answers fault `seq` with a known one; else `Stop`.
+    pub fn action_for(&self, seq: u64) -> VerdictAction {
+        match VerdictAction::from_number(self.action) {
+            Some(a) if self.fault_seq == seq => a,
+            _ => VerdictAction::Stop,
+        }
+    }
+}
+
+/// One planned fault: task `task` takes fault `kind` ([`crate::inject::FaultKind`]) while it
+/// handles its `message`-th delivered message, and again every `period` messages after that
+/// when `period` is not 0. Unused entries have `message` 0.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct FaultPlan {
+    /// Task-table index.
+    pub task: u32,
+    /// A [`crate::inject::FaultKind`] number.
+    pub kind: u32,
+    /// The message number (1 = the first message the task receives); 0 = unused entry.
+    pub message: u64,
+    /// Messages between repeats (0: once).
+    pub period: u64,
 }
 
 /// The workload's final figures.
@@ -148,12 +275,20 @@ pub struct MonitorPage {
     pub magic: u64,
     /// [`MONITOR_VERSION`].
     pub version: u32,
-    /// Must be zero.
-    pub reserved: u32,
+    /// `FLAG_*` bits set by the VMM before boot.
+    pub flags: u32,
     /// The last fault.
     pub fault: FaultRecord,
     /// The workload's report.
     pub report: WorkloadReport,
+    /// The last fault's context.
+    pub crash: CrashContext,
+    /// The VMM's answer to the last fault.
+    pub verdict: Verdict,
+    /// Faults to inject (read by the kernel at boot).
+    pub plan: [FaultPlan; MAX_PLANNED_FAULTS],
+    /// The guest TSC just before a restarted task's first instruction (RESTARTED).
+    pub restart_tsc: u64,
 }
 
 impl MonitorPage {
@@ -172,12 +307,17 @@ mod tests {
         assert_eq!(core::mem::offset_of!(MonitorPage, fault), 16);
         assert_eq!(core::mem::size_of::<FaultRecord>(), 64);
         assert_eq!(core::mem::offset_of!(MonitorPage, report), 80);
+        assert_eq!(core::mem::offset_of!(MonitorPage, crash), 120);
+        assert_eq!(core::mem::offset_of!(MonitorPage, verdict), 160);
+        assert_eq!(core::mem::offset_of!(MonitorPage, plan), 176);
+        assert_eq!(core::mem::offset_of!(MonitorPage, restart_tsc), 560);
+        assert_eq!(core::mem::size_of::<MonitorPage>(), 568);
         assert!(core::mem::size_of::<MonitorPage>() <= crate::layout::PAGE_SIZE as usize);
     }
 
     #[test]
     fn causes_round_trip_and_map_exceptions() {
-        for n in 1..=9 {
+        for n in 1..=10 {
             let cause = FaultCause::from_number(n).expect("defined");
             assert_eq!(cause as u32, n);
             assert!(!cause.name().is_empty());
@@ -196,5 +336,30 @@ mod tests {
             FaultCause::from_exception(17, false),
             FaultCause::OtherException
         );
+    }
+
+    #[test]
+    fn verdicts_answer_only_their_fault() {
+        let v = Verdict {
+            fault_seq: 7,
+            action: VerdictAction::Replay as u32,
+            delay_ticks: 0,
+        };
+        assert_eq!(v.action_for(7), VerdictAction::Replay);
+        assert_eq!(v.action_for(8), VerdictAction::Stop, "an old verdict");
+        let garbage = Verdict {
+            fault_seq: 7,
+            action: 99,
+            delay_ticks: 0,
+        };
+        assert_eq!(garbage.action_for(7), VerdictAction::Stop);
+        for n in 0..4 {
+            assert_eq!(VerdictAction::from_number(n).map(|a| a as u32), Some(n));
+        }
+        let c = CrashContext {
+            caller: NO_CALLER,
+            ..Default::default()
+        };
+        assert_eq!(c.caller(), None);
     }
 }

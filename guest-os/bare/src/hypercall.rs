@@ -8,8 +8,9 @@ use core::arch::asm;
 /// Makes hypercall `number` with arguments `args` (a0..a3) as they are, checked or not: the VMM
 /// validates them, and the test guests use this to send it bad ones.
 pub fn call(number: u32, args: [u64; 4]) {
-    // SAFETY: the `out` traps to the VMM, which may read guest memory (LOG) but writes none and
-    // changes no register; `readonly` tells the compiler exactly that.
+    // SAFETY: the `out` traps to the VMM, which may read guest memory (LOG, FAULT) and write the
+    // monitor page (FAULT's verdict) but changes no register; without `readonly`, the compiler
+    // keeps no memory value across the call.
     unsafe {
         asm!(
             "out dx, eax",
@@ -19,7 +20,7 @@ pub fn call(number: u32, args: [u64; 4]) {
             in("rsi") args[1],
             in("r8") args[2],
             in("r9") args[3],
-            options(nostack, readonly, preserves_flags)
+            options(nostack, preserves_flags)
         );
     }
 }

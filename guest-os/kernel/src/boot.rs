@@ -2,6 +2,7 @@
 
 use crate::arch::x86_64::{apic, cpu, gdt, idt, paging, trap};
 use crate::dispatch::{self, KERNEL_FAULT_STATUS};
+use abi::inject::FaultKind;
 use abi::manifest::Range;
 use abi::monitor::{MONITOR_MAGIC, MONITOR_VERSION, MonitorPage};
 use abi::{Backend, BootInfo};
@@ -43,10 +44,12 @@ pub fn boot(boot_info: u64) -> ! {
     idt::init();
     // SAFETY: setting EFER.NXE only enables the no-execute bit of page-table entries.
     unsafe { cpu::wrmsr(cpu::MSR_EFER, cpu::rdmsr(cpu::MSR_EFER) | cpu::EFER_NXE) };
-    init_monitor_page();
+    let page = read_monitor_page();
     for index in 0..TASKS.len() {
         setup_task(index, cmdline);
     }
+    plan_faults(&page);
+    init_monitor_page();
     apic::init();
     dispatch::start()
 }
@@ -65,6 +68,39 @@ fn banner(info: &BootInfo, cmdline: &[u8]) {
     serial::write(b" cmdline=\"");
     serial::write(cmdline);
     serial::line(b"\"");
+}
+
+/// What the VMM put in the monitor page before boot (flags, the fault plan), if it carries this
+/// contract's magic and version; an empty page otherwise.
+fn read_monitor_page() -> MonitorPage {
+    let page = sysmap::MONITOR_PAGE as *const MonitorPage;
+    // SAFETY: the monitor page is the manifest's, identity-mapped by the VMM's boot tables;
+    // nothing else runs yet. Every field is plain data (any bits valid).
+    let page = unsafe { page.read_volatile() };
+    if page.is_valid() {
+        page
+    } else {
+        MonitorPage::default()
+    }
+}
+
+/// Hands each planned fault to its task (the plan stays in the kernel: a rollback of the task's
+/// state cannot re-arm it); a bad entry is reported and skipped.
+fn plan_faults(page: &MonitorPage) {
+    dispatch::set_flags(page.flags);
+    for p in page.plan.iter().filter(|p| p.message != 0) {
+        let known = FaultKind::from_number(u64::from(p.kind)).is_some();
+        let fault = kernel::task::PlannedFault {
+            message: p.message,
+            kind: p.kind,
+            period: p.period,
+        };
+        if !known || !dispatch::plan_fault(p.task as usize, fault) {
+            serial::write(b"kernel: ignoring planned fault for task ");
+            serial::write_dec(u64::from(p.task));
+            serial::line(b"");
+        }
+    }
 }
 
 fn init_monitor_page() {

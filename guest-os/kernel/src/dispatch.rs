@@ -1,9 +1,16 @@
 //! Between the trap path and the kernel's logic: decode the trap, call the kernel, carry out its
 //! effect (console, hypercalls), switch to the task it picks (CR3, RSP0, FPU state) or idle.
+//!
+//! Recovery, on the machine side: a server's boundary becomes a synchronous BOUNDARY hypercall
+//! (the VMM snapshots its state arena before anything else runs); a fault becomes a FAULT
+//! hypercall whose verdict, written by the VMM into the monitor page during the call, the kernel
+//! then carries out ([`Kernel::recover`]); a restarted task's first instruction is announced by a
+//! RESTARTED hypercall carrying the TSC (the VMM measures recovery latency from the fault
+//! record's `entry_tsc`).
 
 use crate::arch::x86_64::{apic, cpu, gdt, idt, trap};
-use abi::hypercall::Hypercall;
-use abi::monitor::{FaultCause, FaultRecord, MonitorPage};
+use abi::hypercall::{Hypercall, call_word};
+use abi::monitor::{FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultCause, MonitorPage, VerdictAction};
 use bare::{hypercall, serial};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +33,8 @@ struct Machine {
     fpu_owner: usize,
     /// The loaded CR3.
     loaded_root: u64,
+    /// The monitor page's flags (`FLAG_*`), as the VMM set them before boot.
+    flags: u32,
 }
 
 /// State only the kernel, on its one CPU with interrupts masked, ever touches.
@@ -50,9 +59,14 @@ static MACHINE: KernelOnly<Machine> = KernelOnly(UnsafeCell::new(Machine {
     roots: [0; NTASKS],
     fpu_owner: usize::MAX,
     loaded_root: 0,
+    flags: 0,
 }));
 /// Timer ticks taken in the idle loop, not yet given to the kernel.
 static PENDING_TICKS: AtomicU64 = AtomicU64::new(0);
+/// The TSC at the kernel's entry from ring 3 (the start of a fault's recovery latency; one
+/// `rdtsc` per trap, which costs nothing measurable even under emulation); 0: read it when the
+/// fault is reported.
+static FAULT_TSC: AtomicU64 = AtomicU64::new(0);
 
 fn kernel() -> &'static mut Kernel<NTASKS> {
     KERNEL.get()
@@ -70,9 +84,30 @@ pub fn add_task(setup: &TaskSetup, root: u64) {
     m.fx[index].init();
 }
 
+/// Sets the monitor page's flags (boot only).
+pub fn set_flags(flags: u32) {
+    MACHINE.get().flags = flags;
+}
+
+/// Plans `fault` for task `task` (boot only); false when the task does not exist or its plan
+/// is full.
+pub fn plan_fault(task: usize, fault: kernel::task::PlannedFault) -> bool {
+    let k = kernel();
+    task < k.count && k.tasks[task].plan_fault(fault)
+}
+
+/// Reads a `u64` at a user address the kernel checked (a state canary of the current task,
+/// whose address space is loaded).
+fn read_user(addr: u64) -> u64 {
+    // SAFETY: `addr` was checked at declaration to be an aligned `u64` inside the task's state
+    // arena, which is mapped in its address space, the one loaded while it runs a system call.
+    unsafe { (addr as *const u64).read_volatile() }
+}
+
 /// Enters the first task.
 pub fn start() -> ! {
     let k = kernel();
+    k.read_user = read_user;
     let Some(first) = k.schedule(false) else {
         serial::line(b"kernel: no task to run");
         hypercall::exit(KERNEL_FAULT_STATUS)
@@ -82,6 +117,7 @@ pub fn start() -> ! {
 
 /// A trap from ring 3 (`regs` is the current task's record).
 pub fn from_user(regs: *mut SavedRegs) -> *mut SavedRegs {
+    FAULT_TSC.store(cpu::rdtsc(), Ordering::Relaxed);
     let k = kernel();
     let Some(current) = k.current else {
         // Only a running task can trap from ring 3.
@@ -180,14 +216,26 @@ fn switch_to(k: &mut Kernel<NTASKS>, next: usize) -> *mut SavedRegs {
     }
     let regs = &raw mut k.tasks[next].regs;
     gdt::set_rsp0(regs as u64 + SAVED_REGS_SIZE as u64);
+    if k.tasks[next].restarted {
+        k.tasks[next].restarted = false;
+        let tsc = cpu::rdtsc();
+        monitor_page_write(|page| page.restart_tsc = tsc);
+        hypercall::call(call_word(Hypercall::Restarted, next as u8, 0), [0; 4]);
+    }
     regs
 }
 
-fn perform(k: &Kernel<NTASKS>, effect: Effect) {
+fn perform(k: &mut Kernel<NTASKS>, effect: Effect) {
     match effect {
         Effect::None => {}
         Effect::Console(text) => serial::write(user_bytes(text)),
-        Effect::Fault(text) => fault(&k.last_fault, text),
+        Effect::Boundary(t) => {
+            if MACHINE.get().flags & FLAG_SNAPSHOTS != 0 {
+                let seq = k.tasks[t].boundaries as u16;
+                hypercall::call(call_word(Hypercall::Boundary, t as u8, seq), [0; 4]);
+            }
+        }
+        Effect::Fault(text) => fault(k, text),
         Effect::Report => {
             monitor_page_write(|page| page.report = k.report);
             hypercall::call(Hypercall::Report as u32, [0; 4]);
@@ -203,15 +251,55 @@ fn user_bytes(text: CheckedSlice) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(text.addr as *const u8, text.len as usize) }
 }
 
-fn monitor_page_write(f: impl FnOnce(&mut MonitorPage)) {
-    // SAFETY: the monitor page is mapped supervisor-only in every space and only the kernel
-    // writes it; the VMM reads it only during the hypercall that follows.
-    f(unsafe { &mut *(sysmap::MONITOR_PAGE as *mut MonitorPage) });
+fn monitor_page() -> *mut MonitorPage {
+    sysmap::MONITOR_PAGE as *mut MonitorPage
 }
 
-/// Tells the console and the VMM that a task stopped.
-fn fault(record: &FaultRecord, text: Option<CheckedSlice>) {
-    let name = TASKS.get(record.task as usize).map_or("?", |t| t.name);
+fn monitor_page_write(f: impl FnOnce(&mut MonitorPage)) {
+    // SAFETY: the monitor page is mapped supervisor-only in every space; the VMM reads and
+    // writes it only during a hypercall, when the kernel holds no reference to it.
+    f(unsafe { &mut *monitor_page() });
+}
+
+/// Tells the VMM that a task stopped and carries out its verdict; a task left stopped is also
+/// announced on the console (a recovered one is not: the VMM reports it, and console output
+/// from ring 0 costs an exit per byte).
+fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>) {
+    let t = k.last_fault.task as usize;
+    let tsc = match FAULT_TSC.swap(0, Ordering::Relaxed) {
+        0 => cpu::rdtsc(),
+        tsc => tsc,
+    };
+    k.last_fault.entry_tsc = tsc;
+    let record = k.last_fault;
+    let mut context = k.crash_context(t);
+    if let Some(text) = text {
+        (context.text_addr, context.text_len) = (text.addr, text.len);
+    }
+    monitor_page_write(|page| {
+        page.fault = record;
+        page.crash = context;
+    });
+    hypercall::call(call_word(Hypercall::Fault, t as u8, 0), [0; 4]);
+    let m = MACHINE.get();
+    let (action, delay) = if m.flags & FLAG_RECOVERY != 0 {
+        // SAFETY: as in `monitor_page_write`; the VMM wrote the verdict during the hypercall.
+        let verdict = unsafe { (&raw const (*monitor_page()).verdict).read_volatile() };
+        (
+            verdict.action_for(record.seq),
+            u64::from(verdict.delay_ticks),
+        )
+    } else {
+        (VerdictAction::Stop, 0)
+    };
+    k.recover(t, action, delay);
+    if action != VerdictAction::Stop {
+        // Its FPU/SSE registers are left as they are: they hold only its own values (it was
+        // running, so they are loaded), and no task keeps state in them across a boundary. An
+        // FXRSTOR of a fresh area would cost tens of microseconds under emulation.
+        return;
+    }
+    let name = TASKS.get(t).map_or("?", |d| d.name);
     serial::write(b"kernel: task ");
     serial::write(name.as_bytes());
     serial::write(b" stopped: ");
@@ -227,8 +315,6 @@ fn fault(record: &FaultRecord, text: Option<CheckedSlice>) {
         serial::write(user_bytes(text));
     }
     serial::line(b"");
-    monitor_page_write(|page| page.fault = *record);
-    hypercall::call(Hypercall::Fault as u32, [0; 4]);
 }
 
 /// Reports a kernel bug and stops the VM.

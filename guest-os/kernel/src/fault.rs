@@ -1,19 +1,40 @@
-//! Confining faults: a task that takes a CPU exception, panics or overruns its per-message
-//! budget is stopped (never scheduled again), the tasks whose messages or calls it held are
-//! failed with `PeerCrashed`, and a [`FaultRecord`] for the VMM is made. Everything else keeps
-//! running.
+//! Confining faults and recovering from them.
+//!
+//! A task that takes a CPU exception, panics, overruns its per-message budget or (a server)
+//! fails its state-canary check at a boundary is stopped at once ([`Kernel::crash`]): never
+//! scheduled again, and a [`FaultRecord`] plus its [`CrashContext`] go to the VMM. Nothing else
+//! is decided until the VMM answers with a verdict ([`Kernel::recover`]):
+//!
+//! ```text
+//!  Stop          the task stays stopped: its timer and notifications are dropped, the tasks
+//!                whose calls or sends it held get PeerCrashed (and so do later sends to it)
+//!  Rollback      the VMM restored its state arena to its last boundary. Generation + 1,
+//!                registers of a fresh start at its entry (fresh stack, rcx = 1), runnable.
+//!                The caller of the request in flight gets PeerRestarted (its client retries:
+//!                the request was not applied); callers queued on it stay queued; notifications
+//!                it consumed since the boundary are posted again; a timer it set since the
+//!                boundary is put back as it was; a late reply to its old generation is dropped
+//!  Replay        as Rollback, but the request in flight is queued again at the task (at most
+//!                once: a request that crashes its server on its replay is answered as Rollback)
+//!  (any restart)  may wait some ticks first (a policy's backoff): the task is Restarting,
+//!                messages to it queue, it runs from the tick given
+//!  RestartFresh  the VMM restored its boot image: as Rollback, but the caller in flight and
+//!                the callers queued on it get StateLost (unless it never reached a boundary:
+//!                then it had no state to lose), and its timer is cancelled
+//! ```
 
 use crate::kernel::{Effect, Kernel};
-use crate::task::State;
+use crate::task::{NO_TASK, State};
 use crate::umem::{CheckedSlice, UserSlice};
 use abi::ipc::Error;
-use abi::monitor::{FaultCause, FaultRecord};
+use abi::monitor::{CrashContext, FaultCause, FaultRecord, NO_CALLER, VerdictAction};
 
 /// `FaultRecord::vector` for faults that are not CPU exceptions.
 pub const NO_VECTOR: u32 = u32::MAX;
 
 impl<const N: usize> Kernel<N> {
-    /// Stops task `t` for `cause`; its record becomes [`Kernel::last_fault`].
+    /// Stops task `t` for `cause`; its record becomes [`Kernel::last_fault`]. What happens to the
+    /// tasks it held waits for [`Kernel::recover`].
     pub fn crash(&mut self, t: usize, cause: FaultCause, vector: u32, error: u64, addr: u64) {
         let task = &self.tasks[t];
         let was = task.state;
@@ -28,19 +49,96 @@ impl<const N: usize> Kernel<N> {
             addr,
             error_code: error,
             messages: task.messages,
-            reserved: 0,
+            entry_tsc: 0,
         };
         self.block(t, State::Crashed);
-        self.timers.cancel(t);
         let task = &mut self.tasks[t];
-        task.notifications = 0;
         task.in_message = false;
-        let senders = core::mem::take(&mut task.senders);
+        task.restarted = false;
         if let State::Sending { to, .. } = was
             && let Some(target) = self.tasks.get_mut(usize::from(to))
         {
             target.senders &= !(1 << t);
         }
+    }
+
+    /// What the VMM needs besides the fault record of crashed task `t`.
+    pub fn crash_context(&self, t: usize) -> CrashContext {
+        let task = &self.tasks[t];
+        let caller = self.in_flight_caller(t);
+        let mut flags = 0;
+        if task.server {
+            flags |= CrashContext::SERVER;
+        }
+        if caller.is_some() && task.in_flight_replay {
+            flags |= CrashContext::REPLAY;
+        }
+        CrashContext {
+            boundary: task.boundaries,
+            // The caller's registers still hold its request until it is answered.
+            label: caller.map_or(0, |c| self.tasks[c].regs.rsi),
+            caller: caller.map_or(NO_CALLER, |c| c as u32),
+            flags,
+            text_addr: 0,
+            text_len: 0,
+        }
+    }
+
+    /// The task waiting for the reply to the call `t` received since its boundary.
+    fn in_flight_caller(&self, t: usize) -> Option<usize> {
+        let c = usize::from(self.tasks[t].in_flight);
+        let waiting = self.tasks.get(c)?.state == State::AwaitingReply { from: t as u16 };
+        waiting.then_some(c)
+    }
+
+    /// Carries out the VMM's verdict on crashed task `t` (see the module doc); a restart waits
+    /// `delay` ticks first (its callers stay queued).
+    pub fn recover(&mut self, t: usize, action: VerdictAction, delay: u64) {
+        if self
+            .tasks
+            .get(t)
+            .is_none_or(|task| task.state != State::Crashed)
+        {
+            return;
+        }
+        if action == VerdictAction::Stop {
+            return self.abandon(t);
+        }
+        self.restart(t, action);
+        if delay > 0 {
+            self.queues.remove(t);
+            let task = &mut self.tasks[t];
+            task.state = State::Restarting;
+            task.restart_at = self.ticks.saturating_add(delay);
+            self.next_restart = self.next_restart.min(task.restart_at);
+        }
+    }
+
+    /// Makes the `Restarting` tasks whose tick has come runnable.
+    pub(crate) fn restart_due(&mut self) {
+        let mut next = u64::MAX;
+        for t in 0..self.count {
+            let task = &mut self.tasks[t];
+            if task.state != State::Restarting {
+                continue;
+            }
+            if task.restart_at <= self.ticks {
+                task.state = State::Runnable;
+                self.queues.insert(t);
+            } else {
+                next = next.min(task.restart_at);
+            }
+        }
+        self.next_restart = next;
+    }
+
+    /// Leaves `t` stopped for good: everything it held fails with `PeerCrashed`.
+    fn abandon(&mut self, t: usize) {
+        self.timers.cancel(t);
+        let task = &mut self.tasks[t];
+        task.notifications = 0;
+        task.in_flight = NO_TASK;
+        let senders = core::mem::take(&mut task.senders);
         for s in 0..self.count {
             let held = senders & (1 << s) != 0
                 || self.tasks[s].state == State::AwaitingReply { from: t as u16 };
@@ -48,6 +146,65 @@ impl<const N: usize> Kernel<N> {
                 self.wake(s, Error::PeerCrashed as u64);
             }
         }
+    }
+
+    /// Restarts `t` at its entry with a new generation (its state already restored by the VMM).
+    fn restart(&mut self, t: usize, action: VerdictAction) {
+        let caller = self.in_flight_caller(t);
+        let task = &mut self.tasks[t];
+        let replayed = task.in_flight_replay;
+        task.generation = task.generation.wrapping_add(1);
+        task.regs = task.start_regs(t, true);
+        task.budget_used = 0;
+        task.restarted = true;
+        task.notifications |= core::mem::take(&mut task.consumed);
+        task.in_flight = NO_TASK;
+        task.in_flight_replay = false;
+        let fresh = action == VerdictAction::RestartFresh;
+        if fresh {
+            self.timers.cancel(t);
+        } else if task.timer_touched {
+            let (deadline, bits) = task.timer_saved;
+            self.timers.set(t, deadline, bits);
+        }
+        self.tasks[t].timer_touched = false;
+        self.tasks[t].state = State::Runnable;
+        self.queues.insert(t);
+        let id = self.id(t).0;
+        if let Some(c) = caller {
+            if action == VerdictAction::Replay && !replayed {
+                // Queued again, first in line for its restarted server.
+                self.tasks[c].state = State::Sending {
+                    to: t as u16,
+                    call: true,
+                };
+                self.tasks[c].replaying = true;
+                self.tasks[t].senders |= 1 << c;
+            } else {
+                self.answer_error(
+                    c,
+                    if fresh {
+                        Error::StateLost
+                    } else {
+                        Error::PeerRestarted
+                    },
+                    id,
+                );
+            }
+        }
+        // A task that never reached a boundary had no state to lose: its callers stay queued.
+        if fresh && self.tasks[t].boundaries > 0 {
+            let senders = core::mem::take(&mut self.tasks[t].senders);
+            for s in (0..self.count).filter(|s| senders & (1 << s) != 0) {
+                self.answer_error(s, Error::StateLost, id);
+            }
+        }
+    }
+
+    /// Wakes `task` from its call or send with `error` and the target's current id in rdi.
+    fn answer_error(&mut self, task: usize, error: Error, current: u64) {
+        self.tasks[task].regs.rdi = current;
+        self.wake(task, error as u64);
     }
 
     /// The current task took CPU exception `vector` (error code, CR2); `guard_hit` when the

@@ -12,10 +12,18 @@
 //! Nothing is copied but the label and six words, register to register. A stale generation in
 //! a target id fails with `PeerRestarted` and the current id in rdi; a crashed target fails
 //! with `PeerCrashed`, and so do calls cut off by the target's crash (see [`crate::fault`]).
+//!
+//! A server's receive (`recv`, or the receive half of `reply_recv`) is its *message boundary*:
+//! its state is consistent there. The kernel first checks the server's state canaries (an
+//! overwritten one stops it as corrupted, before its reply is released), then closes its
+//! recovery window (nothing in flight, no notification consumed, timer kept) and returns
+//! [`Effect::Boundary`], on which the VMM snapshots the server's state arena. Every delivery
+//! also hands the task the fault planned for that message, if any (rcx).
 
-use crate::kernel::Kernel;
-use crate::task::State;
-use abi::ipc::{Error, MSG_WORDS, NOTIFICATION_LABEL, TaskId};
+use crate::kernel::{Effect, Kernel};
+use crate::task::{NO_TASK, State};
+use abi::ipc::{Error, MSG_WORDS, NOTIFICATION_LABEL, STATE_CANARY, TaskId};
+use abi::monitor::FaultCause;
 
 impl<const N: usize> Kernel<N> {
     /// Checks a target id from task `me`: the target's index, or the error (with the id to
@@ -50,16 +58,41 @@ impl<const N: usize> Kernel<N> {
         t.messages += 1;
         t.budget_used = 0;
         t.in_message = true;
+        t.regs.rcx = t.take_fault();
     }
 
     pub(crate) fn deliver_notification(&mut self, task: usize) {
         let t = &mut self.tasks[task];
         let bits = t.notifications;
         t.notifications = 0;
+        t.consumed |= bits;
         t.state = State::Runnable;
         t.regs
             .deliver(TaskId::KERNEL, NOTIFICATION_LABEL, [bits, 0, 0, 0, 0, 0]);
         self.begin_message(task);
+    }
+
+    /// Server `me` reaches its message boundary (about to receive): checks its state canaries
+    /// (`Err`: it was stopped as corrupted, its reply not released), then closes its recovery
+    /// window. Other tasks have no boundaries.
+    fn boundary(&mut self, me: usize) -> Result<Effect, Effect> {
+        let t = &self.tasks[me];
+        if !t.server {
+            return Ok(Effect::None);
+        }
+        for addr in t.canaries {
+            if addr != 0 && (self.read_user)(addr) != STATE_CANARY {
+                self.crash(me, FaultCause::Corruption, crate::fault::NO_VECTOR, 0, addr);
+                return Err(Effect::Fault(None));
+            }
+        }
+        let t = &mut self.tasks[me];
+        t.boundaries += 1;
+        t.in_flight = NO_TASK;
+        t.in_flight_replay = false;
+        t.consumed = 0;
+        t.timer_touched = false;
+        Ok(Effect::Boundary(me))
     }
 
     /// `send` (`call` false) or `call` from `me`, message in its registers.
@@ -74,7 +107,7 @@ impl<const N: usize> Kernel<N> {
             return self.block(me, State::Sending { to: t as u16, call });
         }
         let (label, words) = (self.tasks[me].regs.rsi, self.tasks[me].regs.words());
-        self.deliver(t, me, label, words);
+        self.deliver(t, me, label, words, call);
         if call {
             self.block(me, State::AwaitingReply { from: t as u16 });
         } else {
@@ -82,13 +115,29 @@ impl<const N: usize> Kernel<N> {
         }
     }
 
-    fn deliver(&mut self, to: usize, from: usize, label: u64, words: [u64; MSG_WORDS]) {
+    fn deliver(&mut self, to: usize, from: usize, label: u64, words: [u64; MSG_WORDS], call: bool) {
         let sender = self.id(from);
+        let replay = self.tasks[from].replaying;
         let t = &mut self.tasks[to];
         t.regs.deliver(sender, label, words);
         t.state = State::Runnable;
+        if call {
+            t.in_flight = from as u16;
+            t.in_flight_replay = replay;
+        }
         self.queues.insert(to);
         self.begin_message(to);
+    }
+
+    /// The `recv` system call of `me`: its boundary, then the receive.
+    pub fn recv_call(&mut self, me: usize) -> Effect {
+        match self.boundary(me) {
+            Ok(effect) => {
+                self.recv(me);
+                effect
+            }
+            Err(fault) => fault,
+        }
     }
 
     /// `recv` for `me`: a pending notification first, then a waiting sender, else block.
@@ -108,7 +157,7 @@ impl<const N: usize> Kernel<N> {
             return self.recv(me);
         };
         let (label, words) = (self.tasks[s].regs.rsi, self.tasks[s].regs.words());
-        self.deliver(me, s, label, words);
+        self.deliver(me, s, label, words, call);
         if call {
             self.tasks[s].state = State::AwaitingReply { from: me as u16 };
         } else {
@@ -135,10 +184,17 @@ impl<const N: usize> Kernel<N> {
         self.tasks[me].regs.rax = 0;
     }
 
-    /// `reply_recv` from `me`: the reply (dropped if undeliverable), then the receive.
-    pub fn reply_recv(&mut self, me: usize) {
-        self.reply(me);
-        self.recv(me);
+    /// `reply_recv` from `me`: its boundary (a corrupted server's reply is never released),
+    /// the reply (dropped if undeliverable), then the receive.
+    pub fn reply_recv(&mut self, me: usize) -> Effect {
+        match self.boundary(me) {
+            Ok(effect) => {
+                self.reply(me);
+                self.recv(me);
+                effect
+            }
+            Err(fault) => fault,
+        }
     }
 
     /// `notify` from `me`: target in rdi, bits in word 0.

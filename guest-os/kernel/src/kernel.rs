@@ -4,11 +4,10 @@
 //! carries out the returned [`Effect`] and resumes whatever [`Kernel::schedule`] picks.
 
 use crate::sched::RunQueues;
-use crate::task::{State, Task};
+use crate::task::{StartContext, State, Task};
 use crate::timer::Timers;
 use crate::umem::{CheckedSlice, Regions};
 use abi::ipc::TaskId;
-use abi::layout::{USER_CS, USER_DS};
 use abi::monitor::{FaultRecord, WorkloadReport};
 
 /// Priority levels.
@@ -31,6 +30,8 @@ pub enum Effect {
     Fault(Option<CheckedSlice>),
     /// Hand [`Kernel::report`], the workload's figures, to the VMM.
     Report,
+    /// Server `.0` reached a message boundary (its `boundaries`-th): the VMM snapshots it.
+    Boundary(usize),
     /// Stop the VM with this status.
     Exit(u8),
 }
@@ -79,6 +80,15 @@ pub struct Kernel<const N: usize> {
     pub report: WorkloadReport,
     /// Per-message budget of servers, in ticks.
     pub budget: u32,
+    /// Reads a `u64` of the current task's memory at a checked address (its state canaries).
+    pub read_user: fn(u64) -> u64,
+    /// The earliest `restart_at` of a `Restarting` task (`u64::MAX`: none).
+    pub next_restart: u64,
+}
+
+/// [`Kernel::read_user`] before the machine sets a real one: every canary reads intact.
+fn intact(_: u64) -> u64 {
+    abi::ipc::STATE_CANARY
 }
 
 impl<const N: usize> Kernel<N> {
@@ -102,7 +112,7 @@ impl<const N: usize> Kernel<N> {
                 addr: 0,
                 error_code: 0,
                 messages: 0,
-                reserved: 0,
+                entry_tsc: 0,
             },
             report: WorkloadReport {
                 ops: 0,
@@ -112,6 +122,8 @@ impl<const N: usize> Kernel<N> {
                 mismatches: 0,
             },
             budget: DEFAULT_BUDGET,
+            read_user: intact,
+            next_restart: u64::MAX,
         }
     }
 
@@ -125,15 +137,12 @@ impl<const N: usize> Kernel<N> {
         task.may_exit = setup.may_exit;
         task.regions = setup.regions;
         task.state = State::Runnable;
-        let regs = &mut task.regs;
-        regs.rip = setup.entry;
-        regs.rsp = setup.stack_top;
-        regs.rflags = USER_RFLAGS;
-        regs.cs = u64::from(USER_CS);
-        regs.ss = u64::from(USER_DS);
-        regs.rdi = TaskId::new(index as u16, task.generation).0;
-        regs.rsi = setup.args[0];
-        regs.rdx = setup.args[1];
+        task.start = StartContext {
+            entry: setup.entry,
+            stack_top: setup.stack_top,
+            args: setup.args,
+        };
+        task.regs = task.start_regs(index, false);
         self.count += 1;
         self.queues.set_priority(index, setup.priority);
         self.queues.insert(index);
@@ -168,6 +177,9 @@ impl<const N: usize> Kernel<N> {
                 self.post(task, *bits);
             }
         }
+        if self.ticks >= self.next_restart {
+            self.restart_due();
+        }
         let Some(c) = self.current.filter(|_| running) else {
             return (Effect::None, true);
         };
@@ -194,11 +206,12 @@ impl<const N: usize> Kernel<N> {
         }
     }
 
-    /// Makes `task` runnable with status `rax` (it was blocked).
+    /// Makes `task` runnable with status `rax` (it was blocked); a call it made is over.
     pub(crate) fn wake(&mut self, task: usize, rax: u64) {
         let t = &mut self.tasks[task];
         t.regs.rax = rax;
         t.state = State::Runnable;
+        t.replaying = false;
         self.queues.insert(task);
     }
 

@@ -23,12 +23,18 @@ impl<const N: usize> Kernel<N> {
             Sys::Null | Sys::Yield => ok(self),
             Sys::Send => self.send(me, false),
             Sys::Call => self.send(me, true),
-            Sys::Recv => self.recv(me),
+            Sys::Recv => return self.recv_call(me),
             Sys::Reply => self.reply(me),
-            Sys::ReplyRecv => self.reply_recv(me),
+            Sys::ReplyRecv => return self.reply_recv(me),
             Sys::Notify => self.notify(me),
             Sys::Timer => {
                 let deadline = self.ticks.saturating_add(regs.rdx.max(1));
+                let t = &mut self.tasks[me];
+                if !t.timer_touched {
+                    // Recovery puts this timer back if the task rolls back past this call.
+                    t.timer_saved = self.timers.get(me);
+                    t.timer_touched = true;
+                }
                 if self.timers.set(me, deadline, regs.r8) {
                     ok(self);
                 } else {
@@ -40,6 +46,7 @@ impl<const N: usize> Kernel<N> {
                 ok(self);
             }
             Sys::TaskInfo => self.task_info(me, regs.rdi),
+            Sys::DeclareState => self.declare_state(me, [regs.rdx, regs.r8]),
             Sys::ConsoleWrite => {
                 let slice = UserSlice::new(regs.rdx, regs.r8);
                 return match self.tasks[me].regions.check(slice) {
@@ -73,6 +80,21 @@ impl<const N: usize> Kernel<N> {
         Effect::None
     }
 
+    /// Records task `me`'s state canaries after checking each is an aligned `u64` inside its
+    /// state arena.
+    fn declare_state(&mut self, me: usize, addrs: [u64; 2]) {
+        let t = &mut self.tasks[me];
+        let state = t.regions.state;
+        let inside =
+            |a: u64| a.is_multiple_of(8) && state.contains_range(&abi::manifest::Range::new(a, 8));
+        if addrs.iter().all(|&a| inside(a)) {
+            t.canaries = addrs;
+            t.regs.rax = 0;
+        } else {
+            t.regs.rax = Error::BadArgument as u64;
+        }
+    }
+
     fn task_info(&mut self, me: usize, index: u64) {
         let Some(t) = usize::try_from(index).ok().filter(|&t| t < self.count) else {
             self.fail(me, (Error::NoSuchTask, index));
@@ -83,6 +105,7 @@ impl<const N: usize> Kernel<N> {
         let state = match task.state {
             crate::task::State::Runnable => abi::ipc::TaskState::Runnable,
             crate::task::State::Crashed => abi::ipc::TaskState::Crashed,
+            crate::task::State::Restarting => abi::ipc::TaskState::Blocked,
             _ => abi::ipc::TaskState::Blocked,
         };
         let id: TaskId = self.id(t);

@@ -1,5 +1,7 @@
 //! Tasks: the saved register frame (the task's context record), its IPC state, its regions and
-//! its bookkeeping (generation, messages handled, time budget).
+//! its bookkeeping (generation, messages handled, time budget), and what recovery needs: the
+//! restart context (entry, fresh stack, arguments), the recovery window since its last boundary
+//! (the request in flight, notifications consumed, the timer it found) and its planned faults.
 
 use crate::umem::Regions;
 use abi::ipc::{MSG_WORDS, TaskId};
@@ -34,6 +36,34 @@ pub struct SavedRegs {
     pub rflags: u64,
     pub rsp: u64,
     pub ss: u64,
+}
+
+impl SavedRegs {
+    /// All zero.
+    pub const ZERO: SavedRegs = SavedRegs {
+        rax: 0,
+        rbx: 0,
+        rcx: 0,
+        rdx: 0,
+        rsi: 0,
+        rdi: 0,
+        rbp: 0,
+        r8: 0,
+        r9: 0,
+        r10: 0,
+        r11: 0,
+        r12: 0,
+        r13: 0,
+        r14: 0,
+        r15: 0,
+        vector: 0,
+        error: 0,
+        rip: 0,
+        cs: 0,
+        rflags: 0,
+        rsp: 0,
+        ss: 0,
+    };
 }
 
 /// Bytes of [`SavedRegs`]: a multiple of 16, as the CPU aligns RSP0 to 16 bytes.
@@ -73,6 +103,45 @@ pub enum State {
     AwaitingReply { from: u16 },
     /// Stopped by a fault.
     Crashed,
+    /// Restored after a crash, waiting for its restart tick (`Task::restart_at`): not run, but
+    /// messages to it queue as for a busy task.
+    Restarting,
+}
+
+/// `Task::in_flight` when no call was received since the boundary.
+pub const NO_TASK: u16 = u16::MAX;
+/// Faults a task can have planned ([`Task::faults`]).
+pub const PLANNED_FAULTS: usize = 4;
+
+/// A fault planned for a task's `message`-th message (then every `period` more, if not 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedFault {
+    /// The message it strikes next.
+    pub message: u64,
+    /// An `abi::inject::FaultKind` number.
+    pub kind: u32,
+    /// Messages until it strikes again (0: once).
+    pub period: u64,
+}
+
+/// An unused entry of [`Task::faults`].
+pub const NO_FAULT: PlannedFault = PlannedFault {
+    message: u64::MAX,
+    kind: 0,
+    period: 0,
+};
+
+/// Where a task starts, and restarts after a crash: entry point, top of a fresh stack, the
+/// arguments it gets. Its state pointer needs no saving: a task's state lies at fixed addresses
+/// in its state arena (linked there), which the VMM restores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartContext {
+    /// Entry point.
+    pub entry: u64,
+    /// Initial stack pointer.
+    pub stack_top: u64,
+    /// Passed in rsi and rdx (rdi holds the task's own id, rcx 1 on a restart).
+    pub args: [u64; 2],
 }
 
 /// One task.
@@ -105,35 +174,36 @@ pub struct Task {
     pub regions: Regions,
     /// Name (NUL-padded).
     pub name: [u8; 16],
+    /// Where it (re)starts.
+    pub start: StartContext,
+    /// Boundaries passed (a server's receives): the sequence number of its last snapshot.
+    pub boundaries: u64,
+    /// The caller whose call it received since its boundary ([`NO_TASK`]: none).
+    pub in_flight: u16,
+    /// That call is a replay (it was delivered again after a crash).
+    pub in_flight_replay: bool,
+    /// As a caller: its call is being delivered again after the server crashed on it.
+    pub replaying: bool,
+    /// Notification bits delivered to it since its boundary.
+    pub consumed: u64,
+    /// It set its timer since its boundary; `timer_saved` is the timer it had before.
+    pub timer_touched: bool,
+    /// Its timer at the boundary (deadline, bits), while `timer_touched`.
+    pub timer_saved: (u64, u64),
+    /// Addresses of its two state canaries (0: none declared).
+    pub canaries: [u64; 2],
+    /// Restarted and not yet run: its first instruction is next.
+    pub restarted: bool,
+    /// While `Restarting`: the tick from which it runs.
+    pub restart_at: u64,
+    /// Planned faults, by ascending message; unused entries are [`NO_FAULT`].
+    pub faults: [PlannedFault; PLANNED_FAULTS],
 }
 
 impl Task {
     /// A task that has not been set up.
     pub const EMPTY: Task = Task {
-        regs: SavedRegs {
-            rax: 0,
-            rbx: 0,
-            rcx: 0,
-            rdx: 0,
-            rsi: 0,
-            rdi: 0,
-            rbp: 0,
-            r8: 0,
-            r9: 0,
-            r10: 0,
-            r11: 0,
-            r12: 0,
-            r13: 0,
-            r14: 0,
-            r15: 0,
-            vector: 0,
-            error: 0,
-            rip: 0,
-            cs: 0,
-            rflags: 0,
-            rsp: 0,
-            ss: 0,
-        },
+        regs: SavedRegs::ZERO,
         state: State::Crashed,
         generation: 0,
         priority: 0,
@@ -146,10 +216,84 @@ impl Task {
         messages: 0,
         regions: Regions::EMPTY,
         name: [0; 16],
+        start: StartContext {
+            entry: 0,
+            stack_top: 0,
+            args: [0; 2],
+        },
+        boundaries: 0,
+        in_flight: NO_TASK,
+        in_flight_replay: false,
+        replaying: false,
+        consumed: 0,
+        timer_touched: false,
+        timer_saved: (u64::MAX, 0),
+        canaries: [0; 2],
+        restarted: false,
+        restart_at: 0,
+        faults: [NO_FAULT; PLANNED_FAULTS],
     };
 
     /// This task's id as task `index`.
     pub fn id(&self, index: usize) -> TaskId {
         TaskId::new(index as u16, self.generation)
+    }
+
+    /// Registers of a fresh start (as task `index`; `restart` sets rcx to 1).
+    pub fn start_regs(&self, index: usize, restart: bool) -> SavedRegs {
+        let s = &self.start;
+        SavedRegs {
+            rip: s.entry,
+            rsp: s.stack_top,
+            rflags: crate::kernel::USER_RFLAGS,
+            cs: u64::from(abi::layout::USER_CS),
+            ss: u64::from(abi::layout::USER_DS),
+            rdi: self.id(index).0,
+            rsi: s.args[0],
+            rdx: s.args[1],
+            rcx: u64::from(restart),
+            ..SavedRegs::ZERO
+        }
+    }
+
+    /// Plans `fault`; false when its plan is full.
+    pub fn plan_fault(&mut self, fault: PlannedFault) -> bool {
+        let Some(last) = self.faults.last_mut() else {
+            return false;
+        };
+        if *last != NO_FAULT {
+            return false;
+        }
+        *last = fault;
+        self.sort_faults();
+        true
+    }
+
+    /// Insertion sort by message (four entries; only at boot and when a periodic fault fires).
+    fn sort_faults(&mut self) {
+        for i in 1..PLANNED_FAULTS {
+            let mut j = i;
+            while j > 0 && self.faults[j - 1].message > self.faults[j].message {
+                self.faults.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
+
+    /// The fault planned for the message just delivered (`messages`), consumed (or moved on by
+    /// its period); 0 for none.
+    pub fn take_fault(&mut self) -> u64 {
+        let next = &mut self.faults[0];
+        if next.message != self.messages {
+            return 0;
+        }
+        let kind = next.kind;
+        if next.period != 0 {
+            next.message = next.message.saturating_add(next.period);
+        } else {
+            *next = NO_FAULT;
+        }
+        self.sort_faults();
+        u64::from(kind)
     }
 }

@@ -2,11 +2,11 @@
 //! saved registers, as the trap entry would leave them.
 
 use crate::kernel::{Effect, Kernel, TaskSetup};
-use crate::task::State;
+use crate::task::{PlannedFault, State};
 use crate::umem::Regions;
-use abi::ipc::{Error, NOTIFICATION_LABEL, Sys, TaskId};
+use abi::ipc::{Error, NOTIFICATION_LABEL, STATE_CANARY, Sys, TaskId};
 use abi::manifest::Range;
-use abi::monitor::FaultCause;
+use abi::monitor::{CrashContext, FaultCause, NO_CALLER, VerdictAction};
 
 const SERVER: usize = 0;
 const CLIENT: usize = 1;
@@ -153,6 +153,14 @@ fn a_crash_fails_the_calls_it_held_and_reports_the_cause() {
     assert_eq!(record.cause, FaultCause::PageFault as u32);
     assert_eq!((record.task, record.rip, record.messages), (0, 0xbad, 1));
     assert_eq!(k.tasks[SERVER].state, State::Crashed);
+    // Nothing is decided before the VMM's verdict; the VMM says: leave it stopped.
+    assert_eq!(
+        k.tasks[CLIENT].state,
+        State::AwaitingReply {
+            from: SERVER as u16
+        }
+    );
+    k.recover(SERVER, VerdictAction::Stop, 0);
     for t in [CLIENT, OTHER] {
         assert_eq!(k.tasks[t].state, State::Runnable);
         assert_eq!(k.tasks[t].regs.rax, Error::PeerCrashed as u64);
@@ -186,6 +194,7 @@ fn a_server_over_budget_is_a_hang_but_blocked_time_is_not_counted() {
     assert_eq!(effect, Effect::Fault(None));
     let record = k.last_fault;
     assert_eq!(record.cause, FaultCause::BudgetOverrun as u32);
+    k.recover(SERVER, VerdictAction::Stop, 0);
     assert_eq!(k.tasks[CLIENT].regs.rax, Error::PeerCrashed as u64);
 }
 
@@ -250,6 +259,296 @@ fn console_pointers_are_checked_and_privileged_calls_refused() {
     );
 }
 
+/// The server (task 0) has received CLIENT's call (message 1) after one boundary, and crashes
+/// on it; OTHER is queued behind it.
+fn crashed_on_a_call() -> Kernel<4> {
+    let mut k = kernel();
+    server_receives(&mut k);
+    let server = k.id(SERVER).0;
+    sys(&mut k, CLIENT, Sys::Call, server, 5, [1; 6]);
+    k.current = Some(OTHER);
+    sys(&mut k, OTHER, Sys::Call, server, 6, [2; 6]);
+    k.current = Some(SERVER);
+    k.exception(0, 0, 0, false);
+    k
+}
+
+#[test]
+fn boundaries_are_counted_and_reported_to_the_vmm() {
+    let mut k = kernel();
+    assert_eq!(k.schedule(false), Some(SERVER));
+    assert_eq!(
+        sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]),
+        Effect::Boundary(SERVER)
+    );
+    assert_eq!(k.tasks[SERVER].boundaries, 1);
+    // Apps have no boundaries.
+    let other = k.id(OTHER).0;
+    k.current = Some(CLIENT);
+    assert_eq!(
+        sys(&mut k, CLIENT, Sys::Send, other, 1, [0; 6]),
+        Effect::None
+    );
+    k.current = Some(OTHER);
+    assert_eq!(sys(&mut k, OTHER, Sys::Recv, 0, 0, [0; 6]), Effect::None);
+    assert_eq!(k.tasks[OTHER].boundaries, 0);
+}
+
+#[test]
+fn a_rollback_restarts_the_server_and_tells_the_caller_in_flight() {
+    let mut k = crashed_on_a_call();
+    let ctx = k.crash_context(SERVER);
+    assert_eq!(
+        ctx,
+        CrashContext {
+            boundary: 1,
+            label: 5,
+            caller: CLIENT as u32,
+            flags: CrashContext::SERVER,
+            text_addr: 0,
+            text_len: 0,
+        }
+    );
+    k.recover(SERVER, VerdictAction::Rollback, 0);
+    let s = &k.tasks[SERVER];
+    assert_eq!(
+        (s.state, s.generation, s.restarted),
+        (State::Runnable, 1, true)
+    );
+    assert_eq!((s.regs.rip, s.regs.rsp, s.regs.rcx), (0x1000, 0x21000, 1));
+    assert_eq!((s.regs.rsi, s.regs.rdx), (7, 8), "its start arguments");
+    assert_eq!(s.regs.rdi, k.id(SERVER).0);
+    let c = k.tasks[CLIENT].regs;
+    assert_eq!(
+        (c.rax, c.rdi),
+        (Error::PeerRestarted as u64, k.id(SERVER).0)
+    );
+    assert_eq!(k.tasks[CLIENT].state, State::Runnable);
+    assert_eq!(
+        k.tasks[OTHER].state,
+        State::Sending {
+            to: SERVER as u16,
+            call: true
+        },
+        "queued callers stay queued"
+    );
+    // The restarted server gets OTHER's call at its first receive, then CLIENT's retry.
+    assert_eq!(k.schedule(false), Some(SERVER));
+    sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]);
+    assert_eq!((k.tasks[SERVER].regs.rsi, k.tasks[SERVER].messages), (6, 2));
+    assert_eq!(k.tasks[SERVER].boundaries, 2);
+}
+
+#[test]
+fn a_replay_delivers_the_request_again_once() {
+    let mut k = crashed_on_a_call();
+    k.recover(SERVER, VerdictAction::Replay, 0);
+    assert_eq!(
+        k.tasks[CLIENT].state,
+        State::Sending {
+            to: SERVER as u16,
+            call: true
+        }
+    );
+    k.current = Some(SERVER);
+    sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]);
+    assert_eq!(
+        k.tasks[SERVER].regs.rsi, 5,
+        "the replayed request comes first"
+    );
+    assert_eq!(k.tasks[SERVER].regs.words(), [1; 6]);
+    k.current = Some(SERVER);
+    k.exception(6, 0, 0, false);
+    let ctx = k.crash_context(SERVER);
+    assert_eq!(ctx.flags, CrashContext::SERVER | CrashContext::REPLAY);
+    // A second replay is refused: the caller is answered as for a rollback.
+    k.recover(SERVER, VerdictAction::Replay, 0);
+    assert_eq!(k.tasks[CLIENT].regs.rax, Error::PeerRestarted as u64);
+    assert_eq!(k.tasks[CLIENT].state, State::Runnable);
+    assert!(!k.tasks[CLIENT].replaying);
+}
+
+#[test]
+fn a_fresh_restart_tells_everyone_waiting_that_state_is_lost() {
+    let mut k = crashed_on_a_call();
+    k.recover(SERVER, VerdictAction::RestartFresh, 0);
+    for t in [CLIENT, OTHER] {
+        assert_eq!(k.tasks[t].regs.rax, Error::StateLost as u64);
+        assert_eq!(k.tasks[t].regs.rdi, k.id(SERVER).0);
+    }
+    assert_eq!(k.tasks[SERVER].senders, 0);
+}
+
+#[test]
+fn notifications_consumed_since_the_boundary_come_back_and_new_timers_go() {
+    let mut k = kernel();
+    server_receives(&mut k);
+    k.current = Some(SERVER);
+    // A timer set before the boundary (in the first message) survives; a notification arrives.
+    k.tasks[SERVER].state = State::Runnable;
+    sys(&mut k, SERVER, Sys::Timer, 0, 0, [50, 0b10, 0, 0, 0, 0]);
+    k.current = Some(SERVER);
+    sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]);
+    let boundary = k.tasks[SERVER].boundaries;
+    k.current = Some(CLIENT);
+    let server = k.id(SERVER).0;
+    sys(&mut k, CLIENT, Sys::Notify, server, 0, [0b1, 0, 0, 0, 0, 0]);
+    assert_eq!(k.tasks[SERVER].regs.rdx, 0b1, "delivered");
+    // Handling it, the server re-arms its timer, then crashes before its next boundary.
+    k.current = Some(SERVER);
+    sys(&mut k, SERVER, Sys::Timer, 0, 0, [2, 0b100, 0, 0, 0, 0]);
+    k.current = Some(SERVER);
+    k.exception(13, 0, 0, false);
+    assert_eq!(k.crash_context(SERVER).caller, NO_CALLER);
+    assert_eq!(k.crash_context(SERVER).boundary, boundary);
+    k.recover(SERVER, VerdictAction::Rollback, 0);
+    assert_eq!(k.tasks[SERVER].notifications, 0b1, "posted again");
+    assert_eq!(
+        k.timers.get(SERVER).1,
+        0b10,
+        "the timer it had at its boundary"
+    );
+    k.current = Some(SERVER);
+    sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]);
+    assert_eq!(k.tasks[SERVER].regs.rdx, 0b1);
+}
+
+#[test]
+fn a_delayed_restart_keeps_callers_queued_until_its_tick() {
+    let mut k = crashed_on_a_call();
+    k.recover(SERVER, VerdictAction::Rollback, 3);
+    assert_eq!(k.tasks[SERVER].state, State::Restarting);
+    assert!(!k.queues.contains(SERVER));
+    // The caller in flight is told at once and retries: it queues like OTHER.
+    assert_eq!(k.tasks[CLIENT].regs.rax, Error::PeerRestarted as u64);
+    k.current = Some(CLIENT);
+    let server = k.id(SERVER).0;
+    sys(&mut k, CLIENT, Sys::Call, server, 5, [1; 6]);
+    assert_eq!(
+        k.tasks[CLIENT].state,
+        State::Sending {
+            to: SERVER as u16,
+            call: true
+        }
+    );
+    for _ in 0..2 {
+        k.tick(false);
+        assert_eq!(k.tasks[SERVER].state, State::Restarting);
+    }
+    k.tick(false);
+    assert_eq!(k.tasks[SERVER].state, State::Runnable);
+    assert!(k.queues.contains(SERVER));
+    assert_eq!(k.next_restart, u64::MAX);
+    assert_eq!(k.schedule(false), Some(SERVER));
+}
+
+#[test]
+fn a_late_reply_to_a_restarted_caller_is_dropped() {
+    let mut k = kernel();
+    server_receives(&mut k);
+    let server = k.id(SERVER).0;
+    sys(&mut k, CLIENT, Sys::Call, server, 1, [0; 6]);
+    let old_client = k.id(CLIENT).0;
+    // The caller is stopped and restarted while the server holds its call.
+    k.crash(CLIENT, FaultCause::Panic, 0, 0, 0);
+    k.recover(CLIENT, VerdictAction::Rollback, 0);
+    k.current = Some(SERVER);
+    sys(&mut k, SERVER, Sys::Reply, old_client, 0, [9; 6]);
+    assert_eq!(k.tasks[SERVER].regs.rax, Error::NoReplyPending as u64);
+    assert_ne!(k.tasks[CLIENT].regs.words(), [9; 6]);
+}
+
+fn read_bad_canary(addr: u64) -> u64 {
+    if addr == 0x10ff8 { 0 } else { STATE_CANARY }
+}
+
+#[test]
+fn a_corrupted_state_is_caught_before_the_reply_is_released() {
+    let mut k = kernel();
+    assert_eq!(k.schedule(false), Some(SERVER));
+    // Canaries must be aligned and inside the state arena.
+    sys(
+        &mut k,
+        SERVER,
+        Sys::DeclareState,
+        0,
+        0,
+        [0x10004, 0x10ff8, 0, 0, 0, 0],
+    );
+    assert_eq!(k.tasks[SERVER].regs.rax, Error::BadArgument as u64);
+    sys(
+        &mut k,
+        SERVER,
+        Sys::DeclareState,
+        0,
+        0,
+        [0x10000, 0x11000, 0, 0, 0, 0],
+    );
+    assert_eq!(k.tasks[SERVER].regs.rax, Error::BadArgument as u64);
+    sys(
+        &mut k,
+        SERVER,
+        Sys::DeclareState,
+        0,
+        0,
+        [0x10000, 0x10ff8, 0, 0, 0, 0],
+    );
+    assert_eq!(k.tasks[SERVER].regs.rax, 0);
+    sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]);
+    let server = k.id(SERVER).0;
+    sys(&mut k, CLIENT, Sys::Call, server, 1, [0; 6]);
+    k.read_user = read_bad_canary;
+    let client = k.id(CLIENT).0;
+    let e = sys(&mut k, SERVER, Sys::ReplyRecv, client, 0, [9; 6]);
+    assert_eq!(e, Effect::Fault(None));
+    assert_eq!(k.last_fault.cause, FaultCause::Corruption as u32);
+    assert_eq!(k.last_fault.addr, 0x10ff8);
+    assert_eq!(
+        k.tasks[CLIENT].state,
+        State::AwaitingReply {
+            from: SERVER as u16
+        },
+        "the reply was not released"
+    );
+    assert_eq!(
+        k.tasks[SERVER].boundaries, 1,
+        "no boundary: nothing to snapshot"
+    );
+}
+
+#[test]
+fn planned_faults_are_handed_over_with_their_message_once() {
+    let mut k = kernel();
+    let plan = |message, kind, period| PlannedFault {
+        message,
+        kind,
+        period,
+    };
+    assert!(k.tasks[SERVER].plan_fault(plan(3, 7, 0)));
+    assert!(k.tasks[SERVER].plan_fault(plan(2, 1, 0)));
+    assert!(k.tasks[SERVER].plan_fault(plan(4, 5, 3)));
+    server_receives(&mut k);
+    let server = k.id(SERVER).0;
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        k.current = Some(CLIENT);
+        sys(&mut k, CLIENT, Sys::Call, server, 1, [0; 6]);
+        seen.push(k.tasks[SERVER].regs.rcx);
+        let client = k.id(CLIENT).0;
+        sys(&mut k, SERVER, Sys::ReplyRecv, client, 0, [0; 6]);
+    }
+    assert_eq!(
+        seen,
+        [0, 1, 7, 5, 0, 0, 5, 0],
+        "once, once, then every 3 from 4"
+    );
+    let t = &mut k.tasks[SERVER];
+    assert!(t.plan_fault(plan(10, 1, 0)));
+    assert!(t.plan_fault(plan(11, 1, 0)));
+    assert!(t.plan_fault(plan(12, 1, 0)));
+    assert!(!t.plan_fault(plan(20, 1, 0)), "the plan is full");
+}
+
 proptest::proptest! {
     /// Any sequence of system calls, ticks and faults keeps the kernel's books straight: a
     /// ready task is runnable, a sender is queued at its target, a crashed task stays out.
@@ -263,7 +562,13 @@ proptest::proptest! {
         for (call, target, generation, extra) in ops {
             match extra {
                 0 => { k.tick(true); k.schedule(true); }
-                1 if k.current.is_some() => { k.exception(13, 0, 0, false); k.schedule(false); }
+                1 if k.current.is_some() => {
+                    let t = k.current.unwrap_or_default();
+                    k.exception(13, 0, 0, false);
+                    let action = VerdictAction::from_number(u32::from(call as u8 % 4));
+                    k.recover(t, action.unwrap_or(VerdictAction::Stop), generation);
+                    k.schedule(false);
+                }
                 _ => {
                     if let Some(t) = k.current {
                         let r = &mut k.tasks[t].regs;

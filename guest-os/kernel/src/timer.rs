@@ -31,6 +31,14 @@ impl<const N: usize> Timers<N> {
         true
     }
 
+    /// `task`'s timer: (deadline, bits); the deadline is `u64::MAX` when it is not armed.
+    pub fn get(&self, task: usize) -> (u64, u64) {
+        match (self.deadline.get(task), self.bits.get(task)) {
+            (Some(&d), Some(&b)) => (d, b),
+            _ => (u64::MAX, 0),
+        }
+    }
+
     /// Disarms `task`'s timer.
     pub fn cancel(&mut self, task: usize) {
         if let Some(d) = self.deadline.get_mut(task) {
@@ -91,6 +99,9 @@ mod tests {
         t.set(0, 20, 2);
         t.set(1, 15, 4);
         t.cancel(1);
+        assert_eq!(t.get(0), (20, 2));
+        assert_eq!(t.get(1).0, u64::MAX);
+        assert_eq!(t.get(7), (u64::MAX, 0));
         let mut fired = Vec::new();
         t.expire(19, |task, bits| fired.push((task, bits)));
         assert!(fired.is_empty());

@@ -87,6 +87,11 @@ pub const TASKS: &[TaskDef] = &[
     task("bank", Kind::Server, 1, false),
     task("crasher", Kind::Server, 2, false),
     task("workload", Kind::App, 3, true),
+    // Load clients, one per server (idle unless given a duration on the command line).
+    task("namesload", Kind::App, 3, false),
+    task("kvload", Kind::App, 3, false),
+    task("fsload", Kind::App, 3, false),
+    task("bankload", Kind::App, 3, false),
 ];
 
 /// Number of priority levels.
@@ -183,7 +188,8 @@ mod tests {
     #[test]
     fn names_are_found() {
         assert_eq!(index_of("names"), Some(NAMES));
-        assert_eq!(index_of("workload"), Some(TASKS.len() - 1));
+        assert_eq!(index_of("workload"), Some(5));
+        assert_eq!(index_of("bankload"), Some(TASKS.len() - 1));
         assert_eq!(index_of("nope"), None);
     }
 }

@@ -1,7 +1,39 @@
-//! Deliberate faults, so that tests (and later the fault injector) can check that the kernel
-//! confines each to the task that takes it. Each takes the real CPU exception named.
+//! Deliberate faults, so that tests and the fault injector (`vmm run --fault`) can check that
+//! the kernel confines each to the task that takes it and the VMM recovers it. Each takes the
+//! real CPU exception named, in the task's own code.
 
+use abi::inject::FaultKind;
 use core::arch::asm;
+
+/// Takes the fault the kernel planned for the message just received ([`FaultKind`] number;
+/// 0 and unknown numbers do nothing). Most never return; `corrupt-state` returns after its wild
+/// write, and the kernel catches it at the task's next boundary.
+pub fn planned(kind: u64) {
+    let Some(kind) = FaultKind::from_number(kind) else {
+        return;
+    };
+    match kind {
+        FaultKind::NullDeref => {
+            let _ = null_read();
+        }
+        FaultKind::IllegalInsn => illegal_instruction(),
+        FaultKind::DivZero => {
+            let _ = divide_by_zero(crate::ipc::ticks());
+        }
+        FaultKind::Panic => panic!("injected fault"),
+        FaultKind::Hang => hang(),
+        FaultKind::StackOverflow => stack_overflow(),
+        FaultKind::CorruptState => crate::state::corrupt_last_canary(),
+        FaultKind::GeneralProtection => privileged_instruction(),
+    }
+}
+
+/// Spins forever: the kernel stops the task when its per-message budget runs out.
+pub fn hang() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
 
 /// Reads address 0: a page fault (#PF, address 0x0).
 pub fn null_read() -> u64 {

@@ -12,6 +12,9 @@ pub struct Received {
     pub sender: TaskId,
     /// The message.
     pub msg: Message,
+    /// The fault planned for this message (`abi::inject::FaultKind` number, 0 for none): the
+    /// task loop takes it before handling the message.
+    pub fault: u64,
 }
 
 impl Received {
@@ -39,6 +42,7 @@ fn received(r: Regs) -> Received {
     Received {
         sender: TaskId(r.target),
         msg: Message::new(r.label, r.words),
+        fault: r.fault,
     }
 }
 
@@ -111,6 +115,13 @@ pub fn task_info(index: u16) -> Result<(TaskId, [u8; 16], u64), IpcError> {
 pub fn console_write(text: &[u8]) {
     let words = [text.as_ptr() as u64, text.len() as u64, 0, 0, 0, 0];
     sys::call(Sys::ConsoleWrite, 0, 0, words);
+}
+
+/// Declares this task's two state canaries (each an aligned `u64` in its state arena holding
+/// [`abi::ipc::STATE_CANARY`]); the kernel checks them at each of a server's boundaries.
+pub fn declare_state(head: *const u64, tail: *const u64) -> Result<(), IpcError> {
+    let words = [head as u64, tail as u64, 0, 0, 0, 0];
+    status(&sys::call(Sys::DeclareState, 0, 0, words))
 }
 
 /// Hands the workload's figures to the VMM.

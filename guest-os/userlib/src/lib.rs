@@ -6,7 +6,9 @@
 //! - [`server`]: the task loop `receive -> handle -> reply` every server runs;
 //! - [`state`]: [`state::StaticCell`], which hands a server its state in its state arena;
 //! - [`console`]: text and numbers on the console (no `core::fmt` needed);
-//! - [`inject`]: deliberate faults, for tests of fault confinement;
+//! - [`inject`]: deliberate faults: the ones the kernel hands a task with a message
+//!   (`vmm run --fault`), executed here in the task's own code, and the test server's;
+//! - [`start`]: whether this start of the task is a restart after a crash;
 //! - the `_start` entry ([`entry!`]) and a panic handler that reports the panic to the kernel,
 //!   which stops the task and tells the VMM (fault cause "panic").
 //!
@@ -18,6 +20,7 @@ pub mod console;
 pub mod inject;
 pub mod ipc;
 pub mod server;
+pub mod start;
 pub mod state;
 pub mod sys;
 
@@ -25,9 +28,10 @@ pub use abi::ipc::{Error, MSG_WORDS, Message, TaskId};
 pub use ipc::Received;
 
 /// Defines the task's `_start`: clears the frame pointer and calls `$main(me, arg0, arg1)`
-/// (`fn(TaskId, u64, u64) -> !`) with the values the kernel put in rdi, rsi and rdx; the stack
-/// pointer is already at the top of the task's scratch region. The only `unsafe` a task needs
-/// is in this expansion (allowed there, so tasks can `#![deny(unsafe_code)]`).
+/// (`fn(TaskId, u64, u64) -> !`) with the values the kernel put in rdi, rsi and rdx, after
+/// noting whether this is a restart (rcx = 1, see [`start`]); the stack pointer is already at
+/// the top of the task's scratch region, a fresh stack. The only `unsafe` a task needs is in
+/// this expansion (allowed there, so tasks can `#![deny(unsafe_code)]`).
 #[macro_export]
 macro_rules! entry {
     ($main:ident) => {
@@ -50,7 +54,8 @@ macro_rules! entry {
                 )
             }
 
-            extern "C" fn userlib_entry_main(me: u64, arg0: u64, arg1: u64) -> ! {
+            extern "C" fn userlib_entry_main(me: u64, arg0: u64, arg1: u64, restart: u64) -> ! {
+                $crate::start::entered(restart != 0);
                 super::$main($crate::TaskId(me), arg0, arg1)
             }
         }

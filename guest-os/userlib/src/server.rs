@@ -1,7 +1,8 @@
 //! The server loop: `receive -> handle -> reply`, with the reply and the next receive made as one
 //! system call (the message boundary). Between two messages nothing lives on the stack: the
 //! server's state is in its state arena (see [`crate::state`]), and the loop carries only the
-//! message just received.
+//! message just received. A fault the kernel planned for a message is taken here, first
+//! ([`crate::inject::planned`]), in the server's own code.
 
 use crate::ipc::{self, Received};
 use abi::ipc::Message;
@@ -27,6 +28,7 @@ pub fn serve<S: Server>(server: &mut S) -> ! {
 }
 
 fn step<S: Server>(server: &mut S, incoming: &Received) -> Received {
+    crate::inject::planned(incoming.fault);
     if let Some(bits) = incoming.notification() {
         server.notified(bits);
         return ipc::recv();
@@ -38,7 +40,9 @@ fn step<S: Server>(server: &mut S, incoming: &Received) -> Received {
 }
 
 /// Runs a server whose state lives in `cell` (in its state arena): takes the state, prints
-/// `<name>: ready`, then serves forever, replying with whatever `handle` returns.
+/// `<name>: ready` (not after a restart), then serves forever, replying with whatever `handle`
+/// returns. A restart after a crash enters here again, with the state as it was at the last
+/// boundary, and goes straight back to receiving.
 pub fn run<S: zerocopy::FromZeros + Send + 'static>(
     cell: &'static crate::state::StaticCell<S>,
     name: &[u8],
@@ -47,9 +51,11 @@ pub fn run<S: zerocopy::FromZeros + Send + 'static>(
     let Some(state) = cell.take() else {
         crate::ipc::panic(b"server state taken twice")
     };
-    let mut line = crate::console::Line::new();
-    line.push(name).push(b": ready");
-    line.print();
+    if !crate::start::restarted() {
+        let mut line = crate::console::Line::new();
+        line.push(name).push(b": ready");
+        line.print();
+    }
     serve(&mut Handler { state, handle })
 }
 

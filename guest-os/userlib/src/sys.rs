@@ -16,6 +16,9 @@ pub struct Regs {
     pub label: u64,
     /// The message words.
     pub words: [u64; MSG_WORDS],
+    /// rcx: on a delivered message, the fault planned for it (an `abi::inject::FaultKind`
+    /// number; 0 for none).
+    pub fault: u64,
 }
 
 /// Makes system call `sys` with these registers; returns what the kernel left in them.
@@ -26,9 +29,11 @@ pub fn call(sys: Sys, target: u64, label: u64, words: [u64; MSG_WORDS]) -> Regs 
         target,
         label,
         words,
+        fault: 0,
     };
     // SAFETY: `int3` enters the kernel through its DPL-3 gate; the kernel reads and writes only
-    // the registers named here (all declared inout) and preserves every other register, the
+    // the registers named here (all declared inout; rcx only changes on a delivered message)
+    // and preserves every other register, the
     // stack and the flags' user bits; it touches no memory of this task except what a call's
     // arguments name (console text, panic text), which is why `nomem` is not claimed.
     unsafe {
@@ -43,6 +48,7 @@ pub fn call(sys: Sys, target: u64, label: u64, words: [u64; MSG_WORDS]) -> Regs 
             inout("r10") r.words[3],
             inout("r12") r.words[4],
             inout("r13") r.words[5],
+            inout("rcx") r.fault,
             options(nostack)
         );
     }

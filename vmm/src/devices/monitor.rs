@@ -8,12 +8,15 @@
 //! FAULT and REPORT read their record from the monitor page ([`abi::monitor`]): the page must
 //! carry the contract's magic and version (else the call is a violation), every field is taken
 //! as data (an unknown cause is printed as a number), and the task is named from the VMM's own
-//! validated layout, never from guest-written text.
+//! validated layout, never from guest-written text. FAULT's panic text is read bounded and
+//! escaped like LOG's. The recovery calls (FAULT, BOUNDARY, RESTARTED) are decoded from their
+//! port word and the page without reading registers ([`handle_recovery`]); the recovery engine
+//! checks task indices and boundary numbers against its own tables.
 
 use crate::memory::GuestMemory;
 use crate::outcome::{Stop, Violation};
-use abi::hypercall::{Hypercall, MAX_LOG_LEN};
-use abi::monitor::{FaultCause, FaultRecord, MonitorPage, WorkloadReport};
+use abi::hypercall::{Hypercall, MAX_LOG_LEN, MAX_PANIC_TEXT, RecoveryCall};
+use abi::monitor::{CrashContext, FaultCause, FaultRecord, MonitorPage, WorkloadReport};
 use abi::status::GUEST_MAX;
 use std::fmt;
 use vm_memory::{Bytes, GuestAddress};
@@ -30,13 +33,18 @@ pub struct MonitorInfo {
 
 /// What the guest handed the VMM during a run, shared between the vCPU thread and the run's
 /// report.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct GuestRecords {
     /// The workload's report, if one arrived.
     pub workload: Option<WorkloadReport>,
     /// Fault records received.
     pub faults: u64,
+    /// What the recovery engine did (runs with one).
+    pub recovery: Option<crate::recovery::report::Summary>,
 }
+
+/// `FaultRecord::vector` of faults that are not CPU exceptions.
+pub const NO_VECTOR: u32 = u32::MAX;
 
 /// A fault record, decoded for printing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +55,10 @@ pub struct Fault {
     pub cause: Option<FaultCause>,
     /// The record as the guest wrote it.
     pub record: FaultRecord,
+    /// The kernel's context of the crash, as the guest wrote it.
+    pub context: CrashContext,
+    /// The task's panic message, escaped, if it passed one that lies in guest memory.
+    pub text: Option<String>,
 }
 
 impl fmt::Display for Fault {
@@ -64,7 +76,11 @@ impl fmt::Display for Fault {
         ) {
             write!(f, " addr {:#x}", r.addr)?;
         }
-        write!(f, " rip {:#x} after {} messages", r.rip, r.messages)
+        write!(f, " rip {:#x} after {} messages", r.rip, r.messages)?;
+        if let Some(text) = &self.text {
+            write!(f, ": {text}")?;
+        }
+        Ok(())
     }
 }
 
@@ -92,6 +108,20 @@ pub enum Effect {
     Fault(Fault),
     /// The workload's final figures: record them, keep running.
     Report(WorkloadReport),
+    /// Server `task` reached its next boundary, numbered `seq16` modulo 2^16: snapshot it.
+    Boundary {
+        /// Task index (unchecked).
+        task: u64,
+        /// The boundary number's low 16 bits (unchecked).
+        seq16: u16,
+    },
+    /// Recovered task `task` runs next; the guest TSC is `tsc`.
+    Restarted {
+        /// Task index (unchecked).
+        task: u64,
+        /// Guest TSC.
+        tsc: u64,
+    },
 }
 
 /// Decodes and checks one call; `Err` stops the VM.
@@ -128,20 +158,55 @@ pub fn handle(
             }
             Ok(Effect::Log(sanitize(&buf)))
         }
-        Some(Hypercall::Fault) => {
-            let record = read_page(mem, monitor)?.fault;
+        Some(Hypercall::Report) => Ok(Effect::Report(read_page(mem, monitor)?.report)),
+        // Recovery calls with a zero word: task 0, boundary number 0 mod 2^16.
+        Some(call @ (Hypercall::Fault | Hypercall::Boundary | Hypercall::Restarted)) => {
+            let call = RecoveryCall {
+                call,
+                task: 0,
+                extra: 0,
+            };
+            handle_recovery(mem, monitor, call)
+        }
+    }
+}
+
+/// Decodes a recovery call (FAULT, BOUNDARY, RESTARTED): its arguments are in its port word
+/// and the monitor page, so no register (and no CPL) is read; `Err` stops the VM.
+pub fn handle_recovery(
+    mem: &GuestMemory,
+    monitor: &MonitorInfo,
+    rc: RecoveryCall,
+) -> Result<Effect, Stop> {
+    match rc.call {
+        Hypercall::Boundary => Ok(Effect::Boundary {
+            task: u64::from(rc.task),
+            seq16: rc.extra,
+        }),
+        Hypercall::Restarted => Ok(Effect::Restarted {
+            task: u64::from(rc.task),
+            tsc: read_page(mem, monitor)?.restart_tsc,
+        }),
+        _ => {
+            let page = read_page(mem, monitor)?;
+            let record = page.fault;
             let task = usize::try_from(record.task)
                 .ok()
                 .and_then(|i| monitor.tasks.get(i))
                 .cloned()
                 .unwrap_or_else(|| format!("#{}", record.task));
+            let context = page.crash;
+            let mut text = vec![0u8; context.text_len.min(MAX_PANIC_TEXT) as usize];
+            let read = mem.read_slice(&mut text, GuestAddress(context.text_addr));
+            let text = (!text.is_empty() && read.is_ok()).then(|| sanitize(&text));
             Ok(Effect::Fault(Fault {
                 task,
                 cause: FaultCause::from_number(record.cause),
                 record,
+                context,
+                text,
             }))
         }
-        Some(Hypercall::Report) => Ok(Effect::Report(read_page(mem, monitor)?.report)),
     }
 }
 
@@ -250,6 +315,68 @@ mod tests {
             fault.to_string(),
             "task #77 cause unknown(999) rip 0x300123 after 12 messages"
         );
+        // A panic message (named in the crash context) is read bounded, escaped; one outside
+        // memory is left out.
+        let mut text_at = |addr, len| {
+            page.crash.text_addr = addr;
+            page.crash.text_len = len;
+            write_page(&m, &page);
+            let call = RecoveryCall {
+                call: Hypercall::Fault,
+                task: 1,
+                extra: 0,
+            };
+            match handle_recovery(&m, &info(), call) {
+                Ok(Effect::Fault(f)) => f,
+                other => panic!("not a fault: {other:?}"),
+            }
+        };
+        assert_eq!(text_at(0x100, 6).text.as_deref(), Some("hello"));
+        assert_eq!(text_at(0xfff0, 64).text, None);
+        assert_eq!(text_at(0x100, 0).text, None);
+        let fault = text_at(0, u64::MAX);
+        assert_eq!(
+            // 128 NULs read at 0, each escaped: the text was cut at MAX_PANIC_TEXT bytes.
+            fault
+                .text
+                .map(|t| t.chars().filter(|c| *c == '\\').count() == MAX_PANIC_TEXT as usize),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn boundaries_and_restarts_pass_their_numbers_unchecked() {
+        let m = mem();
+        let word = abi::hypercall::call_word(Hypercall::Boundary, 200, 0xbeef);
+        let call = abi::hypercall::recovery_call(word).expect("recovery call");
+        assert_eq!(
+            handle_recovery(&m, &info(), call).expect("ok"),
+            Effect::Boundary {
+                task: 200,
+                seq16: 0xbeef
+            }
+        );
+        let mut page = valid_page();
+        page.restart_tsc = 12345;
+        write_page(&m, &page);
+        assert_eq!(
+            handle(&m, 6, &frame([0; 4])).expect("ok"),
+            Effect::Restarted {
+                task: 0,
+                tsc: 12345
+            }
+        );
+        // A recovery call needs the monitor page too.
+        let none = MonitorInfo::default();
+        let restarted = RecoveryCall {
+            call: Hypercall::Restarted,
+            task: 3,
+            extra: 0,
+        };
+        assert!(matches!(
+            handle_recovery(&m, &none, restarted),
+            Err(Stop::Protocol(Violation::MonitorPage { addr: 0 }))
+        ));
     }
 
     #[test]
@@ -389,15 +516,20 @@ mod tests {
             let _ = handle(&m, number, &CallFrame { cpl, rip: 0, args });
         }
 
-        /// Any bytes in the monitor page: FAULT and REPORT decode or refuse, never panic.
+        /// Any bytes in the monitor page: FAULT, REPORT and RESTARTED decode or refuse, never
+        /// panic.
         #[test]
-        fn garbage_monitor_pages_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 160), valid: bool) {
+        fn garbage_monitor_pages_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 440), valid: bool) {
             let m = mem();
             m.write_slice(&bytes, GuestAddress(PAGE)).expect("write");
             if valid {
-                write_page(&m, &MonitorPage { fault: FaultRecord::read_from_bytes(&bytes[16..80]).expect("64 bytes"), ..valid_page() });
+                write_page(&m, &MonitorPage {
+                    fault: FaultRecord::read_from_bytes(&bytes[16..80]).expect("64 bytes"),
+                    crash: CrashContext::read_from_bytes(&bytes[120..160]).expect("40 bytes"),
+                    ..valid_page()
+                });
             }
-            for number in [3, 4] {
+            for number in [3, 4, 5, 6] {
                 if let Ok(Effect::Fault(f)) = handle(&m, number, &frame([0; 4])) {
                     proptest::prop_assert!(!f.to_string().contains('\n'));
                 }

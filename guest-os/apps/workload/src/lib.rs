@@ -12,8 +12,9 @@
 //!
 //! Figures ([`abi::monitor::WorkloadReport`]): `ops` counts the requests of the mix (the final
 //! sweep is not counted); `errors` replies that are kernel errors (a crashed server, ...);
-//! `retries` idempotent requests resent after "peer restarted"; `lost` requests whose effect is
-//! unknown because the server restarted under them; `mismatches` replies or reads that
+//! `retries` requests resent after "peer restarted" (the server rolled back: not applied);
+//! `lost` requests whose effect a server declared lost (it restarted from its initial image
+//! under them); `mismatches` replies or reads that
 //! disagree with the model. An expected refusal (e.g. `NOT_FOUND` for a key the model does not
 //! hold) is a correct reply, not an error.
 #![cfg_attr(not(test), no_std)]
@@ -133,7 +134,7 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
         match (got, want) {
             (Ok(g), Ok(w)) if g == w => {}
             (Err(ClientError::Server(g)), Err(w)) if g == w => {}
-            (Err(ClientError::Restarted), _) => self.f.lost += 1,
+            (Err(ClientError::StateLost), _) => self.f.lost += 1,
             (Err(ClientError::Crashed | ClientError::Kernel(_)), _) => self.f.errors += 1,
             (Err(ClientError::Server(code)), _) => self.mismatch(what, code),
             (Ok(_), _) => self.mismatch(what, 0),

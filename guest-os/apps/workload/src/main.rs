@@ -1,5 +1,6 @@
 //! The workload task: runs the seeded request mix (`ops` and `seed` from the command line,
-//! handed over by the kernel), prints exactly one line
+//! handed over by the kernel), waits for the load clients (see the `load` crate; their figures
+//! are added to its own), prints exactly one line
 //! `workload: ops=N errors=E retries=R lost=L mismatches=M`, hands the figures to the VMM and
 //! stops the VM with status 0 only if there was no mismatch.
 #![no_std]
@@ -8,8 +9,10 @@
 
 userlib::entry!(main);
 
-use abi::ipc::ClientError;
+use abi::ipc::{ClientError, Message};
+use abi::monitor::WorkloadReport;
 use crasher_api::Crasher;
+use names_api::Names;
 use userlib::TaskId;
 use userlib::console::Line;
 use userlib::ipc::{self, Kernel};
@@ -82,8 +85,14 @@ fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
         .map(Crasher::new);
     let start = ipc::ticks();
     let mut console = Console { shown: 0, crasher };
-    let f = workload::run(&mut t, &mut console, clients, model, ops, seed);
+    // Without requests of its own there is nothing to sweep (and the load clients' data, if
+    // they run, is theirs).
+    let mut f = match ops {
+        0 => WorkloadReport::default(),
+        _ => workload::run(&mut t, &mut console, clients, model, ops, seed),
+    };
     let ticks = ipc::ticks() - start;
+    wait_for_load_clients(&mut t, &mut names, &mut f);
     l.push(b"workload: ").push_dec(ticks * 10).push(b" ms");
     if let Some(rate) = (f.ops * 100).checked_div(ticks) {
         l.push(b", ").push_dec(rate).push(b" requests/s");
@@ -104,6 +113,32 @@ fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
         userlib::console::println(b"workload: the kernel refused the report");
     }
     stop(if f.mismatches == 0 { 0 } else { FAILED })
+}
+
+/// Waits for each load client to finish (its WAIT reply) and adds its figures to `f`.
+fn wait_for_load_clients(t: &mut Kernel, names: &mut Names, f: &mut WorkloadReport) {
+    for name in load::CLIENTS {
+        let Ok(id) = names.lookup(t, name) else {
+            continue;
+        };
+        let wait = Message::new(load::op::WAIT, [0; 6]);
+        match ipc::call(id, &wait) {
+            Ok(reply) => {
+                let r = load::Figures::from_words(reply.words).report;
+                f.ops += r.ops;
+                f.errors += r.errors;
+                f.retries += r.retries;
+                f.lost += r.lost;
+                f.mismatches += r.mismatches;
+            }
+            Err(_) => {
+                let mut l = Line::new();
+                l.push(b"workload: no figures from ").push(name.as_bytes());
+                l.print();
+                f.errors += 1;
+            }
+        }
+    }
 }
 
 fn stop(status: u64) -> ! {

@@ -1,0 +1,94 @@
+//! Fault injection: the faults a server can be made to take while it handles a chosen message
+//! (`vmm run --fault SERVER:KIND@N`).
+//!
+//! The VMM writes the plan into the monitor page before boot ([`crate::monitor::FaultPlan`]);
+//! the kernel keeps it in its own task table (outside every state arena, so a rollback cannot
+//! re-arm a fault) and, when it delivers the planned message, hands the kind to the task in
+//! `rcx` ([`crate::ipc`]). userlib's task loop then executes the fault itself, in the server's
+//! own text: a real CPU exception (or panic, hang, wild write), never a "crash me" request.
+
+/// A fault a server can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum FaultKind {
+    /// Read address 0: #PF at 0.
+    NullDeref = 1,
+    /// `ud2`: #UD.
+    IllegalInsn = 2,
+    /// `div` by zero: #DE.
+    DivZero = 3,
+    /// The server's own panic.
+    Panic = 4,
+    /// An endless loop: caught by the per-message budget.
+    Hang = 5,
+    /// Unbounded pushes: #PF in the stack guard page.
+    StackOverflow = 6,
+    /// A wild write over the state's canary: caught at the next boundary, before the reply.
+    CorruptState = 7,
+    /// A privileged instruction (`hlt`) in ring 3: #GP.
+    GeneralProtection = 8,
+}
+
+impl FaultKind {
+    /// Every kind, in number order.
+    pub const ALL: [FaultKind; 8] = [
+        Self::NullDeref,
+        Self::IllegalInsn,
+        Self::DivZero,
+        Self::Panic,
+        Self::Hang,
+        Self::StackOverflow,
+        Self::CorruptState,
+        Self::GeneralProtection,
+    ];
+
+    /// The kind with this number, if any.
+    pub const fn from_number(n: u64) -> Option<Self> {
+        Some(match n {
+            1 => Self::NullDeref,
+            2 => Self::IllegalInsn,
+            3 => Self::DivZero,
+            4 => Self::Panic,
+            5 => Self::Hang,
+            6 => Self::StackOverflow,
+            7 => Self::CorruptState,
+            8 => Self::GeneralProtection,
+            _ => return None,
+        })
+    }
+
+    /// Its name on the command line and in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NullDeref => "null-deref",
+            Self::IllegalInsn => "illegal-insn",
+            Self::DivZero => "div-zero",
+            Self::Panic => "panic",
+            Self::Hang => "hang",
+            Self::StackOverflow => "stack-overflow",
+            Self::CorruptState => "corrupt-state",
+            Self::GeneralProtection => "gp",
+        }
+    }
+
+    /// The kind called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_by_number_and_name() {
+        for k in FaultKind::ALL {
+            assert_eq!(FaultKind::from_number(k as u64), Some(k));
+            assert_eq!(FaultKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(FaultKind::from_number(0), None);
+        assert_eq!(FaultKind::from_number(9), None);
+        assert_eq!(FaultKind::from_name("nope"), None);
+    }
+}

@@ -1,0 +1,5 @@
+//! Links the `bankload` task at its place in the system map.
+
+fn main() {
+    guest_builder::tasks::link_task("bankload");
+}

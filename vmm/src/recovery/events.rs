@@ -1,0 +1,82 @@
+//! The crash and recovery lines on stderr, written by a thread of their own: a write to stderr
+//! (tens of microseconds, more on a slow terminal) would otherwise hold the guest up in the
+//! middle of a recovery. Lines keep their order; dropping the log waits until all are written.
+
+use std::sync::mpsc::{Sender, channel};
+use std::thread::JoinHandle;
+
+/// Where the engine's lines go.
+#[derive(Debug)]
+enum Sink {
+    /// Nowhere.
+    Off,
+    /// To the writer thread.
+    Thread(Sender<String>, JoinHandle<()>),
+    /// Straight to stderr (the writer thread could not be started).
+    Inline,
+}
+
+/// The engine's event lines.
+#[derive(Debug)]
+pub struct EventLog(Option<Sink>);
+
+impl EventLog {
+    /// A log printing on stderr (`enabled`), or dropping every line.
+    pub fn new(enabled: bool) -> Self {
+        if !enabled {
+            return Self(Some(Sink::Off));
+        }
+        let (tx, rx) = channel::<String>();
+        let writer = std::thread::Builder::new()
+            .name("vmm-events".into())
+            .spawn(move || {
+                for line in rx {
+                    eprintln!("{line}");
+                }
+            });
+        Self(Some(match writer {
+            Ok(writer) => Sink::Thread(tx, writer),
+            Err(_) => Sink::Inline,
+        }))
+    }
+
+    /// True when lines are printed.
+    pub fn enabled(&self) -> bool {
+        !matches!(self.0, Some(Sink::Off) | None)
+    }
+
+    /// Prints `line` on stderr, soon.
+    pub fn line(&self, line: String) {
+        match &self.0 {
+            // The writer only stops once the sender is dropped.
+            Some(Sink::Thread(tx, _)) => drop(tx.send(line)),
+            Some(Sink::Inline) => eprintln!("{line}"),
+            Some(Sink::Off) | None => {}
+        }
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        if let Some(Sink::Thread(tx, writer)) = self.0.take() {
+            drop(tx);
+            let _ = writer.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_start_and_stop_cleanly() {
+        let on = EventLog::new(true);
+        assert!(on.enabled());
+        on.line("vmm: test line from the event log".into());
+        drop(on);
+        let off = EventLog::new(false);
+        assert!(!off.enabled());
+        off.line("never printed".into());
+    }
+}

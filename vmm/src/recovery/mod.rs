@@ -1,0 +1,622 @@
+//! The recovery engine: per-server snapshots at message boundaries, and the restore of one
+//! crashed server's pages while its peers keep their memory untouched. See docs/recovery.md.
+//!
+//! It runs on the vCPU thread, inside the hypercalls of the guest kernel, so the guest is stopped
+//! while it works: nothing is delivered into a server's region while it is snapshotted or
+//! restored.
+//!
+//! ```text
+//!  boot       every server's state arena copied as version 0 (its boot image)
+//!  BOUNDARY   server S, boundary n: KVM's dirty log of S's slot | pages the VMM wrote
+//!             ─► copy those pages into S's store as version n ─► clear the log for them
+//!  FAULT      record + crash context ─► S's policy decides (policies crate) ─► restore S's
+//!             pages dirtied since its last boundary (or its boot image) ─► verdict into the
+//!             monitor page ─► the kernel restarts S
+//!  RESTARTED  S runs again: latency = TSC now - TSC at the kernel's fault entry; the
+//!             decision record is complete and printed
+//! ```
+//!
+//! Everything the guest hands over is untrusted: task indices and boundary numbers are checked
+//! against the engine's own tables, a bad one is a protocol violation (the VM stops with one
+//! line), and nothing the guest writes can make the engine panic.
+
+pub mod apis;
+pub mod bench;
+pub mod dirty;
+pub mod events;
+pub mod inject;
+pub mod report;
+
+use crate::devices::monitor::Fault;
+use crate::layout::{Layout, SlotKind};
+use crate::memory::GuestMemory;
+use crate::outcome::{Stop, Violation};
+use abi::monitor::{
+    CrashContext, FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultCause, FaultPlan, MAX_PLANNED_FAULTS,
+    MONITOR_MAGIC, MONITOR_VERSION, MonitorPage, Verdict, VerdictAction,
+};
+use dirty::DirtyLog;
+use policies::{
+    Cause, Crash, DecisionRecord, History, InFlight, Micros, Outcome, RecoveryPolicy,
+    RecoveryWindow, ServerAction, ServerRef,
+};
+use report::{RecoveryEntry, ServerSummary, SnapshotSummary, Summary};
+use snapshot::{DirtyPages, PAGE_SIZE, RegionSnapshots, SnapshotError};
+use std::time::{Duration, Instant};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
+use zerocopy::IntoBytes;
+
+/// Versions kept per server when nothing else is asked.
+pub const DEFAULT_VERSIONS: usize = 4;
+/// Fewest versions a store may keep (the last boundary and the one before).
+pub const MIN_VERSIONS: usize = 2;
+/// Most versions a store may keep.
+pub const MAX_VERSIONS: usize = 1024;
+
+/// How a run snapshots and recovers its servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryOptions {
+    /// Snapshot servers at their boundaries and recover crashed ones (off: a crashed server
+    /// stays stopped, as without this engine).
+    pub enabled: bool,
+    /// Versions kept per server (at least [`MIN_VERSIONS`]).
+    pub versions: usize,
+    /// Faults to inject.
+    pub faults: Vec<inject::FaultSpec>,
+    /// Hash every other server's state arena around each restore and record whether it
+    /// changed (costs a pass over guest memory per recovery).
+    pub check_isolation: bool,
+    /// Print a line per crash and per recovery on stderr.
+    pub log_events: bool,
+}
+
+impl Default for RecoveryOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            versions: DEFAULT_VERSIONS,
+            faults: Vec::new(),
+            check_isolation: false,
+            log_events: true,
+        }
+    }
+}
+
+/// Why the engine could not set up or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// A snapshot store operation failed.
+    #[error("snapshot of server {server}: {source}")]
+    Snapshot {
+        /// The server.
+        server: String,
+        /// What failed.
+        source: SnapshotError,
+    },
+    /// KVM's dirty log could not be read or cleared.
+    #[error("dirty log of server {server} (slot {slot}): {source}")]
+    DirtyLog {
+        /// The server.
+        server: String,
+        /// Its state slot.
+        slot: u32,
+        /// The ioctl's error.
+        source: kvm_ioctls::Error,
+    },
+    /// The layout's memory and slots do not match (a VMM bug).
+    #[error("server {0}: no memory region for its state arena")]
+    NoRegion(String),
+    /// The monitor page cannot be written.
+    #[error("cannot write the monitor page at {0:#x}")]
+    MonitorPage(u64),
+    /// A bad number of versions.
+    #[error("--snapshot-versions {0}: must be between {MIN_VERSIONS} and {MAX_VERSIONS}")]
+    Versions(usize),
+}
+
+/// A recovered server waiting for its first instruction.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    /// Its entry in `Engine::records`.
+    record: usize,
+    /// The guest TSC at the kernel's fault entry.
+    entry_tsc: u64,
+    /// When the VMM heard of the fault.
+    at: Instant,
+}
+
+/// One server's snapshots and history.
+#[derive(Debug)]
+struct Server {
+    name: String,
+    slot: u32,
+    base: u64,
+    store: RegionSnapshots,
+    boot: Vec<u8>,
+    history: History,
+    policy: Box<dyn RecoveryPolicy>,
+    crashes: u64,
+    restores: u64,
+    generation: u32,
+    pending: Option<Pending>,
+}
+
+/// The engine of one VM.
+#[derive(Debug)]
+pub struct Engine<L: DirtyLog> {
+    mem: GuestMemory,
+    page: u64,
+    log: L,
+    servers: Vec<Server>,
+    options: RecoveryOptions,
+    clock: Instant,
+    tsc_khz: Option<u32>,
+    records: Vec<RecoveryEntry>,
+    snapshots: SnapshotSummary,
+    events: events::EventLog,
+}
+
+/// Writes the monitor page the kernel reads at boot: the contract's header, the flags
+/// (snapshots and recovery on when `recovering`) and the fault plan.
+pub fn write_monitor_page(
+    mem: &GuestMemory,
+    page: u64,
+    recovering: bool,
+    plan: &[FaultPlan; MAX_PLANNED_FAULTS],
+) -> Result<(), RecoveryError> {
+    let flags = if recovering {
+        FLAG_SNAPSHOTS | FLAG_RECOVERY
+    } else {
+        0
+    };
+    let contents = MonitorPage {
+        magic: MONITOR_MAGIC,
+        version: MONITOR_VERSION,
+        flags,
+        plan: *plan,
+        ..MonitorPage::default()
+    };
+    mem.write_slice(contents.as_bytes(), GuestAddress(page))
+        .map_err(|_| RecoveryError::MonitorPage(page))
+}
+
+fn cause_of(record: &abi::monitor::FaultRecord) -> Cause {
+    match FaultCause::from_number(record.cause) {
+        Some(FaultCause::PageFault) => Cause::PageFault { addr: record.addr },
+        Some(FaultCause::StackOverflow) => Cause::StackOverflow,
+        Some(FaultCause::InvalidOpcode) => Cause::IllegalInstruction,
+        Some(FaultCause::DivideError) => Cause::DivideError,
+        Some(FaultCause::GeneralProtection) => Cause::GeneralProtection,
+        Some(FaultCause::FloatingPoint) => Cause::FloatingPoint,
+        Some(FaultCause::Panic) => Cause::Panic,
+        Some(FaultCause::BudgetOverrun) => Cause::Hang,
+        Some(FaultCause::Corruption) => Cause::Corruption,
+        Some(FaultCause::OtherException) => Cause::Other(record.vector),
+        None => Cause::Other(record.cause),
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl<L: DirtyLog> Engine<L> {
+    /// Takes version 0 (the boot image) of every server's state arena in `layout` and clears
+    /// their dirty logs; `tsc_khz` converts guest TSC deltas into time.
+    pub fn new(
+        mem: GuestMemory,
+        layout: &Layout,
+        log: L,
+        options: RecoveryOptions,
+        tsc_khz: Option<u32>,
+    ) -> Result<Self, RecoveryError> {
+        if !(MIN_VERSIONS..=MAX_VERSIONS).contains(&options.versions) {
+            return Err(RecoveryError::Versions(options.versions));
+        }
+        let mut servers = Vec::with_capacity(layout.servers.len());
+        for (index, decl) in layout.servers.iter().enumerate() {
+            let slot = layout
+                .slots
+                .iter()
+                .position(|s| s.kind == SlotKind::ServerState(index))
+                .ok_or_else(|| RecoveryError::NoRegion(decl.name.clone()))?;
+            let region = mem
+                .find_region(GuestAddress(decl.state.base))
+                .filter(|r| r.start_addr().0 == decl.state.base)
+                .ok_or_else(|| RecoveryError::NoRegion(decl.name.clone()))?;
+            let snap_err = |source| RecoveryError::Snapshot {
+                server: decl.name.clone(),
+                source,
+            };
+            let (store, _) = RegionSnapshots::new(region, 0, options.versions).map_err(snap_err)?;
+            let boot = store.image(0).map_err(snap_err)?;
+            let slot = slot as u32;
+            log.clear(slot, &DirtyPages::all(store.pages()))
+                .map_err(|source| RecoveryError::DirtyLog {
+                    server: decl.name.clone(),
+                    slot,
+                    source,
+                })?;
+            vmm_bitmap(region).reset();
+            servers.push(Server {
+                name: decl.name.clone(),
+                slot,
+                base: decl.state.base,
+                store,
+                boot,
+                history: History::new(),
+                policy: policies::default_policy(),
+                crashes: 0,
+                restores: 0,
+                generation: 0,
+                pending: None,
+            });
+        }
+        Ok(Self {
+            mem,
+            page: layout.monitor_page.unwrap_or(0),
+            log,
+            servers,
+            clock: Instant::now(),
+            tsc_khz: tsc_khz.filter(|&k| k > 0),
+            records: Vec::new(),
+            snapshots: SnapshotSummary::default(),
+            events: events::EventLog::new(options.log_events),
+            options,
+        })
+    }
+
+    /// Prints `line` on stderr without holding the guest up (see [`events`]).
+    pub fn log(&self, line: String) {
+        self.events.line(line);
+    }
+
+    /// Replaces the servers' policies (e.g. from a configuration), in server order.
+    pub fn set_policies(&mut self, policies: Vec<Box<dyn RecoveryPolicy>>) {
+        for (s, p) in self.servers.iter_mut().zip(policies) {
+            s.policy = p;
+        }
+    }
+
+    /// BOUNDARY: server `task` reached its next boundary, whose number ends in the 16 bits
+    /// `seq16`; copies its dirty pages as that version.
+    pub fn boundary(&mut self, task: u64, seq16: u16) -> Result<(), Stop> {
+        let bad = || {
+            Stop::Protocol(Violation::Boundary {
+                task,
+                seq: u64::from(seq16),
+            })
+        };
+        let s = usize::try_from(task)
+            .ok()
+            .filter(|&s| s < self.servers.len())
+            .ok_or_else(bad)?;
+        // Boundaries are numbered 1, 2, ... per server; a restart from the boot image keeps the
+        // count going.
+        let seq = self.servers[s].store.newest() + 1;
+        if seq as u16 != seq16 {
+            return Err(bad());
+        }
+        let started = Instant::now();
+        let server = &mut self.servers[s];
+        let (region, dirty) = dirty_pages(&self.mem, &self.log, server)?;
+        let stats = server
+            .store
+            .commit(region, &dirty, seq)
+            .map_err(|e| snapshot_error(server, e))?;
+        self.log
+            .clear(server.slot, &dirty)
+            .map_err(|e| log_error(server, e))?;
+        let sn = &mut self.snapshots;
+        sn.boundaries += 1;
+        sn.pages_copied += stats.pages as u64;
+        sn.dirty_pages += dirty.count() as u64;
+        sn.time_us += started.elapsed().as_secs_f64() * 1e6;
+        Ok(())
+    }
+}
+
+/// Guest memory region of one server's state arena.
+type Region = vm_memory::GuestRegionMmap<vm_memory::bitmap::AtomicBitmap>;
+
+/// The VMM's own record of the pages it wrote into `region` (vm-memory marks every write made
+/// through its `Bytes` API).
+fn vmm_bitmap(region: &Region) -> &vm_memory::bitmap::AtomicBitmap {
+    (**region).bitmap()
+}
+
+/// The state arena of `server` and its dirty pages: KVM's log ORed with the pages the VMM
+/// itself wrote (which KVM does not see).
+fn dirty_pages<'m>(
+    mem: &'m GuestMemory,
+    log: &impl DirtyLog,
+    server: &Server,
+) -> Result<(&'m Region, DirtyPages), Stop> {
+    let region = region_of(mem, server)?;
+    let pages = server.store.pages();
+    let mut dirty = log
+        .fetch(server.slot, pages)
+        .map_err(|e| log_error(server, e))?;
+    let ours = vmm_bitmap(region).get_and_reset();
+    dirty.union_with(&DirtyPages::from_words(ours, pages));
+    Ok((region, dirty))
+}
+
+fn region_of<'m>(mem: &'m GuestMemory, server: &Server) -> Result<&'m Region, Stop> {
+    mem.find_region(GuestAddress(server.base))
+        .ok_or_else(|| Stop::Recovery(RecoveryError::NoRegion(server.name.clone())))
+}
+
+fn log_error(server: &Server, source: kvm_ioctls::Error) -> Stop {
+    Stop::Recovery(RecoveryError::DirtyLog {
+        server: server.name.clone(),
+        slot: server.slot,
+        source,
+    })
+}
+
+fn snapshot_error(server: &Server, source: SnapshotError) -> Stop {
+    Stop::Recovery(RecoveryError::Snapshot {
+        server: server.name.clone(),
+        source,
+    })
+}
+
+impl<L: DirtyLog> Engine<L> {
+    /// Now, on the engine's clock.
+    fn now(&self) -> Micros {
+        Micros(micros(self.clock.elapsed()))
+    }
+
+    /// Hashes of every server's state arena but `except` (for the isolation check).
+    fn peer_hashes(&self, except: usize) -> Vec<u64> {
+        use std::hash::{Hash, Hasher};
+        let mut hashes = Vec::new();
+        let mut page = vec![0u8; PAGE_SIZE];
+        for (i, server) in self
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != except)
+        {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            if let Ok(region) = region_of(&self.mem, server) {
+                for p in 0..server.store.pages() {
+                    let addr = vm_memory::MemoryRegionAddress((p * PAGE_SIZE) as u64);
+                    if region.read_slice(&mut page, addr).is_ok() {
+                        page.hash(&mut h);
+                    }
+                }
+            }
+            (i, h.finish()).hash(&mut h);
+            hashes.push(h.finish());
+        }
+        hashes
+    }
+
+    /// Puts server `s`'s state arena back: to its last boundary, or (`fresh`) to its boot
+    /// image, which then also becomes its only snapshot. Returns the pages written.
+    fn restore(&mut self, s: usize, fresh: bool) -> Result<u64, Stop> {
+        let versions = self.options.versions;
+        let server = &mut self.servers[s];
+        let (region, dirty) = dirty_pages(&self.mem, &self.log, server)?;
+        // Before its first boundary the only version is the boot image: a plain restore.
+        let fresh = fresh && server.store.newest() != 0;
+        let pages = if fresh {
+            let mut written = 0;
+            let mut buf = vec![0u8; PAGE_SIZE];
+            for (p, boot) in server.boot.chunks_exact(PAGE_SIZE).enumerate() {
+                let addr = vm_memory::MemoryRegionAddress((p * PAGE_SIZE) as u64);
+                let mem_err = |e: vm_memory::guest_memory::Error| {
+                    snapshot_error(
+                        server,
+                        SnapshotError::Memory {
+                            page: p,
+                            reason: e.to_string(),
+                        },
+                    )
+                };
+                region.read_slice(&mut buf, addr).map_err(mem_err)?;
+                if buf != boot {
+                    region.write_slice(boot, addr).map_err(mem_err)?;
+                    written += 1;
+                }
+            }
+            let newest = server.store.newest();
+            let (store, _) = RegionSnapshots::new(region, newest, versions)
+                .map_err(|e| snapshot_error(server, e))?;
+            server.store = store;
+            written
+        } else {
+            server
+                .store
+                .restore_latest(region, &dirty)
+                .map_err(|e| snapshot_error(server, e))?
+                .pages as u64
+        };
+        // The region now equals the snapshot on every page written: those are clean again, for
+        // KVM (write-protected anew) and for the VMM's own bitmap.
+        self.log
+            .clear(server.slot, &dirty)
+            .map_err(|e| log_error(server, e))?;
+        vmm_bitmap(region).reset();
+        Ok(pages)
+    }
+
+    fn write_verdict(
+        &self,
+        fault_seq: u64,
+        action: VerdictAction,
+        delay: Option<Duration>,
+    ) -> Result<(), Stop> {
+        // The kernel counts 10 ms ticks; a delay is rounded up to whole ticks.
+        let delay_ticks = delay.map_or(0, |d| d.as_millis().div_ceil(10));
+        let verdict = Verdict {
+            fault_seq,
+            action: action as u32,
+            delay_ticks: u32::try_from(delay_ticks).unwrap_or(u32::MAX),
+        };
+        let addr = self.page + std::mem::offset_of!(MonitorPage, verdict) as u64;
+        self.mem
+            .write_slice(verdict.as_bytes(), GuestAddress(addr))
+            .map_err(|_| Stop::Recovery(RecoveryError::MonitorPage(self.page)))
+    }
+
+    /// FAULT: a task stopped. Decides with its server's policy, restores its pages and writes
+    /// the verdict the kernel carries out; `Err` stops the VM (fail-stop, or a failed restore).
+    pub fn fault(&mut self, fault: &Fault, context: &CrashContext) -> Result<(), Stop> {
+        let record = &fault.record;
+        let now = self.now();
+        let index = usize::try_from(record.task)
+            .ok()
+            .filter(|&s| s < self.servers.len());
+        if let Some(server) = index.and_then(|s| self.servers.get_mut(s)) {
+            server.crashes += 1;
+        }
+        let Some(s) = index.filter(|_| context.flags & CrashContext::SERVER != 0) else {
+            // Not a server (an app, or an index the VMM does not know): it stays stopped.
+            return self.write_verdict(record.seq, VerdictAction::Stop, None);
+        };
+        let name = self.servers[s].name.clone();
+        let busy: Vec<String> = self
+            .servers
+            .iter()
+            .filter(|o| o.pending.is_some())
+            .map(|o| o.name.clone())
+            .collect();
+        let in_flight = context.caller().map(|_| {
+            let (idempotent, state_changing) = apis::declared(&name, context.label);
+            InFlight {
+                label: u32::try_from(context.label).unwrap_or(u32::MAX),
+                idempotent,
+                state_changing,
+                replays: u32::from(context.flags & CrashContext::REPLAY != 0),
+            }
+        });
+        let pfault = policies::FaultRecord {
+            server: ServerRef::new(record.task, name.clone()),
+            generation: record.generation,
+            cause: cause_of(record),
+            rip: record.rip,
+            messages: record.messages,
+            at: now,
+        };
+        let window = RecoveryWindow {
+            boundary: (context.boundary > 0).then_some(context.boundary),
+            sent: Vec::new(),
+        };
+        let server = &mut self.servers[s];
+        let crash = Crash {
+            fault: &pfault,
+            history: &server.history,
+            window: &window,
+            in_flight: in_flight.as_ref(),
+            now,
+        };
+        let decision = server.policy.decide(&crash);
+        let mut decision_record = DecisionRecord::new(&crash, &decision);
+        server.history.record_decision(&pfault, &decision);
+        let own = match (decision.action.own(), decision.action.peers()) {
+            (Some(own), []) => own,
+            (own, peers) => {
+                let reason = if own.is_some() && !peers.is_empty() {
+                    format!(
+                        "{}; rolling peers back is not supported by this engine yet",
+                        decision.reason
+                    )
+                } else {
+                    decision.reason.clone()
+                };
+                decision_record.outcome = Outcome::Stopped;
+                self.push_record(fault, &decision_record, 0, None);
+                self.log_record(self.records.len() - 1);
+                return Err(Stop::FailStop {
+                    server: name,
+                    reason,
+                });
+            }
+        };
+        let before = self.options.check_isolation.then(|| self.peer_hashes(s));
+        let pages = self.restore(s, own == ServerAction::RestartFresh)?;
+        let peers_intact = before.map(|b| b == self.peer_hashes(s));
+        let action = match own {
+            ServerAction::Rollback => VerdictAction::Rollback,
+            ServerAction::Replay => VerdictAction::Replay,
+            ServerAction::RestartFresh => VerdictAction::RestartFresh,
+        };
+        self.write_verdict(record.seq, action, decision.delay)?;
+        let entry = self.push_record(fault, &decision_record, pages, peers_intact);
+        self.records[entry].during_recovery_of = busy;
+        let server = &mut self.servers[s];
+        server.restores += 1;
+        server.generation = record.generation.wrapping_add(1);
+        server.pending = Some(Pending {
+            record: entry,
+            entry_tsc: record.entry_tsc,
+            at: Instant::now(),
+        });
+        Ok(())
+    }
+
+    fn push_record(
+        &mut self,
+        fault: &Fault,
+        decision: &DecisionRecord,
+        pages: u64,
+        peers_intact: Option<bool>,
+    ) -> usize {
+        self.records
+            .push(RecoveryEntry::new(fault, decision, pages, peers_intact));
+        self.records.len() - 1
+    }
+
+    fn log_record(&self, entry: usize) {
+        if let Some(r) = self.records.get(entry) {
+            self.events.line(format!("vmm: {}", r.decision));
+        }
+    }
+
+    /// RESTARTED: recovered task `task` runs its first instruction next (guest TSC `tsc`).
+    /// Completes its recovery record with the latency and prints it. A task with no recovery
+    /// pending is ignored.
+    pub fn restarted(&mut self, task: u64, tsc: u64) {
+        let Some(server) = usize::try_from(task)
+            .ok()
+            .and_then(|s| self.servers.get_mut(s))
+        else {
+            return;
+        };
+        let Some(p) = server.pending.take() else {
+            return;
+        };
+        let latency_us = match self.tsc_khz {
+            Some(khz) if p.entry_tsc != 0 && tsc > p.entry_tsc => {
+                (tsc - p.entry_tsc) as f64 * 1000.0 / f64::from(khz)
+            }
+            _ => p.at.elapsed().as_secs_f64() * 1e6,
+        };
+        if let Some(r) = self.records.get_mut(p.record) {
+            r.complete(latency_us);
+        }
+        self.log_record(p.record);
+    }
+
+    /// What the engine did, for the run's report.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            servers: self
+                .servers
+                .iter()
+                .map(|s| ServerSummary {
+                    name: s.name.clone(),
+                    crashes: s.crashes,
+                    restores: s.restores,
+                    generation: s.generation,
+                    snapshot_versions: s.store.versions(),
+                })
+                .collect(),
+            recoveries: self.records.clone(),
+            snapshots: self.snapshots.clone(),
+        }
+    }
+}

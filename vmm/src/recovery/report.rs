@@ -1,0 +1,226 @@
+//! The recovery part of `vmm run --report FILE`, and the report file itself.
+//!
+//! ```json
+//! {"exit_status": 0, "backend": "pvm", "message": null, "elapsed_ms": 512.3,
+//!  "workload": {"ops": 600, "errors": 0, "retries": 1, "lost": 0, "mismatches": 0},
+//!  "servers": [{"name": "kv", "crashes": 1, "restores": 1, "generation": 1, ...}, ...],
+//!  "recoveries": [{"server": "kv", "cause": "null-deref", "action": "rollback",
+//!                  "pages_restored": 2, "latency_us": 151.2, ..., "decision": {...}}],
+//!  "snapshots": {"boundaries": 1210, "pages_copied": 1650, ...}}
+//! ```
+//!
+//! The file is written atomically ([`crate::bench::write_json_atomic`]: a temporary file in the
+//! same directory, then a rename).
+
+use crate::devices::monitor::Fault;
+use abi::monitor::WorkloadReport;
+use policies::{Cause, DecisionRecord, Outcome};
+use serde::Serialize;
+
+/// One server in the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServerSummary {
+    /// Its name.
+    pub name: String,
+    /// Times it crashed.
+    pub crashes: u64,
+    /// Times it was restored and restarted.
+    pub restores: u64,
+    /// Its generation now.
+    pub generation: u32,
+    /// Snapshot versions kept at the end (boundary numbers, oldest first).
+    pub snapshot_versions: Vec<u64>,
+}
+
+/// Boundary snapshots, summed over all servers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SnapshotSummary {
+    /// Boundaries snapshotted.
+    pub boundaries: u64,
+    /// Pages the dirty logs reported.
+    pub dirty_pages: u64,
+    /// Pages that had changed and were copied.
+    pub pages_copied: u64,
+    /// VMM time spent in them (dirty log, copies), in microseconds.
+    pub time_us: f64,
+}
+
+/// One recovery (or fail-stop) in the report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecoveryEntry {
+    /// The crashed server.
+    pub server: String,
+    /// Why it crashed (`null-deref`, `illegal-instruction`, ...).
+    pub cause: String,
+    /// What was done (`rollback`, `replay`, `restart-fresh`, `fail-stop`).
+    pub action: String,
+    /// Pages written back.
+    pub pages_restored: u64,
+    /// From the kernel's fault entry to the restarted server's first instruction (null when
+    /// it has not run again).
+    pub latency_us: Option<f64>,
+    /// Its generation when it crashed.
+    pub generation: u32,
+    /// The CPU exception vector, for exceptions.
+    pub vector: Option<u32>,
+    /// Where it was (guest virtual = physical).
+    pub rip: u64,
+    /// The faulting address for page faults (the guard page's for a stack overflow); the
+    /// overwritten canary's for a corruption.
+    pub addr: Option<u64>,
+    /// Messages it had received.
+    pub messages: u64,
+    /// Its panic message, for panics.
+    pub panic: Option<String>,
+    /// Every other server's state arena was byte for byte the same after the restore as
+    /// before it (only with the isolation check on).
+    pub peers_intact: Option<bool>,
+    /// Servers that were being recovered when this one crashed (restored, but not yet back at
+    /// their first instruction, e.g. waiting out a backoff).
+    pub during_recovery_of: Vec<String>,
+    /// The policy's decision record.
+    pub decision: DecisionRecord,
+}
+
+impl RecoveryEntry {
+    /// The entry of `fault`, decided by `decision`, with `pages` restored.
+    pub fn new(
+        fault: &Fault,
+        decision: &DecisionRecord,
+        pages: u64,
+        peers_intact: Option<bool>,
+    ) -> Self {
+        let r = &fault.record;
+        Self {
+            server: decision.server.name.clone(),
+            cause: decision.cause.name().to_owned(),
+            action: decision.action.name().to_owned(),
+            pages_restored: pages,
+            latency_us: None,
+            generation: r.generation,
+            vector: (r.vector != crate::devices::monitor::NO_VECTOR).then_some(r.vector),
+            rip: r.rip,
+            addr: match decision.cause {
+                // The guard-page address, and the overwritten canary's.
+                Cause::StackOverflow | Cause::Corruption => Some(r.addr),
+                _ => decision.addr,
+            },
+            messages: r.messages,
+            panic: fault.text.clone(),
+            peers_intact,
+            during_recovery_of: Vec::new(),
+            decision: decision.clone(),
+        }
+    }
+
+    /// The restarted server ran again `latency_us` after its fault.
+    pub fn complete(&mut self, latency_us: f64) {
+        self.latency_us = Some(latency_us);
+        self.decision.outcome = Outcome::Recovered {
+            pages_restored: self.pages_restored,
+            latency_us,
+        };
+    }
+}
+
+/// What the engine did in a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Every declared server.
+    pub servers: Vec<ServerSummary>,
+    /// Every recovery, in order.
+    pub recoveries: Vec<RecoveryEntry>,
+    /// Boundary snapshots.
+    pub snapshots: SnapshotSummary,
+}
+
+/// The workload's figures in the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct WorkloadFigures {
+    /// Requests issued.
+    pub ops: u64,
+    /// Unexpected error replies.
+    pub errors: u64,
+    /// Requests retried after "peer restarted".
+    pub retries: u64,
+    /// Requests whose effect a server declared lost.
+    pub lost: u64,
+    /// Replies or reads that disagreed with the model.
+    pub mismatches: u64,
+}
+
+impl From<WorkloadReport> for WorkloadFigures {
+    fn from(w: WorkloadReport) -> Self {
+        Self {
+            ops: w.ops,
+            errors: w.errors,
+            retries: w.retries,
+            lost: w.lost,
+            mismatches: w.mismatches,
+        }
+    }
+}
+
+/// The whole `--report` file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunReport {
+    /// `vmm`'s exit status.
+    pub exit_status: i32,
+    /// `pvm` or `hardware` (null when the run stopped before KVM was opened).
+    pub backend: Option<&'static str>,
+    /// The one-line reason for the ending, if it needs one.
+    pub message: Option<String>,
+    /// From VM creation to the vCPU's stop, in milliseconds.
+    pub elapsed_ms: Option<f64>,
+    /// The workload's figures, if it reported them.
+    pub workload: Option<WorkloadFigures>,
+    /// Every declared server.
+    pub servers: Vec<ServerSummary>,
+    /// Every recovery.
+    pub recoveries: Vec<RecoveryEntry>,
+    /// Boundary snapshots.
+    pub snapshots: SnapshotSummary,
+    /// Faults the guest reported (recovered or not).
+    pub faults: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_serialize_with_the_documented_keys() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.json");
+        std::fs::write(&path, "old").expect("write");
+        let report = RunReport {
+            exit_status: 0,
+            backend: Some("pvm"),
+            message: None,
+            elapsed_ms: Some(1.5),
+            workload: Some(WorkloadReport::default().into()),
+            servers: vec![ServerSummary {
+                name: "kv".into(),
+                crashes: 1,
+                restores: 1,
+                generation: 1,
+                snapshot_versions: vec![3, 4],
+            }],
+            recoveries: Vec::new(),
+            snapshots: SnapshotSummary::default(),
+            faults: 1,
+        };
+        crate::bench::write_json_atomic(&path, &report).expect("written");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        assert_eq!(v["exit_status"], 0);
+        assert_eq!(v["backend"], "pvm");
+        assert_eq!(v["workload"]["mismatches"], 0);
+        assert_eq!(v["servers"][0]["generation"], 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            1,
+            "no temp left"
+        );
+    }
+}
