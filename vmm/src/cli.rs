@@ -115,7 +115,8 @@ pub struct RunArgs {
     /// of ignoring it (reads return all ones) and counting it. Our images are always strict.
     #[arg(long)]
     pub strict_io: bool,
-    /// Print nothing of vmm's own on stderr except errors.
+    /// Print nothing of vmm's own on stderr except errors (no boot line, no line per crash and
+    /// recovery, no final line).
     #[arg(short, long)]
     pub quiet: bool,
     /// Crash server SERVER with fault KIND while it handles its N-th message (repeatable). KIND:
@@ -200,7 +201,7 @@ fn recovery_options(args: &RunArgs) -> Result<RecoveryOptions, String> {
         versions: args.snapshot_versions,
         faults,
         check_isolation: args.check_isolation,
-        log_events: true,
+        log_events: !args.quiet,
     })
 }
 

@@ -221,7 +221,9 @@ impl<W: Write> Vcpu<W> {
                         result
                     }
                     None => {
-                        eprintln!("vmm: fault: {fault}");
+                        if !self.quiet {
+                            eprintln!("vmm: fault: {fault}");
+                        }
                         Ok(())
                     }
                 }

@@ -1,6 +1,8 @@
 //! The crash and recovery lines on stderr, written by a thread of their own: a write to stderr
 //! (tens of microseconds, more on a slow terminal) would otherwise hold the guest up in the
-//! middle of a recovery. Lines keep their order; dropping the log waits until all are written.
+//! middle of a recovery. The thread runs at the lowest priority (`SCHED_IDLE`), so it does not
+//! compete with the vCPU thread either. Lines keep their order; dropping the log waits until
+//! all are written.
 
 use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
@@ -30,6 +32,7 @@ impl EventLog {
         let writer = std::thread::Builder::new()
             .name("vmm-events".into())
             .spawn(move || {
+                lowest_priority();
                 for line in rx {
                     eprintln!("{line}");
                 }
@@ -63,6 +66,14 @@ impl Drop for EventLog {
             let _ = writer.join();
         }
     }
+}
+
+/// Makes the calling thread run only when a CPU has nothing else to do (`SCHED_IDLE`), so the
+/// writer never takes a core from the vCPU thread. Best effort: on failure it keeps its priority.
+fn lowest_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall on the calling thread (pid 0) with a valid, initialised parameter.
+    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
 }
 
 #[cfg(test)]

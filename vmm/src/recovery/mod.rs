@@ -620,3 +620,242 @@ impl<L: DirtyLog> Engine<L> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::monitor::Fault;
+    use crate::layout::{ServerRegions, Slot};
+    use abi::manifest::Range;
+    use abi::monitor::{FaultRecord, NO_CALLER};
+    use std::sync::Mutex;
+
+    const PAGE: u64 = PAGE_SIZE as u64;
+    const MONITOR: u64 = 0x1000;
+    const ARENA: u64 = 4 * PAGE;
+    const SERVERS: [&str; 2] = ["kv", "fs"];
+
+    /// KVM's log, as the test says: pages to report per slot, cleared when cleared.
+    #[derive(Debug, Default)]
+    struct FakeLog(Mutex<Vec<(u32, usize)>>);
+
+    impl DirtyLog for FakeLog {
+        fn fetch(&self, slot: u32, pages: usize) -> Result<DirtyPages, kvm_ioctls::Error> {
+            let mut d = DirtyPages::clean(pages);
+            let log = self.0.lock().expect("lock");
+            log.iter()
+                .filter(|(s, _)| *s == slot)
+                .for_each(|(_, p)| d.set(*p));
+            Ok(d)
+        }
+        fn clear(&self, slot: u32, dirty: &DirtyPages) -> Result<(), kvm_ioctls::Error> {
+            let mut log = self.0.lock().expect("lock");
+            log.retain(|(s, p)| *s != slot || !dirty.contains(*p));
+            Ok(())
+        }
+    }
+
+    /// Slot 0: low memory with the monitor page; then per server a state arena of 4 pages and
+    /// a scratch of 1.
+    fn layout() -> Layout {
+        let mut slots = vec![Slot {
+            base: 0,
+            size: 0x10_0000,
+            kind: SlotKind::Ram,
+        }];
+        let mut servers = Vec::new();
+        let mut base = 0x10_0000;
+        for (i, name) in SERVERS.iter().enumerate() {
+            slots.push(Slot {
+                base,
+                size: ARENA,
+                kind: SlotKind::ServerState(i),
+            });
+            slots.push(Slot {
+                base: base + ARENA,
+                size: PAGE,
+                kind: SlotKind::ServerScratch(i),
+            });
+            servers.push(ServerRegions {
+                name: (*name).to_owned(),
+                state: Range::new(base, ARENA),
+                scratch: Range::new(base + ARENA, PAGE),
+            });
+            base += ARENA + PAGE;
+        }
+        Layout {
+            mem_size: base,
+            slots,
+            memmap: Vec::new(),
+            servers,
+            monitor_page: Some(MONITOR),
+        }
+    }
+
+    fn engine() -> (Engine<FakeLog>, GuestMemory) {
+        let layout = layout();
+        let mem = crate::memory::create(&layout).expect("memory");
+        let options = RecoveryOptions {
+            log_events: false,
+            check_isolation: true,
+            ..RecoveryOptions::default()
+        };
+        let plan = [FaultPlan::default(); MAX_PLANNED_FAULTS];
+        write_monitor_page(&mem, MONITOR, true, &plan).expect("page");
+        let e = Engine::new(
+            mem.clone(),
+            &layout,
+            FakeLog::default(),
+            options,
+            Some(1000),
+        )
+        .expect("engine");
+        (e, mem)
+    }
+
+    fn arena(server: usize) -> u64 {
+        layout().servers[server].state.base
+    }
+
+    fn poke(mem: &GuestMemory, server: usize, page: u64, byte: u8) {
+        mem.write_slice(&[byte], GuestAddress(arena(server) + page * PAGE))
+            .expect("write");
+    }
+
+    fn peek(mem: &GuestMemory, server: usize, page: u64) -> u8 {
+        let mut b = [0u8];
+        mem.read_slice(&mut b, GuestAddress(arena(server) + page * PAGE))
+            .expect("read");
+        b[0]
+    }
+
+    fn fault(task: u32, seq: u64, boundary: u64) -> (Fault, CrashContext) {
+        let record = FaultRecord {
+            seq,
+            task,
+            cause: FaultCause::PageFault as u32,
+            vector: 14,
+            entry_tsc: 1000,
+            ..Default::default()
+        };
+        let context = CrashContext {
+            boundary,
+            caller: NO_CALLER,
+            flags: CrashContext::SERVER,
+            ..Default::default()
+        };
+        let f = Fault {
+            task: "t".into(),
+            cause: FaultCause::from_number(record.cause),
+            record,
+            context,
+            text: None,
+        };
+        (f, context)
+    }
+
+    fn verdict(mem: &GuestMemory) -> Verdict {
+        let mut v = Verdict::default();
+        let addr = MONITOR + std::mem::offset_of!(MonitorPage, verdict) as u64;
+        mem.read_slice(v.as_mut_bytes(), GuestAddress(addr))
+            .expect("read");
+        v
+    }
+
+    #[test]
+    fn a_restore_puts_back_the_last_boundary_and_only_the_crashed_server() {
+        let (mut e, mem) = engine();
+        poke(&mem, 0, 1, 7);
+        poke(&mem, 1, 2, 9);
+        e.boundary(0, 1).expect("kv boundary 1");
+        e.boundary(1, 1).expect("fs boundary 1");
+        // kv writes after its boundary (a KVM-logged write and one the bitmap sees), crashes.
+        e.log.0.lock().expect("lock").push((1, 3));
+        poke(&mem, 0, 1, 8);
+        poke(&mem, 0, 3, 5);
+        poke(&mem, 1, 2, 10); // fs's own later change must survive kv's restore
+        let (f, ctx) = fault(0, 1, 1);
+        e.fault(&f, &ctx).expect("recovered");
+        assert_eq!(
+            (peek(&mem, 0, 1), peek(&mem, 0, 3)),
+            (7, 0),
+            "kv at boundary 1"
+        );
+        assert_eq!(peek(&mem, 1, 2), 10, "fs untouched");
+        let v = verdict(&mem);
+        assert_eq!((v.fault_seq, v.action), (1, VerdictAction::Rollback as u32));
+        e.restarted(0, 251_000);
+        let s = e.summary();
+        let r = &s.recoveries[0];
+        assert_eq!((r.server.as_str(), r.action.as_str()), ("kv", "rollback"));
+        assert_eq!(r.pages_restored, 2);
+        assert_eq!(
+            r.latency_us,
+            Some(250_000.0),
+            "(251000 - 1000) cycles at 1 MHz"
+        );
+        assert_eq!(r.peers_intact, Some(true));
+        assert_eq!((s.servers[0].crashes, s.servers[0].generation), (1, 1));
+    }
+
+    #[test]
+    fn a_crash_before_the_first_boundary_restores_the_boot_image() {
+        let (mut e, mem) = engine();
+        poke(&mem, 1, 0, 3);
+        let (f, ctx) = fault(1, 1, 0);
+        e.fault(&f, &ctx).expect("recovered");
+        assert_eq!(peek(&mem, 1, 0), 0);
+        assert_eq!(e.summary().recoveries[0].action, "restart-fresh");
+    }
+
+    #[test]
+    fn bad_boundaries_are_violations_and_apps_stay_stopped() {
+        let (mut e, mem) = engine();
+        for (task, seq) in [(2, 1), (u64::MAX, 1), (0, 0), (0, 2)] {
+            assert!(
+                matches!(
+                    e.boundary(task, seq),
+                    Err(Stop::Protocol(Violation::Boundary { .. }))
+                ),
+                "{task} {seq}"
+            );
+        }
+        e.boundary(0, 1).expect("the next one is fine");
+        let (f, mut ctx) = fault(0, 4, 1);
+        ctx.flags = 0; // not a server
+        e.fault(&f, &ctx).expect("no recovery");
+        assert_eq!(verdict(&mem).action, VerdictAction::Stop as u32);
+        let (f, ctx) = fault(99, 5, 1);
+        e.fault(&f, &ctx).expect("unknown task");
+        assert_eq!(verdict(&mem).action, VerdictAction::Stop as u32);
+        assert!(e.summary().recoveries.is_empty());
+        e.restarted(7, 1);
+        e.restarted(0, 1);
+    }
+
+    proptest::proptest! {
+        /// Whatever the guest sends, in any order, the engine answers or refuses; it never
+        /// panics, and a store never goes backwards.
+        #[test]
+        fn arbitrary_calls_never_panic(
+            calls in proptest::collection::vec((0u8..3, 0u64..4, proptest::num::u16::ANY, 0u32..12), 0..60),
+        ) {
+            let (mut e, _mem) = engine();
+            for (kind, task, n, cause) in calls {
+                match kind {
+                    0 => { let _ = e.boundary(task, n); }
+                    1 => {
+                        let (mut f, mut ctx) = fault(task as u32, u64::from(n), u64::from(n));
+                        f.record.cause = cause;
+                        ctx.caller = if n % 2 == 0 { NO_CALLER } else { u32::from(n) };
+                        ctx.label = u64::from(cause);
+                        let _ = e.fault(&f, &ctx);
+                    }
+                    _ => e.restarted(task, u64::from(n)),
+                }
+            }
+            let s = e.summary();
+            proptest::prop_assert_eq!(s.servers.len(), 2);
+        }
+    }
+}
