@@ -47,9 +47,6 @@ pub const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 pub const SCRUBBED_VARS: &[&str] = &[
     "RUSTFLAGS",
     "RUSTDOCFLAGS",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "RUSTC_BOOTSTRAP",
     "CLIPPY_ARGS",
     "CARGO_MAKEFLAGS",
     "MAKEFLAGS",
@@ -59,8 +56,10 @@ pub const SCRUBBED_VARS: &[&str] = &[
 /// Prefixes of variables removed from the nested cargo's environment: `CARGO_ENCODED_RUSTFLAGS`
 /// and friends, `CARGO_BUILD_*` (target and build directories, rustflags, wrappers, target),
 /// `CARGO_TARGET_*` (target directory, per-target rustflags, linker and runner),
-/// `CARGO_PROFILE_*` and cargo's private `__CARGO_*` (e.g. `cargo fix`'s).
+/// `CARGO_PROFILE_*`, cargo's private `__CARGO_*` (e.g. `cargo fix`'s) and every `RUSTC_*`
+/// setting (wrappers such as clippy's; `RUSTC` itself, the compiler's path, is kept).
 pub const SCRUBBED_PREFIXES: &[&str] = &[
+    "RUSTC_",
     "CARGO_ENCODED_",
     "CARGO_BUILD_",
     "CARGO_TARGET_",
@@ -345,6 +344,7 @@ mod tests {
             "CARGO_MAKEFLAGS",
             "RUSTC_WRAPPER",
             "RUSTC_WORKSPACE_WRAPPER",
+            "RUSTC_LOG",
             "__CARGO_FIX_PLZ",
         ] {
             assert!(
@@ -352,7 +352,14 @@ mod tests {
                 "{name} leaks into the guest build"
             );
         }
-        for name in ["PATH", "HOME", "CARGO_HOME", "RUSTUP_TOOLCHAIN", "CARGO"] {
+        for name in [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "RUSTUP_TOOLCHAIN",
+            "CARGO",
+            "RUSTC",
+        ] {
             assert!(!is_scrubbed(OsStr::new(name)), "{name} must be kept");
         }
     }
