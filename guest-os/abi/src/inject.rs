@@ -7,6 +7,20 @@
 //! `rcx` ([`crate::ipc`]). userlib's task loop then executes the fault itself, in the server's
 //! own text: a real CPU exception (or panic, hang, wild write), never a "crash me" request.
 
+/// Bit of a planned fault's kind (in [`crate::monitor::FaultPlan::kind`] and in the `rcx` a task
+/// receives with a message): take the fault *after* handling the message, before its reply,
+/// and only if the task sent a message (`send` or `call`) while handling it. The kernel keeps
+/// such a plan armed from the `message`-th message on until the task crashes with it, so it
+/// strikes the first message that made the server talk to a peer: the case dependency tracking
+/// is about (`vmm run --fault bank:panic@10:after-send`).
+pub const AFTER_SEND: u32 = 1 << 16;
+
+/// Splits the fault word a task receives with a message into its kind number and whether it
+/// is an [`AFTER_SEND`] fault.
+pub const fn split(word: u64) -> (u64, bool) {
+    (word & !(AFTER_SEND as u64), word & AFTER_SEND as u64 != 0)
+}
+
 /// A fault a server can take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]

@@ -115,7 +115,8 @@ pub enum Error {
     /// No timer slot is free.
     NoTimer = 9,
     /// The target was restarted from its initial image: its state (and the effect of this
-    /// request) is lost; `rdi` holds its current id.
+    /// request) is lost; `rdi` holds its current id. Also the answer to a call with an id made
+    /// before that restart, so that every client of the server learns of the loss once.
     StateLost = 10,
 }
 
@@ -235,6 +236,14 @@ pub struct CallError {
 pub trait Transport {
     /// Sends `msg` to `to` and returns the reply.
     fn call(&mut self, to: TaskId, msg: &Message) -> Result<Message, CallError>;
+
+    /// The current id of the task that answered the last successful [`Transport::call`], when
+    /// the transport knows it (the kernel hands it over in `rdi` with every reply). A server
+    /// restarted under a replayed request answers it with its new generation: the client
+    /// learns the new id without a failed call.
+    fn answered_by(&self) -> Option<TaskId> {
+        None
+    }
 }
 
 /// Why a client request failed.
@@ -259,12 +268,18 @@ pub struct Endpoint {
     pub id: TaskId,
     /// Requests retried after `PeerRestarted`.
     pub retries: u64,
+    /// Requests answered `StateLost` (the server restarted from its initial image).
+    pub lost: u64,
 }
 
 impl Endpoint {
     /// An endpoint for `id`.
     pub const fn new(id: TaskId) -> Self {
-        Self { id, retries: 0 }
+        Self {
+            id,
+            retries: 0,
+            lost: 0,
+        }
     }
 
     /// Calls the server. On `PeerRestarted` the endpoint takes the new id and sends the request
@@ -276,8 +291,16 @@ impl Endpoint {
     pub fn call(&mut self, t: &mut impl Transport, msg: &Message) -> Result<Message, ClientError> {
         loop {
             match t.call(self.id, msg) {
-                Ok(reply) if reply.label == REPLY_OK => return Ok(reply),
-                Ok(reply) => return Err(ClientError::Server(reply.label)),
+                Ok(reply) => {
+                    if let Some(id) = t.answered_by().filter(|id| id.index() == self.id.index()) {
+                        self.id = id;
+                    }
+                    return if reply.label == REPLY_OK {
+                        Ok(reply)
+                    } else {
+                        Err(ClientError::Server(reply.label))
+                    };
+                }
                 Err(CallError {
                     error: Error::PeerRestarted,
                     current,
@@ -293,6 +316,7 @@ impl Endpoint {
                     current,
                 }) => {
                     self.id = current;
+                    self.lost += 1;
                     return Err(ClientError::StateLost);
                 }
                 Err(CallError {
@@ -424,7 +448,7 @@ mod client_tests {
             &Message::new(0, [1; 6]),
         );
         assert_eq!(reply, Err(ClientError::StateLost));
-        assert_eq!((ep.id.generation(), ep.retries), (1, 0));
+        assert_eq!((ep.id.generation(), ep.retries, ep.lost), (1, 0, 1));
         assert_eq!(
             ep.call(&mut Restarting(None), &Message::new(5, [0; 6])),
             Err(ClientError::Server(5))
@@ -444,6 +468,29 @@ mod client_tests {
             ep.call(&mut Stuck, &Message::new(5, [0; 6])),
             Err(ClientError::Kernel(Error::PeerRestarted))
         );
+    }
+
+    /// Answers every call as the server's generation 3 (a restart the client did not see).
+    struct Replayed;
+
+    impl Transport for Replayed {
+        fn call(&mut self, _: TaskId, msg: &Message) -> Result<Message, CallError> {
+            Ok(Message::new(REPLY_OK, msg.words))
+        }
+        fn answered_by(&self) -> Option<TaskId> {
+            Some(TaskId::new(2, 3))
+        }
+    }
+
+    #[test]
+    fn a_reply_from_a_new_generation_updates_the_id_without_a_retry() {
+        let mut ep = Endpoint::new(TaskId::new(2, 0));
+        assert!(ep.call(&mut Replayed, &Message::new(1, [0; 6])).is_ok());
+        assert_eq!((ep.id, ep.retries), (TaskId::new(2, 3), 0));
+        // Another task's id is never taken over.
+        let mut other = Endpoint::new(TaskId::new(4, 0));
+        assert!(other.call(&mut Replayed, &Message::new(1, [0; 6])).is_ok());
+        assert_eq!(other.id, TaskId::new(4, 0));
     }
 
     #[test]

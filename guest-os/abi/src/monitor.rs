@@ -20,6 +20,7 @@
 //!  160     16    verdict: Verdict       VMM         during a FAULT hypercall
 //!  176     384   plan: [FaultPlan; 16]  VMM         before boot
 //!  560     8     restart_tsc            kernel      before a RESTARTED hypercall
+//!  568     200   window: SentWindow     kernel      before a FAULT hypercall
 //! ```
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -27,7 +28,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `MonitorPage::magic`: "CMMONPG1" little-endian.
 pub const MONITOR_MAGIC: u64 = 0x3147_504e_4f4d_4d43;
 /// `MonitorPage::version` this contract describes.
-pub const MONITOR_VERSION: u32 = 2;
+pub const MONITOR_VERSION: u32 = 3;
 
 /// `MonitorPage::flags`: the kernel makes a BOUNDARY hypercall at every server boundary.
 pub const FLAG_SNAPSHOTS: u32 = 1 << 0;
@@ -37,6 +38,10 @@ pub const FLAG_RECOVERY: u32 = 1 << 1;
 pub const MAX_PLANNED_FAULTS: usize = 16;
 /// `CrashContext::caller` when no caller waits for the crashed task's reply.
 pub const NO_CALLER: u32 = u32::MAX;
+/// Messages of a recovery window the kernel describes ([`SentWindow::sent`]); a server that
+/// sent more since its boundary is reported with `count` above this (the VMM must then assume
+/// the worst about the ones not listed).
+pub const WINDOW_MAX: usize = 8;
 
 /// Why a task was stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,7 +244,9 @@ impl Verdict {
 pub struct FaultPlan {
     /// Task-table index.
     pub task: u32,
-    /// A [`crate::inject::FaultKind`] number.
+    /// A [`crate::inject::FaultKind`] number, with [`crate::inject::AFTER_SEND`] for a fault
+    /// taken after the handler, on the first message from the `message`-th on during which the
+    /// task sent a message.
     pub kind: u32,
     /// The message number (1 = the first message the task receives); 0 = unused entry.
     pub message: u64,
@@ -263,6 +270,68 @@ pub struct WorkloadReport {
     pub lost: u64,
     /// Replies or reads that disagreed with the model.
     pub mismatches: u64,
+}
+
+/// One message a crashed server sent (with `send` or `call`) since its last boundary, as the
+/// kernel recorded it when the message was delivered. Whether its request type changes the
+/// receiver's state is declared in the receiver's `*-api` crate; the VMM looks that up.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct SentRecord {
+    /// The receiver's task-table index.
+    pub to: u32,
+    /// `SentRecord::PEER_*` bits, computed when the fault is reported.
+    pub flags: u32,
+    /// The message's label (the request type).
+    pub label: u64,
+    /// The receiver's boundary count when the message was delivered to it: its state then was
+    /// its snapshot of that number, from before this message.
+    pub peer_boundary: u64,
+}
+
+impl SentRecord {
+    /// `flags` bit: since this message was delivered, the receiver has done nothing but handle
+    /// this and later messages of the crashed server (no other message or notification, no
+    /// message of its own, no timer set), and it now waits for its next message at a boundary.
+    /// Only then can it be rolled back to `peer_boundary` without touching anyone else.
+    pub const PEER_QUIET: u32 = 1 << 0;
+    /// `flags` bit: the receiver is a server (it has snapshots); apps have none.
+    pub const PEER_SERVER: u32 = 1 << 1;
+
+    /// True when [`Self::PEER_QUIET`] is set.
+    pub fn peer_quiet(&self) -> bool {
+        self.flags & Self::PEER_QUIET != 0
+    }
+}
+
+/// The crashed server's recovery window: what it sent since its last boundary (OSIRIS-style
+/// dependency tracking).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct SentWindow {
+    /// Messages sent since the boundary; only the first [`WINDOW_MAX`] are in `sent`.
+    pub count: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The first `min(count, WINDOW_MAX)` of them, in delivery order.
+    pub sent: [SentRecord; WINDOW_MAX],
+}
+
+impl SentWindow {
+    /// The listed messages (at most [`WINDOW_MAX`], whatever `count` says).
+    pub fn listed(&self) -> &[SentRecord] {
+        let n = usize::try_from(self.count).unwrap_or(usize::MAX).min(WINDOW_MAX);
+        &self.sent[..n]
+    }
+
+    /// True when the server sent more than the window lists.
+    pub fn overflowed(&self) -> bool {
+        usize::try_from(self.count).map_or(true, |n| n > WINDOW_MAX)
+    }
 }
 
 /// The whole monitor page's used part.
@@ -289,6 +358,8 @@ pub struct MonitorPage {
     pub plan: [FaultPlan; MAX_PLANNED_FAULTS],
     /// The guest TSC just before a restarted task's first instruction (RESTARTED).
     pub restart_tsc: u64,
+    /// The last fault's recovery window (what the crashed server sent since its boundary).
+    pub window: SentWindow,
 }
 
 impl MonitorPage {
@@ -311,7 +382,9 @@ mod tests {
         assert_eq!(core::mem::offset_of!(MonitorPage, verdict), 160);
         assert_eq!(core::mem::offset_of!(MonitorPage, plan), 176);
         assert_eq!(core::mem::offset_of!(MonitorPage, restart_tsc), 560);
-        assert_eq!(core::mem::size_of::<MonitorPage>(), 568);
+        assert_eq!(core::mem::offset_of!(MonitorPage, window), 568);
+        assert_eq!(core::mem::size_of::<SentWindow>(), 200);
+        assert_eq!(core::mem::size_of::<MonitorPage>(), 768);
         assert!(core::mem::size_of::<MonitorPage>() <= crate::layout::PAGE_SIZE as usize);
     }
 
@@ -361,5 +434,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.caller(), None);
+    }
+
+    #[test]
+    fn a_window_lists_at_most_its_capacity() {
+        let mut w = SentWindow::default();
+        assert!(w.listed().is_empty() && !w.overflowed());
+        w.count = 3;
+        assert_eq!(w.listed().len(), 3);
+        w.count = u32::MAX;
+        assert_eq!(w.listed().len(), WINDOW_MAX);
+        assert!(w.overflowed());
     }
 }
