@@ -121,9 +121,11 @@ pub struct RunArgs {
     pub quiet: bool,
     /// Crash server SERVER with fault KIND while it handles its N-th message (repeatable). KIND:
     /// null-deref, illegal-insn, div-zero, panic, hang, stack-overflow, corrupt-state, gp. Each
-    /// fault fires once; the server is recovered by its policy (default: roll back to its last
-    /// boundary, "peer restarted" to the caller, whose client retries).
-    #[arg(long = "fault", value_name = "SERVER:KIND@N")]
+    /// fault fires once (`@N+P`: again every P messages); the server is recovered by its policy
+    /// (default: roll back to its last boundary, "peer restarted" to the caller, whose client
+    /// retries). A `:after-send` suffix crashes it after its handler instead, on the first
+    /// message from the N-th on during which it sent a message to a peer.
+    #[arg(long = "fault", value_name = "SERVER:KIND@N[+P][:after-send]")]
     pub faults: Vec<String>,
     /// Write a JSON report of the run to FILE (atomically): exit status, backend, workload
     /// figures, per-server crashes/restores/generation, every recovery.

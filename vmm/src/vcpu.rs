@@ -216,7 +216,7 @@ impl<W: Write> Vcpu<W> {
                 self.records().faults += 1;
                 match &mut self.engine {
                     Some(engine) => {
-                        let result = engine.fault(&fault, &fault.context);
+                        let result = engine.fault(&fault);
                         engine.log(format!("vmm: fault: {fault}"));
                         result
                     }

@@ -16,7 +16,9 @@
 use crate::memory::GuestMemory;
 use crate::outcome::{Stop, Violation};
 use abi::hypercall::{Hypercall, MAX_LOG_LEN, MAX_PANIC_TEXT, RecoveryCall};
-use abi::monitor::{CrashContext, FaultCause, FaultRecord, MonitorPage, WorkloadReport};
+use abi::monitor::{
+    CrashContext, FaultCause, FaultRecord, MonitorPage, SentWindow, WorkloadReport,
+};
 use abi::status::GUEST_MAX;
 use std::fmt;
 use vm_memory::{Bytes, GuestAddress};
@@ -59,6 +61,8 @@ pub struct Fault {
     pub context: CrashContext,
     /// The task's panic message, escaped, if it passed one that lies in guest memory.
     pub text: Option<String>,
+    /// What the task sent since its last boundary, as the guest wrote it.
+    pub window: SentWindow,
 }
 
 impl fmt::Display for Fault {
@@ -105,7 +109,7 @@ pub enum Effect {
     /// Stop the VM.
     Exit(u8),
     /// A guest task stopped: print it, keep running.
-    Fault(Fault),
+    Fault(Box<Fault>),
     /// The workload's final figures: record them, keep running.
     Report(WorkloadReport),
     /// Server `task` reached its next boundary, numbered `seq16` modulo 2^16: snapshot it.
@@ -199,13 +203,14 @@ pub fn handle_recovery(
             let mut text = vec![0u8; context.text_len.min(MAX_PANIC_TEXT) as usize];
             let read = mem.read_slice(&mut text, GuestAddress(context.text_addr));
             let text = (!text.is_empty() && read.is_ok()).then(|| sanitize(&text));
-            Ok(Effect::Fault(Fault {
+            Ok(Effect::Fault(Box::new(Fault {
                 task,
                 cause: FaultCause::from_number(record.cause),
                 record,
                 context,
                 text,
-            }))
+                window: page.window,
+            })))
         }
     }
 }

@@ -1,6 +1,9 @@
 //! `vmm run --fault SERVER:KIND@N`: crash server SERVER while it handles its N-th message, with
 //! fault KIND ([`abi::inject::FaultKind`]). `SERVER:KIND@N+P` crashes it again every P messages
-//! after that (for benchmarks: a crash rate).
+//! after that (for benchmarks: a crash rate). A `:after-send` suffix moves the fault to the end
+//! of the handler (before the reply) of the first message from the N-th on during which the
+//! server sent a message to a peer: a crash that leaves the peer holding an effect the crashed
+//! server forgets, the case dependency tracking is for (`bank:panic@10:after-send`).
 //!
 //! The specs are checked twice: their form when the command line is read ([`FaultSpec::parse`]),
 //! the server name against the image's servers once the image is known ([`plan`]). The plan
@@ -8,7 +11,7 @@
 //! a rollback cannot re-arm a fault: each fires once) and hands the kind to the server with its
 //! N-th message, and userlib's loop executes the fault in the server's own code.
 
-use abi::inject::FaultKind;
+use abi::inject::{AFTER_SEND, FaultKind};
 use abi::monitor::{FaultPlan, MAX_PLANNED_FAULTS};
 use std::fmt;
 
@@ -26,6 +29,8 @@ pub struct FaultSpec {
     pub message: u64,
     /// Messages between repeats (0: it strikes once).
     pub period: u64,
+    /// Taken after the handler, on the first message from `message` on that sent a message.
+    pub after_send: bool,
 }
 
 impl fmt::Display for FaultSpec {
@@ -34,6 +39,9 @@ impl fmt::Display for FaultSpec {
         if self.period != 0 {
             write!(f, "+{}", self.period)?;
         }
+        if self.after_send {
+            f.write_str(":after-send")?;
+        }
         Ok(())
     }
 }
@@ -41,8 +49,10 @@ impl fmt::Display for FaultSpec {
 /// A `--fault` that cannot be carried out.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FaultSpecError {
-    /// Not `SERVER:KIND@N` (or `SERVER:KIND@N+P`).
-    #[error("--fault {0:?}: expected SERVER:KIND@N or SERVER:KIND@N+P, e.g. kv:null-deref@500")]
+    /// Not `SERVER:KIND@N[+P][:after-send]`.
+    #[error(
+        "--fault {0:?}: expected SERVER:KIND@N, SERVER:KIND@N+P or either with :after-send, e.g. kv:null-deref@500"
+    )]
     Form(String),
     /// KIND is not a known fault.
     #[error(
@@ -99,11 +109,15 @@ fn quoted(names: &[String]) -> String {
 }
 
 impl FaultSpec {
-    /// Parses `SERVER:KIND@N` or `SERVER:KIND@N+P` (the server name is checked later, against
-    /// the image).
+    /// Parses `SERVER:KIND@N` or `SERVER:KIND@N+P`, either with `:after-send` (the server name
+    /// is checked later, against the image).
     pub fn parse(spec: &str) -> Result<Self, FaultSpecError> {
         let form = || FaultSpecError::Form(spec.to_owned());
-        let (server, rest) = spec.split_once(':').ok_or_else(form)?;
+        let (body, after_send) = match spec.strip_suffix(":after-send") {
+            Some(body) => (body, true),
+            None => (spec, false),
+        };
+        let (server, rest) = body.split_once(':').ok_or_else(form)?;
         let (kind, n) = rest.rsplit_once('@').ok_or_else(form)?;
         if server.is_empty() || kind.is_empty() {
             return Err(form());
@@ -130,6 +144,7 @@ impl FaultSpec {
             kind,
             message,
             period,
+            after_send,
         })
     }
 }
@@ -160,7 +175,7 @@ pub fn plan(
         };
         *slot = FaultPlan {
             task: task as u32,
-            kind: spec.kind as u32,
+            kind: spec.kind as u32 | if spec.after_send { AFTER_SEND } else { 0 },
             message: spec.message,
             period: spec.period,
         };
@@ -187,6 +202,18 @@ mod tests {
         let p = FaultSpec::parse("fs:hang@10+1000").expect("valid");
         assert_eq!((p.message, p.period), (10, 1000));
         assert_eq!(p.to_string(), "fs:hang@10+1000");
+        let a = FaultSpec::parse("bank:panic@10:after-send").expect("valid");
+        assert!(a.after_send && !p.after_send);
+        assert_eq!((a.server.as_str(), a.kind), ("bank", FaultKind::Panic));
+        assert_eq!(a.to_string(), "bank:panic@10:after-send");
+        let plan = plan(&[a], &servers());
+        assert!(plan.is_err(), "no bank in the test image");
+        let a = FaultSpec::parse("fs:panic@3+2:after-send").expect("valid");
+        let plan = super::plan(&[a], &servers()).expect("fits");
+        assert_eq!(
+            (plan[0].kind, plan[0].message, plan[0].period),
+            (FaultKind::Panic as u32 | AFTER_SEND, 3, 2)
+        );
         for k in FaultKind::ALL {
             let spec = format!("fs:{}@1", k.name());
             assert_eq!(FaultSpec::parse(&spec).map(|s| s.kind), Ok(k));
@@ -209,6 +236,8 @@ mod tests {
             ("kv:panic@x", "message number \"x\""),
             ("kv:panic@3+0", "message number \"0\""),
             ("kv:panic@3+", "message number \"\""),
+            ("kv:panic@3:after", "message number \"3:after\""),
+            ("kv:panic@3:after-send:after-send", "message number"),
         ];
         for (spec, want) in cases {
             let e = FaultSpec::parse(spec).expect_err(spec).to_string();

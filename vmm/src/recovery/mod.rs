@@ -33,14 +33,15 @@ use crate::memory::GuestMemory;
 use crate::outcome::{Stop, Violation};
 use abi::monitor::{
     CrashContext, FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultCause, FaultPlan, MAX_PLANNED_FAULTS,
-    MONITOR_MAGIC, MONITOR_VERSION, MonitorPage, Verdict, VerdictAction,
+    MONITOR_MAGIC, MONITOR_VERSION, MonitorPage, SentRecord, SentWindow, Verdict, VerdictAction,
+    WINDOW_MAX,
 };
 use dirty::DirtyLog;
 use policies::{
     Cause, Crash, DecisionRecord, History, InFlight, Micros, Outcome, RecoveryPolicy,
-    RecoveryWindow, ServerAction, ServerRef,
+    RecoveryWindow, SentMessage, ServerAction, ServerRef,
 };
-use report::{RecoveryEntry, ServerSummary, SnapshotSummary, Summary};
+use report::{PeerRestore, RecoveryEntry, ServerSummary, SnapshotSummary, Summary};
 use snapshot::{DirtyPages, PAGE_SIZE, RegionSnapshots, SnapshotError};
 use std::time::{Duration, Instant};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
@@ -137,7 +138,12 @@ struct Server {
     policy: Box<dyn RecoveryPolicy>,
     crashes: u64,
     restores: u64,
+    /// Times it was rolled back as the peer of a crashed server (a consistent cut).
+    peer_rollbacks: u64,
     generation: u32,
+    /// Boundaries it passed (the kernel counts the same): the number of the next one is this
+    /// plus one. Not the store's newest version, which goes back when it is rolled back.
+    boundaries: u64,
     pending: Option<Pending>,
 }
 
@@ -248,7 +254,9 @@ impl<L: DirtyLog> Engine<L> {
                 policy: policies::default_policy(),
                 crashes: 0,
                 restores: 0,
+                peer_rollbacks: 0,
                 generation: 0,
+                boundaries: 0,
                 pending: None,
             });
         }
@@ -291,9 +299,9 @@ impl<L: DirtyLog> Engine<L> {
             .ok()
             .filter(|&s| s < self.servers.len())
             .ok_or_else(bad)?;
-        // Boundaries are numbered 1, 2, ... per server; a restart from the boot image keeps the
-        // count going.
-        let seq = self.servers[s].store.newest() + 1;
+        // Boundaries are numbered 1, 2, ... per server; restarts and rollbacks keep the count
+        // going (the store's versions then skip the numbers rolled back).
+        let seq = self.servers[s].boundaries + 1;
         if seq as u16 != seq16 {
             return Err(bad());
         }
@@ -307,6 +315,7 @@ impl<L: DirtyLog> Engine<L> {
         self.log
             .clear(server.slot, &dirty)
             .map_err(|e| log_error(server, e))?;
+        server.boundaries = seq;
         let sn = &mut self.snapshots;
         sn.boundaries += 1;
         sn.pages_copied += stats.pages as u64;
@@ -401,7 +410,7 @@ impl<L: DirtyLog> Engine<L> {
         let server = &mut self.servers[s];
         let (region, dirty) = dirty_pages(&self.mem, &self.log, server)?;
         // Before its first boundary the only version is the boot image: a plain restore.
-        let fresh = fresh && server.store.newest() != 0;
+        let fresh = fresh && server.boundaries != 0;
         let pages = if fresh {
             let mut written = 0;
             let mut buf = vec![0u8; PAGE_SIZE];
@@ -422,8 +431,7 @@ impl<L: DirtyLog> Engine<L> {
                     written += 1;
                 }
             }
-            let newest = server.store.newest();
-            let (store, _) = RegionSnapshots::new(region, newest, versions)
+            let (store, _) = RegionSnapshots::new(region, server.boundaries, versions)
                 .map_err(|e| snapshot_error(server, e))?;
             server.store = store;
             written
@@ -462,10 +470,87 @@ impl<L: DirtyLog> Engine<L> {
             .map_err(|_| Stop::Recovery(RecoveryError::MonitorPage(self.page)))
     }
 
-    /// FAULT: a task stopped. Decides with its server's policy, restores its pages and writes
-    /// the verdict the kernel carries out; `Err` stops the VM (fail-stop, or a failed restore).
-    pub fn fault(&mut self, fault: &Fault, context: &CrashContext) -> Result<(), Stop> {
-        let record = &fault.record;
+    /// The crashed server `s`'s recovery window as the policies see it: the kernel's record of
+    /// what it sent since its boundary, each message classified by the receiver's `*-api`
+    /// declarations and matched with the receiver's kept snapshots. Anything the VMM cannot
+    /// vouch for (an index it does not know, an app, messages past the window's capacity) is
+    /// taken at its most cautious: state-changing, no snapshot to go back to.
+    fn window_of(&self, boundary: u64, sent: &SentWindow) -> RecoveryWindow {
+        let mut messages: Vec<SentMessage> = sent
+            .listed()
+            .iter()
+            .map(|m| {
+                let peer = usize::try_from(m.to)
+                    .ok()
+                    .and_then(|p| self.servers.get(p))
+                    .filter(|_| m.flags & SentRecord::PEER_SERVER != 0);
+                let Some(peer) = peer else {
+                    return SentMessage {
+                        to: ServerRef::new(m.to, format!("#{}", m.to)),
+                        label: u32::try_from(m.label).unwrap_or(u32::MAX),
+                        state_changing: true,
+                        peer_snapshot: None,
+                        peer_answered_others: true,
+                        peer_sent_state_changing: false,
+                    };
+                };
+                let (_, state_changing) = apis::declared(&peer.name, m.label);
+                SentMessage {
+                    to: ServerRef::new(m.to, peer.name.clone()),
+                    label: u32::try_from(m.label).unwrap_or(u32::MAX),
+                    state_changing,
+                    peer_snapshot: peer
+                        .store
+                        .versions()
+                        .contains(&m.peer_boundary)
+                        .then_some(m.peer_boundary),
+                    // The kernel's "quiet" covers both: since the message the peer handled
+                    // nothing but this server's messages and sent nothing of its own.
+                    peer_answered_others: !m.peer_quiet(),
+                    peer_sent_state_changing: false,
+                }
+            })
+            .collect();
+        if sent.overflowed() {
+            let unlisted = sent.count.saturating_sub(WINDOW_MAX as u32);
+            messages.push(SentMessage {
+                to: ServerRef::new(u32::MAX, format!("{unlisted} unlisted message(s)")),
+                label: 0,
+                state_changing: true,
+                peer_snapshot: None,
+                peer_answered_others: true,
+                peer_sent_state_changing: false,
+            });
+        }
+        RecoveryWindow {
+            boundary: (boundary > 0).then_some(boundary),
+            sent: messages,
+        }
+    }
+
+    /// Rolls peer `p` back to its kept version `to` (part of a consistent cut): its state arena
+    /// goes back, its kernel state stays (the kernel reported it waiting at a boundary, having
+    /// done nothing since but handle the crashed server's messages). Returns the pages written.
+    fn roll_back_peer(&mut self, p: usize, to: u64) -> Result<u64, Stop> {
+        let server = &mut self.servers[p];
+        let (region, dirty) = dirty_pages(&self.mem, &self.log, server)?;
+        let stats = server
+            .store
+            .restore_to(region, to, &dirty)
+            .map_err(|e| snapshot_error(server, e))?;
+        self.log
+            .clear(server.slot, &dirty)
+            .map_err(|e| log_error(server, e))?;
+        vmm_bitmap(region).reset();
+        server.peer_rollbacks += 1;
+        Ok(stats.pages as u64)
+    }
+
+    /// FAULT: a task stopped. Decides with its server's policy, restores its pages (and, for a
+    /// consistent cut, its dependent peers' pages) and writes the verdict the kernel carries
+    /// out; `Err` stops the VM (fail-stop, or a failed restore).
+    pub fn fault(&mut self, fault: &Fault) -> Result<(), Stop> {
+        let (record, context) = (&fault.record, &fault.context);
         let now = self.now();
         let index = usize::try_from(record.task)
             .ok()
@@ -501,10 +586,7 @@ impl<L: DirtyLog> Engine<L> {
             messages: record.messages,
             at: now,
         };
-        let window = RecoveryWindow {
-            boundary: (context.boundary > 0).then_some(context.boundary),
-            sent: Vec::new(),
-        };
+        let window = self.window_of(context.boundary, &fault.window);
         let server = &mut self.servers[s];
         let crash = Crash {
             fault: &pfault,
@@ -516,29 +598,48 @@ impl<L: DirtyLog> Engine<L> {
         let decision = server.policy.decide(&crash);
         let mut decision_record = DecisionRecord::new(&crash, &decision);
         server.history.record_decision(&pfault, &decision);
-        let own = match (decision.action.own(), decision.action.peers()) {
-            (Some(own), []) => own,
-            (own, peers) => {
-                let reason = if own.is_some() && !peers.is_empty() {
-                    format!(
-                        "{}; rolling peers back is not supported by this engine yet",
-                        decision.reason
-                    )
-                } else {
-                    decision.reason.clone()
-                };
-                decision_record.outcome = Outcome::Stopped;
-                self.push_record(fault, &decision_record, 0, None);
-                self.log_record(self.records.len() - 1);
-                return Err(Stop::FailStop {
-                    server: name,
-                    reason,
-                });
-            }
+        // The peers of a consistent cut must be servers this VMM snapshots, other than the
+        // crashed one; a policy naming anything else is refused (fail-stop).
+        let peers: Option<Vec<(usize, u64)>> = decision
+            .action
+            .peers()
+            .iter()
+            .map(|p| {
+                usize::try_from(p.peer.index)
+                    .ok()
+                    .filter(|&i| i < self.servers.len() && i != s)
+                    .map(|i| (i, p.to_snapshot))
+            })
+            .collect();
+        let (Some(own), Some(peers)) = (decision.action.own(), peers) else {
+            decision_record.outcome = Outcome::Stopped;
+            self.push_record(fault, &decision_record, 0, None);
+            self.log_record(self.records.len() - 1);
+            return Err(Stop::FailStop {
+                server: name,
+                reason: decision.reason.clone(),
+            });
         };
         let before = self.options.check_isolation.then(|| self.peer_hashes(s));
+        let mut rolled_back = Vec::with_capacity(peers.len());
+        for &(p, to) in &peers {
+            let pages = self.roll_back_peer(p, to)?;
+            rolled_back.push(PeerRestore {
+                server: self.servers[p].name.clone(),
+                to_snapshot: to,
+                pages,
+            });
+        }
         let pages = self.restore(s, own == ServerAction::RestartFresh)?;
-        let peers_intact = before.map(|b| b == self.peer_hashes(s));
+        // With peers rolled back, "intact" is about the servers outside the cut.
+        let peers_intact = before.map(|b| {
+            let after = self.peer_hashes(s);
+            let others: Vec<usize> = (0..self.servers.len()).filter(|&i| i != s).collect();
+            others
+                .iter()
+                .zip(b.iter().zip(&after))
+                .all(|(i, (x, y))| x == y || peers.iter().any(|(p, _)| p == i))
+        });
         let action = match own {
             ServerAction::Rollback => VerdictAction::Rollback,
             ServerAction::Replay => VerdictAction::Replay,
@@ -547,6 +648,7 @@ impl<L: DirtyLog> Engine<L> {
         self.write_verdict(record.seq, action, decision.delay)?;
         let entry = self.push_record(fault, &decision_record, pages, peers_intact);
         self.records[entry].during_recovery_of = busy;
+        self.records[entry].peers_rolled_back = rolled_back;
         let server = &mut self.servers[s];
         server.restores += 1;
         server.generation = record.generation.wrapping_add(1);
@@ -611,6 +713,7 @@ impl<L: DirtyLog> Engine<L> {
                     name: s.name.clone(),
                     crashes: s.crashes,
                     restores: s.restores,
+                    peer_rollbacks: s.peer_rollbacks,
                     generation: s.generation,
                     snapshot_versions: s.store.versions(),
                 })
@@ -729,7 +832,7 @@ mod tests {
         b[0]
     }
 
-    fn fault(task: u32, seq: u64, boundary: u64) -> (Fault, CrashContext) {
+    fn fault(task: u32, seq: u64, boundary: u64) -> Fault {
         let record = FaultRecord {
             seq,
             task,
@@ -744,14 +847,14 @@ mod tests {
             flags: CrashContext::SERVER,
             ..Default::default()
         };
-        let f = Fault {
+        Fault {
             task: "t".into(),
             cause: FaultCause::from_number(record.cause),
             record,
             context,
             text: None,
-        };
-        (f, context)
+            window: SentWindow::default(),
+        }
     }
 
     fn verdict(mem: &GuestMemory) -> Verdict {
@@ -774,8 +877,8 @@ mod tests {
         poke(&mem, 0, 1, 8);
         poke(&mem, 0, 3, 5);
         poke(&mem, 1, 2, 10); // fs's own later change must survive kv's restore
-        let (f, ctx) = fault(0, 1, 1);
-        e.fault(&f, &ctx).expect("recovered");
+        let f = fault(0, 1, 1);
+        e.fault(&f).expect("recovered");
         assert_eq!(
             (peek(&mem, 0, 1), peek(&mem, 0, 3)),
             (7, 0),
@@ -802,8 +905,8 @@ mod tests {
     fn a_crash_before_the_first_boundary_restores_the_boot_image() {
         let (mut e, mem) = engine();
         poke(&mem, 1, 0, 3);
-        let (f, ctx) = fault(1, 1, 0);
-        e.fault(&f, &ctx).expect("recovered");
+        let f = fault(1, 1, 0);
+        e.fault(&f).expect("recovered");
         assert_eq!(peek(&mem, 1, 0), 0);
         assert_eq!(e.summary().recoveries[0].action, "restart-fresh");
     }
@@ -821,16 +924,118 @@ mod tests {
             );
         }
         e.boundary(0, 1).expect("the next one is fine");
-        let (f, mut ctx) = fault(0, 4, 1);
-        ctx.flags = 0; // not a server
-        e.fault(&f, &ctx).expect("no recovery");
+        let mut f = fault(0, 4, 1);
+        f.context.flags = 0; // not a server
+        e.fault(&f).expect("no recovery");
         assert_eq!(verdict(&mem).action, VerdictAction::Stop as u32);
-        let (f, ctx) = fault(99, 5, 1);
-        e.fault(&f, &ctx).expect("unknown task");
+        let f = fault(99, 5, 1);
+        e.fault(&f).expect("unknown task");
         assert_eq!(verdict(&mem).action, VerdictAction::Stop as u32);
         assert!(e.summary().recoveries.is_empty());
         e.restarted(7, 1);
         e.restarted(0, 1);
+    }
+
+    /// fs (task 1) called kv (task 0) with a PUT since its boundary, then crashed: the
+    /// window the kernel would report, with kv quiet or not.
+    fn fs_crash_after_a_put(quiet: bool) -> Fault {
+        let mut f = fault(1, 1, 1);
+        f.window.count = 1;
+        f.window.sent[0] = SentRecord {
+            to: 0,
+            flags: SentRecord::PEER_SERVER | if quiet { SentRecord::PEER_QUIET } else { 0 },
+            label: kv_api::op::PUT,
+            peer_boundary: 1,
+        };
+        f
+    }
+
+    /// kv at boundary 1 holds 7; fs at boundary 1; then kv handles fs's PUT (8) and passes
+    /// boundary 2.
+    fn put_from_fs(e: &mut Engine<FakeLog>, mem: &GuestMemory) {
+        poke(mem, 0, 1, 7);
+        e.boundary(0, 1).expect("kv 1");
+        e.boundary(1, 1).expect("fs 1");
+        poke(mem, 0, 1, 8);
+        e.boundary(0, 2).expect("kv 2");
+    }
+
+    #[test]
+    fn a_state_changing_send_rolls_the_quiet_peer_back_too() {
+        let (mut e, mem) = engine();
+        put_from_fs(&mut e, &mem);
+        e.fault(&fs_crash_after_a_put(true)).expect("recovered");
+        assert_eq!(
+            peek(&mem, 0, 1),
+            7,
+            "kv back at its snapshot from before the PUT"
+        );
+        assert_eq!(verdict(&mem).action, VerdictAction::Rollback as u32);
+        let s = e.summary();
+        let r = &s.recoveries[0];
+        assert_eq!(r.action, "rollback-peers");
+        assert_eq!(r.peers_rolled_back.len(), 1);
+        assert_eq!(
+            (
+                r.peers_rolled_back[0].server.as_str(),
+                r.peers_rolled_back[0].to_snapshot
+            ),
+            ("kv", 1)
+        );
+        assert_eq!(r.peers_intact, Some(true), "nobody outside the cut changed");
+        assert_eq!(s.servers[0].peer_rollbacks, 1);
+        assert_eq!(s.servers[0].snapshot_versions.last(), Some(&1));
+        // kv's boundaries go on from 3 (the kernel's count), over the dropped version 2.
+        poke(&mem, 0, 1, 9);
+        e.boundary(0, 3).expect("kv 3");
+        assert_eq!(e.summary().servers[0].snapshot_versions.last(), Some(&3));
+    }
+
+    #[test]
+    fn a_peer_that_answered_others_makes_the_default_fail_stop() {
+        let (mut e, mem) = engine();
+        put_from_fs(&mut e, &mem);
+        let stop = e
+            .fault(&fs_crash_after_a_put(false))
+            .expect_err("no consistent cut");
+        assert!(matches!(stop, Stop::FailStop { .. }), "{stop:?}");
+        assert_eq!(peek(&mem, 0, 1), 8, "kv untouched");
+        assert_eq!(e.summary().recoveries[0].decision.outcome, Outcome::Stopped);
+    }
+
+    #[test]
+    fn without_tracking_the_peer_keeps_the_effect() {
+        let (mut e, mem) = engine();
+        let config =
+            policies::RecoveryConfig::from_toml("[recovery]\ndependency_tracking = false\n")
+                .expect("valid");
+        let set = config.build(&SERVERS).expect("builds");
+        e.set_policies(set.into_policies().into_iter().map(|(_, p)| p).collect());
+        put_from_fs(&mut e, &mem);
+        e.fault(&fs_crash_after_a_put(true)).expect("recovered");
+        assert_eq!(peek(&mem, 0, 1), 8, "kv keeps the PUT fs forgot");
+        assert_eq!(e.summary().recoveries[0].action, "rollback");
+    }
+
+    #[test]
+    fn a_window_past_its_capacity_or_naming_strangers_is_not_trusted() {
+        let (mut e, mem) = engine();
+        put_from_fs(&mut e, &mem);
+        let mut f = fs_crash_after_a_put(true);
+        f.window.count = WINDOW_MAX as u32 + 1;
+        assert!(matches!(e.fault(&f), Err(Stop::FailStop { .. })));
+        let (mut e, mem) = engine();
+        put_from_fs(&mut e, &mem);
+        let mut f = fs_crash_after_a_put(true);
+        f.window.sent[0].to = 77;
+        assert!(matches!(e.fault(&f), Err(Stop::FailStop { .. })));
+        // A read-only message needs nothing.
+        let (mut e, mem) = engine();
+        put_from_fs(&mut e, &mem);
+        let mut f = fs_crash_after_a_put(false);
+        f.window.sent[0].label = kv_api::op::GET;
+        e.fault(&f).expect("plain rollback");
+        assert_eq!(peek(&mem, 0, 1), 8);
     }
 
     proptest::proptest! {
@@ -845,11 +1050,18 @@ mod tests {
                 match kind {
                     0 => { let _ = e.boundary(task, n); }
                     1 => {
-                        let (mut f, mut ctx) = fault(task as u32, u64::from(n), u64::from(n));
+                        let mut f = fault(task as u32, u64::from(n), u64::from(n));
                         f.record.cause = cause;
-                        ctx.caller = if n % 2 == 0 { NO_CALLER } else { u32::from(n) };
-                        ctx.label = u64::from(cause);
-                        let _ = e.fault(&f, &ctx);
+                        f.context.caller = if n % 2 == 0 { NO_CALLER } else { u32::from(n) };
+                        f.context.label = u64::from(cause);
+                        f.window.count = u32::from(n % 11);
+                        for (i, m) in f.window.sent.iter_mut().enumerate() {
+                            m.to = (u32::from(n) + i as u32) % 4;
+                            m.flags = u32::from(n) >> (i % 3);
+                            m.label = u64::from(cause) + i as u64;
+                            m.peer_boundary = u64::from(n % 5);
+                        }
+                        let _ = e.fault(&f);
                     }
                     _ => e.restarted(task, u64::from(n)),
                 }

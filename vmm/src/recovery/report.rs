@@ -26,6 +26,8 @@ pub struct ServerSummary {
     pub crashes: u64,
     /// Times it was restored and restarted.
     pub restores: u64,
+    /// Times it was rolled back with a crashed server that depended on it (a consistent cut).
+    pub peer_rollbacks: u64,
     /// Its generation now.
     pub generation: u32,
     /// Snapshot versions kept at the end (boundary numbers, oldest first).
@@ -78,8 +80,22 @@ pub struct RecoveryEntry {
     /// Servers that were being recovered when this one crashed (restored, but not yet back at
     /// their first instruction, e.g. waiting out a backoff).
     pub during_recovery_of: Vec<String>,
+    /// Peers rolled back with it (a consistent cut), each to its snapshot from before the
+    /// first state-changing message the crashed server sent it.
+    pub peers_rolled_back: Vec<PeerRestore>,
     /// The policy's decision record.
     pub decision: DecisionRecord,
+}
+
+/// One peer rolled back in a consistent cut.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerRestore {
+    /// The peer.
+    pub server: String,
+    /// The snapshot (boundary number) it went back to.
+    pub to_snapshot: u64,
+    /// Pages written back.
+    pub pages: u64,
 }
 
 impl RecoveryEntry {
@@ -109,6 +125,7 @@ impl RecoveryEntry {
             panic: fault.text.clone(),
             peers_intact,
             during_recovery_of: Vec::new(),
+            peers_rolled_back: Vec::new(),
             decision: decision.clone(),
         }
     }
@@ -116,8 +133,9 @@ impl RecoveryEntry {
     /// The restarted server ran again `latency_us` after its fault.
     pub fn complete(&mut self, latency_us: f64) {
         self.latency_us = Some(latency_us);
+        let peer_pages: u64 = self.peers_rolled_back.iter().map(|p| p.pages).sum();
         self.decision.outcome = Outcome::Recovered {
-            pages_restored: self.pages_restored,
+            pages_restored: self.pages_restored + peer_pages,
             latency_us,
         };
     }
@@ -203,6 +221,7 @@ mod tests {
                 name: "kv".into(),
                 crashes: 1,
                 restores: 1,
+                peer_rollbacks: 0,
                 generation: 1,
                 snapshot_versions: vec![3, 4],
             }],
