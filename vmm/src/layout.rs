@@ -55,6 +55,9 @@ pub struct ServerRegions {
     pub state: Range,
     /// Its scratch.
     pub scratch: Range,
+    /// Declared an app by the manifest: a client with regions but no boundaries, never
+    /// recovered, not a server to configure or crash on purpose.
+    pub app: bool,
 }
 
 /// The validated plan for guest memory.
@@ -123,9 +126,9 @@ pub enum LayoutErrorKind {
     /// Too many servers.
     #[error("region manifest declares {0} servers, at most {MAX_SERVERS} are supported")]
     TooManyServers(u16),
-    /// Reserved field set.
-    #[error("region manifest's reserved field is {0:#x}, must be 0")]
-    ReservedField(u64),
+    /// App bits for entries that are not declared.
+    #[error("region manifest marks undeclared entries as apps (mask {0:#x})")]
+    AppMask(u64),
     /// A server name is empty or has bad characters.
     #[error("server {0} has an invalid name (1-16 of A-Z a-z 0-9 - _)")]
     BadServerName(usize),
@@ -217,10 +220,12 @@ fn plan_inner(image: &Image, mem_size: u64) -> Result<Layout, LayoutErrorKind> {
     let servers = manifest
         .declared_servers()
         .iter()
-        .map(|d| ServerRegions {
+        .enumerate()
+        .map(|(i, d)| ServerRegions {
             name: d.name_str().unwrap_or_default().to_owned(),
             state: d.state,
             scratch: d.scratch,
+            app: manifest.is_app(i),
         })
         .collect();
     Ok(Layout {
@@ -267,8 +272,9 @@ fn declared_regions(m: &Manifest, mem_size: u64) -> Result<Vec<Declared>, Layout
     if usize::from(m.server_count) > MAX_SERVERS {
         return Err(LayoutErrorKind::TooManyServers(m.server_count));
     }
-    if m.reserved != 0 {
-        return Err(LayoutErrorKind::ReservedField(m.reserved));
+    // server_count is at most MAX_SERVERS (16) here.
+    if m.apps >> m.server_count != 0 {
+        return Err(LayoutErrorKind::AppMask(m.apps));
     }
     let mut regions = vec![
         Declared {
@@ -569,8 +575,17 @@ mod tests {
         m.server_count = 17;
         assert_eq!(ours(&m).unwrap_err(), LayoutErrorKind::TooManyServers(17));
         let mut m = manifest();
-        m.reserved = 1;
-        assert_eq!(ours(&m).unwrap_err(), LayoutErrorKind::ReservedField(1));
+        m.apps = 1 << 5;
+        assert_eq!(ours(&m).unwrap_err(), LayoutErrorKind::AppMask(1 << 5));
+        let mut m = manifest();
+        m.apps = 0b10;
+        let apps: Vec<bool> = ours(&m)
+            .expect("valid")
+            .servers
+            .iter()
+            .map(|s| s.app)
+            .collect();
+        assert_eq!(apps, [false, true]);
         let mut m = manifest();
         m.servers[1].name = m.servers[0].name;
         assert_eq!(

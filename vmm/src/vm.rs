@@ -178,8 +178,14 @@ fn build(
     backend: Backend,
     recovery: &RecoveryOptions,
 ) -> Result<BuiltVm, RunError> {
-    let names: Vec<String> = layout.servers.iter().map(|s| s.name.clone()).collect();
-    let plan = inject::plan(&recovery.faults, &names)?;
+    // By task index; apps (clients) can be neither crashed on purpose nor configured.
+    let tasks: Vec<Option<String>> = layout
+        .servers
+        .iter()
+        .map(|s| (!s.app).then(|| s.name.clone()))
+        .collect();
+    let plan = inject::plan(&recovery.faults, &tasks)?;
+    let names: Vec<&String> = tasks.iter().flatten().collect();
     let policies = config.recovery.build(&names)?;
     // Memory first: locals drop in reverse order, so on any error below the VM fd (and its
     // memslots) goes before the mapping they point into.
@@ -205,11 +211,17 @@ fn build(
         let log = KvmDirtyLog::new(Arc::clone(&vm), manual);
         let tsc_khz = vcpu.get_tsc_khz().ok();
         let mut engine = Engine::new(mem.clone(), layout, log, recovery.clone(), tsc_khz)?;
+        let mut by_name = policies.into_policies();
         engine.set_policies(
-            policies
-                .into_policies()
-                .into_iter()
-                .map(|(_, p)| p)
+            tasks
+                .iter()
+                .map(|task| {
+                    let named = by_name.iter().position(|(n, _)| Some(n) == task.as_ref());
+                    match named {
+                        Some(i) => by_name.swap_remove(i).1,
+                        None => policies::default_policy(), // an app: never recovered
+                    }
+                })
                 .collect(),
         );
         Some(engine)

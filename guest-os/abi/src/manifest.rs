@@ -156,8 +156,10 @@ pub struct Manifest {
     pub kernel: Range,
     /// Guest-physical address of the monitor page (one page, outside every other region).
     pub monitor_page: u64,
-    /// Must be zero.
-    pub reserved: u64,
+    /// Bit `i` set: entry `i` of `servers` is an *app* (a client task: its regions are
+    /// declared like a server's, but it has no message boundaries and is never recovered);
+    /// bits at or past `server_count` must be zero. Images that set none declare only servers.
+    pub apps: u64,
     /// Server declarations; entries past `server_count` are ignored.
     pub servers: [ServerDecl; MAX_SERVERS],
 }
@@ -170,13 +172,18 @@ impl Manifest {
         server_count: 0,
         kernel: Range::new(0, 0),
         monitor_page: 0,
-        reserved: 0,
+        apps: 0,
         servers: [ServerDecl {
             name: [0; SERVER_NAME_LEN],
             state: Range::new(0, 0),
             scratch: Range::new(0, 0),
         }; MAX_SERVERS],
     };
+
+    /// True when entry `i` is declared an app (see [`Manifest::apps`]).
+    pub const fn is_app(&self, i: usize) -> bool {
+        i < 64 && self.apps & (1 << i) != 0
+    }
 
     /// The declared servers (at most [`MAX_SERVERS`], whatever `server_count` says).
     pub fn declared_servers(&self) -> &[ServerDecl] {

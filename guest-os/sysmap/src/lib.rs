@@ -153,6 +153,9 @@ pub const fn manifest() -> Manifest {
     let mut i = 0;
     while i < TASKS.len() {
         m.servers[i] = ServerDecl::new(TASKS[i].name.as_bytes(), state(i), scratch(i));
+        if matches!(TASKS[i].kind, Kind::App) {
+            m.apps |= 1 << i;
+        }
         i += 1;
     }
     m.server_count = TASKS.len() as u16;

@@ -23,13 +23,13 @@ const SERVERS: [(&str, u64); 5] = [
 const OPS: &str = "ops=400";
 
 /// A finished run and its `--report`.
-struct Run {
-    out: Outcome,
-    report: Value,
+pub(crate) struct Run {
+    pub(crate) out: Outcome,
+    pub(crate) report: Value,
 }
 
 /// Boots the bundled guest with `flags` (and `--report`), guest arguments `guest`.
-fn run(flags: &[&str], guest: &[&str]) -> Run {
+pub(crate) fn run(flags: &[&str], guest: &[&str]) -> Run {
     require_kvm();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("report.json");
@@ -46,7 +46,7 @@ fn run(flags: &[&str], guest: &[&str]) -> Run {
 }
 
 /// Runs with these faults.
-fn with_faults(faults: &[String], extra: &[&str], guest: &[&str]) -> Run {
+pub(crate) fn with_faults(faults: &[String], extra: &[&str], guest: &[&str]) -> Run {
     let mut flags: Vec<&str> = Vec::new();
     for f in faults {
         flags.extend(["--fault", f]);
@@ -56,7 +56,7 @@ fn with_faults(faults: &[String], extra: &[&str], guest: &[&str]) -> Run {
 }
 
 /// The run ended well: status 0, the workload's model check clean, and the report agrees.
-fn assert_clean(r: &Run) {
+pub(crate) fn assert_clean(r: &Run) {
     assert_eq!(r.out.status, 0, "{:?}", r.out);
     let line = r
         .out
@@ -79,14 +79,14 @@ fn assert_clean(r: &Run) {
     assert_eq!(r.report["workload"]["lost"], 0, "{}", r.report);
 }
 
-fn server_entry<'a>(report: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn server_entry<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["servers"]
         .as_array()
         .and_then(|s| s.iter().find(|e| e["name"] == name))
         .unwrap_or_else(|| panic!("no server {name} in {report}"))
 }
 
-fn recoveries<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
+pub(crate) fn recoveries<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
     report["recoveries"]
         .as_array()
         .map(|r| r.iter().filter(|e| e["server"] == name).collect())
@@ -94,12 +94,12 @@ fn recoveries<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
 }
 
 /// `count` crashes of `name`, each on one stderr line as it happened, each rolled back.
-fn assert_recovered(r: &Run, name: &str, count: u64) {
+pub(crate) fn assert_recovered(r: &Run, name: &str, count: u64) {
     assert_recovered_by(r, name, count, "rollback");
 }
 
 /// `count` crashes of `name`, each on one stderr line as it happened, each restored by `action`.
-fn assert_recovered_by(r: &Run, name: &str, count: u64, action: &str) {
+pub(crate) fn assert_recovered_by(r: &Run, name: &str, count: u64, action: &str) {
     let s = server_entry(&r.report, name);
     assert_eq!(s["crashes"], count, "{name}: {}", r.report);
     assert_eq!(s["restores"], count, "{name}: {}", r.report);

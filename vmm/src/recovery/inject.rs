@@ -84,7 +84,7 @@ pub enum FaultSpecError {
         known: Vec<String>,
     },
     /// A plain image has no servers to crash.
-    #[error("--fault {0}: the image declares no servers (a plain ELF)")]
+    #[error("--fault {0}: the image declares no servers (a plain ELF, or only apps)")]
     NoServers(FaultSpec),
     /// More faults than the kernel keeps.
     #[error(
@@ -149,25 +149,25 @@ impl FaultSpec {
     }
 }
 
-/// The monitor page's fault plan for `specs` on an image whose servers are `servers` (task
-/// index = position).
+/// The monitor page's fault plan for `specs` on an image whose tasks are `tasks` (task index =
+/// position; `None` for an app, which has no server loop to take a fault in).
 pub fn plan(
     specs: &[FaultSpec],
-    servers: &[String],
+    tasks: &[Option<String>],
 ) -> Result<[FaultPlan; MAX_PLANNED_FAULTS], FaultSpecError> {
     let mut plan = [FaultPlan::default(); MAX_PLANNED_FAULTS];
-    let mut per_server = vec![0usize; servers.len()];
+    let mut per_server = vec![0usize; tasks.len()];
     for (i, spec) in specs.iter().enumerate() {
-        if servers.is_empty() {
+        if tasks.iter().all(Option::is_none) {
             return Err(FaultSpecError::NoServers(spec.clone()));
         }
-        let task = servers
+        let task = tasks
             .iter()
-            .position(|s| *s == spec.server)
+            .position(|s| s.as_ref() == Some(&spec.server))
             .ok_or_else(|| FaultSpecError::Server {
                 spec: spec.clone(),
                 server: spec.server.clone(),
-                known: servers.to_vec(),
+                known: tasks.iter().flatten().cloned().collect(),
             })?;
         per_server[task] += 1;
         let (Some(slot), true) = (plan.get_mut(i), per_server[task] <= MAX_PER_SERVER) else {
@@ -187,8 +187,13 @@ pub fn plan(
 mod tests {
     use super::*;
 
-    fn servers() -> Vec<String> {
-        ["names", "kv", "fs"].map(String::from).to_vec()
+    fn servers() -> Vec<Option<String>> {
+        vec![
+            Some("names".into()),
+            Some("kv".into()),
+            Some("fs".into()),
+            None,
+        ]
     }
 
     #[test]
@@ -265,6 +270,14 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "--fault kvv:panic@2: unknown server \"kvv\" (this image declares \"names\", \"kv\", \"fs\")"
+        );
+        assert!(
+            super::plan(
+                &[FaultSpec::parse("names:panic@2").expect("valid")],
+                &[None]
+            )
+            .is_err(),
+            "apps cannot be crashed on purpose"
         );
         let five = vec![FaultSpec::parse("kv:panic@2").expect("valid"); 5];
         assert!(matches!(

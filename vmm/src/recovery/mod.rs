@@ -130,6 +130,8 @@ struct Pending {
 #[derive(Debug)]
 struct Server {
     name: String,
+    /// Declared an app by the manifest: never recovered, not in the report's servers.
+    app: bool,
     slot: u32,
     base: u64,
     store: RegionSnapshots,
@@ -246,6 +248,7 @@ impl<L: DirtyLog> Engine<L> {
             vmm_bitmap(region).reset();
             servers.push(Server {
                 name: decl.name.clone(),
+                app: decl.app,
                 slot,
                 base: decl.state.base,
                 store,
@@ -558,7 +561,9 @@ impl<L: DirtyLog> Engine<L> {
         if let Some(server) = index.and_then(|s| self.servers.get_mut(s)) {
             server.crashes += 1;
         }
-        let Some(s) = index.filter(|_| context.flags & CrashContext::SERVER != 0) else {
+        let server_task =
+            |&s: &usize| context.flags & CrashContext::SERVER != 0 && !self.servers[s].app;
+        let Some(s) = index.filter(server_task) else {
             // Not a server (an app, or an index the VMM does not know): it stays stopped.
             return self.write_verdict(record.seq, VerdictAction::Stop, None);
         };
@@ -709,6 +714,7 @@ impl<L: DirtyLog> Engine<L> {
             servers: self
                 .servers
                 .iter()
+                .filter(|s| !s.app)
                 .map(|s| ServerSummary {
                     name: s.name.clone(),
                     crashes: s.crashes,
@@ -783,6 +789,7 @@ mod tests {
                 name: (*name).to_owned(),
                 state: Range::new(base, ARENA),
                 scratch: Range::new(base + ARENA, PAGE),
+                app: false,
             });
             base += ARENA + PAGE;
         }
