@@ -324,7 +324,9 @@ pub struct SentWindow {
 impl SentWindow {
     /// The listed messages (at most [`WINDOW_MAX`], whatever `count` says).
     pub fn listed(&self) -> &[SentRecord] {
-        let n = usize::try_from(self.count).unwrap_or(usize::MAX).min(WINDOW_MAX);
+        let n = usize::try_from(self.count)
+            .unwrap_or(usize::MAX)
+            .min(WINDOW_MAX);
         &self.sent[..n]
     }
 

@@ -322,7 +322,7 @@ macro_rules! task_main {
                 .fold(0u64, |n, b| {
                     n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
                 });
-            let mut t = userlib::ipc::Kernel;
+            let mut t = userlib::ipc::Kernel::new();
             let mut figures = $crate::Figures::default();
             if ticks > 0 {
                 let target = $target;

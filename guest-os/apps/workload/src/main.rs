@@ -39,7 +39,7 @@ impl Log for Console {
         let Some(crasher) = self.crasher.as_mut() else {
             return;
         };
-        match crasher.poke(&mut Kernel) {
+        match crasher.poke(&mut Kernel::new()) {
             Ok(()) => {}
             Err(ClientError::Crashed) => {
                 userlib::console::println(b"workload: the crasher crashed under its poke");
@@ -73,7 +73,7 @@ fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
         .push_dec(ops);
     l.push(b" requests to names, kv, fs, bank");
     l.print();
-    let mut t = Kernel;
+    let mut t = Kernel::new();
     let Ok(clients) = connect(&mut t) else {
         userlib::console::println(b"workload: cannot look the servers up");
         stop(FAILED)
