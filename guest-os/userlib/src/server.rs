@@ -60,9 +60,23 @@ pub fn run<S: zerocopy::FromZeros + Send + 'static>(
     name: &[u8],
     handle: impl FnMut(&mut S, TaskId, &Message) -> Option<Message>,
 ) -> ! {
+    run_with(cell, name, |_| {}, handle)
+}
+
+/// [`run`], calling `init` on the state first, at every start and restart, before the first
+/// receive: what it does (e.g. looking a peer up) belongs to the state as of the first
+/// boundary, and a restarted server finds it done in a restored state (a fresh restart's state
+/// is the boot image again).
+pub fn run_with<S: zerocopy::FromZeros + Send + 'static>(
+    cell: &'static crate::state::StaticCell<S>,
+    name: &[u8],
+    init: impl FnOnce(&mut S),
+    handle: impl FnMut(&mut S, TaskId, &Message) -> Option<Message>,
+) -> ! {
     let Some(state) = cell.take() else {
         crate::ipc::panic(b"server state taken twice")
     };
+    init(state);
     if !crate::start::restarted() {
         let mut line = crate::console::Line::new();
         line.push(name).push(b": ready");

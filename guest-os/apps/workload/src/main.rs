@@ -26,7 +26,8 @@ const FAILED: u64 = 1;
 /// Mismatches printed in detail (the rest are only counted).
 const SHOWN: u64 = 5;
 
-/// Prints mismatches; pokes the crasher (the test server) at the midpoint.
+/// Prints mismatches, lost server states and a skipped audit check; pokes the crasher (the
+/// test server) at the midpoint.
 struct Console {
     shown: u64,
     crasher: Option<Crasher>,
@@ -46,6 +47,22 @@ impl Log for Console {
             }
             Err(_) => userlib::console::println(b"workload: the crasher's poke failed"),
         }
+    }
+
+    fn state_lost(&mut self, server: &str) {
+        let mut l = Line::new();
+        l.push(b"workload: ")
+            .push(server.as_bytes())
+            .push(b" state lost: model reset");
+        l.print();
+    }
+
+    fn audit_skipped(&mut self, server: &str) {
+        let mut l = Line::new();
+        l.push(b"workload: audit not checked: ")
+            .push(server.as_bytes())
+            .push(b" lost its state");
+        l.print();
     }
 
     fn mismatch(&mut self, what: &[u8], detail: u64) {
