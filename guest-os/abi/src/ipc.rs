@@ -7,11 +7,14 @@
 //! ```text
 //!  register  in                                   out
 //!  rax       call number (Sys)                    status: 0 or an Error code
-//!  rdi       target TaskId / reply capability     sender TaskId (receive), current id (restarted)
+//!  rdi       target TaskId / reply capability     sender TaskId (receive), the replier's
+//!                                                 current TaskId (a call's reply), the
+//!                                                 target's current id (PeerRestarted, StateLost)
 //!  rsi       label (opcode or reply code)         label
 //!  rdx r8 r9 r10 r12 r13   message words 0..6     message words 0..6
 //!  rcx       -                                    on a delivered message: a fault to inject
-//!                                                 (crate::inject::FaultKind number, 0 = none)
+//!                                                 (crate::inject::FaultKind number, maybe with
+//!                                                 crate::inject::AFTER_SEND; 0 = none)
 //! ```
 //!
 //! Every other register (rbx, rbp, r11, r14, r15, rsp, flags) and the SSE state are preserved;
@@ -33,7 +36,8 @@ pub enum Sys {
     Send = 1,
     /// Wait for a message or notification (a message boundary).
     Recv = 2,
-    /// Send to `rdi` and wait for its reply, atomically.
+    /// Send to `rdi` and wait for its reply, atomically; the reply comes with the replier's
+    /// current id in `rdi`.
     Call = 3,
     /// Reply to the caller named by the reply capability `rdi`; never blocks.
     Reply = 4,

@@ -89,7 +89,8 @@ fn read_monitor_page() -> MonitorPage {
 fn plan_faults(page: &MonitorPage) {
     dispatch::set_flags(page.flags);
     for p in page.plan.iter().filter(|p| p.message != 0) {
-        let known = FaultKind::from_number(u64::from(p.kind)).is_some();
+        let (kind, _after_send) = abi::inject::split(u64::from(p.kind));
+        let known = FaultKind::from_number(kind).is_some();
         let fault = kernel::task::PlannedFault {
             message: p.message,
             kind: p.kind,

@@ -279,6 +279,7 @@ fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>) {
     monitor_page_write(|page| {
         page.fault = record;
         page.crash = context;
+        k.fill_window(t, &mut page.window);
     });
     hypercall::call(call_word(Hypercall::Fault, t as u8, 0), [0; 4]);
     let m = MACHINE.get();
@@ -294,9 +295,7 @@ fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>) {
     };
     k.recover(t, action, delay);
     if action != VerdictAction::Stop {
-        // Its FPU/SSE registers are left as they are: they hold only its own values (it was
-        // running, so they are loaded), and no task keeps state in them across a boundary. An
-        // FXRSTOR of a fresh area would cost tens of microseconds under emulation.
+        reset_fpu(t);
         return;
     }
     let name = TASKS.get(t).map_or("?", |d| d.name);
@@ -315,6 +314,21 @@ fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>) {
         serial::write(user_bytes(text));
     }
     serial::line(b"");
+}
+
+/// A restarted task starts with the FPU/SSE state of a fresh task, as at boot: its area is
+/// made initial, and if its old values are still in the registers they are dropped (not saved
+/// over the fresh area); its next switch-in loads the fresh area.
+fn reset_fpu(t: usize) {
+    let m = MACHINE.get();
+    let Some(area) = m.fx.get_mut(t) else {
+        return;
+    };
+    *area = cpu::FxArea::ZERO;
+    area.init();
+    if m.fpu_owner == t {
+        m.fpu_owner = usize::MAX;
+    }
 }
 
 /// Reports a kernel bug and stops the VM.

@@ -3,7 +3,11 @@
 //! A task that takes a CPU exception, panics, overruns its per-message budget or (a server)
 //! fails its state-canary check at a boundary is stopped at once ([`Kernel::crash`]): never
 //! scheduled again, and a [`FaultRecord`] plus its [`CrashContext`] go to the VMM. Nothing else
-//! is decided until the VMM answers with a verdict ([`Kernel::recover`]):
+//! is decided until the VMM answers with a verdict ([`Kernel::recover`]). With the record goes
+//! the task's recovery window, what it sent since its boundary ([`Kernel::fill_window`]), so
+//! that the VMM can tell which peers hold effects of messages the rollback makes it forget.
+//!
+//! Verdicts:
 //!
 //! ```text
 //!  Stop          the task stays stopped: its timer and notifications are dropped, the tasks
@@ -20,14 +24,20 @@
 //!                messages to it queue, it runs from the tick given
 //!  RestartFresh  the VMM restored its boot image: as Rollback, but the caller in flight and
 //!                the callers queued on it get StateLost (unless it never reached a boundary:
-//!                then it had no state to lose), and its timer is cancelled
+//!                then it had no state to lose), and so does every later call or send with an
+//!                id made before this restart; its timer is cancelled
 //! ```
+//!
+//! Any restart also closes the task's recovery window (nothing sent) and counts as activity
+//! (a peer that was restarted is never reported quiet).
 
 use crate::kernel::{Effect, Kernel};
 use crate::task::{NO_TASK, State};
 use crate::umem::{CheckedSlice, UserSlice};
 use abi::ipc::Error;
-use abi::monitor::{CrashContext, FaultCause, FaultRecord, NO_CALLER, VerdictAction};
+use abi::monitor::{
+    CrashContext, FaultCause, FaultRecord, NO_CALLER, SentRecord, SentWindow, VerdictAction,
+};
 
 /// `FaultRecord::vector` for faults that are not CPU exceptions.
 pub const NO_VECTOR: u32 = u32::MAX;
@@ -55,6 +65,7 @@ impl<const N: usize> Kernel<N> {
         let task = &mut self.tasks[t];
         task.in_message = false;
         task.restarted = false;
+        task.crashed_holding_fault();
         if let State::Sending { to, .. } = was
             && let Some(target) = self.tasks.get_mut(usize::from(to))
         {
@@ -81,6 +92,44 @@ impl<const N: usize> Kernel<N> {
             flags,
             text_addr: 0,
             text_len: 0,
+        }
+    }
+
+    /// Writes crashed task `t`'s recovery window into `window` (in place: it is the monitor
+    /// page's, and the kernel copies no more than it must). For each message listed: the
+    /// receiver, the label, the receiver's boundary at the delivery, and its flags:
+    /// `PEER_SERVER` for a server, `PEER_QUIET` when the receiver now waits in receive, outside
+    /// any message, and has done nothing since this message but handle the later messages of
+    /// `t` listed here (its activity grew by exactly their number). Messages past the listed
+    /// ones are not known here: a receiver that got some of them is not reported quiet.
+    pub fn fill_window(&self, t: usize, window: &mut SentWindow) {
+        let task = &self.tasks[t];
+        let sent = task.sent();
+        window.count = task.sent_count;
+        window.reserved = 0;
+        for (i, slot) in window.sent.iter_mut().enumerate() {
+            let Some(s) = sent.get(i) else {
+                *slot = SentRecord::default();
+                continue;
+            };
+            let to = usize::from(s.to);
+            let mut flags = 0;
+            if let Some(peer) = self.tasks.get(to) {
+                if peer.server {
+                    flags |= SentRecord::PEER_SERVER;
+                }
+                let later = sent[i + 1..].iter().filter(|l| l.to == s.to).count() as u64;
+                let idle = peer.state == State::Receiving && !peer.in_message;
+                if idle && peer.activity.wrapping_sub(s.mark) == later {
+                    flags |= SentRecord::PEER_QUIET;
+                }
+            }
+            *slot = SentRecord {
+                to: u32::from(s.to),
+                flags,
+                label: s.label,
+                peer_boundary: s.peer_boundary,
+            };
         }
     }
 
@@ -160,7 +209,14 @@ impl<const N: usize> Kernel<N> {
         task.notifications |= core::mem::take(&mut task.consumed);
         task.in_flight = NO_TASK;
         task.in_flight_replay = false;
+        task.clear_sent();
+        task.activity = task.activity.wrapping_add(1);
         let fresh = action == VerdictAction::RestartFresh;
+        if fresh && task.boundaries > 0 {
+            // Ids made before now are answered StateLost ([`Kernel::target`]).
+            task.lost_state = true;
+            task.lost_generation = task.generation;
+        }
         if fresh {
             self.timers.cancel(t);
         } else if task.timer_touched {

@@ -19,9 +19,14 @@
 //! recovery window (nothing in flight, no notification consumed, timer kept) and returns
 //! [`Effect::Boundary`], on which the VMM snapshots the server's state arena. Every delivery
 //! also hands the task the fault planned for that message, if any (rcx).
+//!
+//! Recovery windows: every message a server sends is recorded when it is delivered (receiver,
+//! label, the receiver's boundary count then, its activity count just after), until the
+//! sender's next boundary; a crash reports them (`Kernel::fill_window`). A reply names the
+//! replier: the caller gets its current id in rdi.
 
 use crate::kernel::{Effect, Kernel};
-use crate::task::{NO_TASK, State};
+use crate::task::{NO_TASK, Sent, State};
 use abi::ipc::{Error, MSG_WORDS, NOTIFICATION_LABEL, STATE_CANARY, TaskId};
 use abi::monitor::FaultCause;
 
@@ -39,7 +44,16 @@ impl<const N: usize> Kernel<N> {
         }
         let current = self.id(t);
         if current != id {
-            return Err((Error::PeerRestarted, current.0));
+            let task = &self.tasks[t];
+            // Made before the target's last fresh restart: tell the client its state is gone.
+            // Generations wrap, so "before" is a signed distance.
+            let older = (task.lost_generation.wrapping_sub(id.generation()) as i32) > 0;
+            let error = if task.lost_state && older {
+                Error::StateLost
+            } else {
+                Error::PeerRestarted
+            };
+            return Err((error, current.0));
         }
         if self.tasks[t].state == State::Crashed {
             return Err((Error::PeerCrashed, raw));
@@ -56,6 +70,7 @@ impl<const N: usize> Kernel<N> {
     fn begin_message(&mut self, task: usize) {
         let t = &mut self.tasks[task];
         t.messages += 1;
+        t.activity = t.activity.wrapping_add(1);
         t.budget_used = 0;
         t.in_message = true;
         t.regs.rcx = t.take_fault();
@@ -92,12 +107,15 @@ impl<const N: usize> Kernel<N> {
         t.in_flight_replay = false;
         t.consumed = 0;
         t.timer_touched = false;
+        t.clear_sent();
         Ok(Effect::Boundary(me))
     }
 
     /// `send` (`call` false) or `call` from `me`, message in its registers.
     pub fn send(&mut self, me: usize, call: bool) {
-        let raw = self.tasks[me].regs.rdi;
+        let sender = &mut self.tasks[me];
+        sender.activity = sender.activity.wrapping_add(1);
+        let raw = sender.regs.rdi;
         let t = match self.target(me, raw) {
             Ok(t) => t,
             Err(e) => return self.fail(me, e),
@@ -115,6 +133,8 @@ impl<const N: usize> Kernel<N> {
         }
     }
 
+    /// Delivers `from`'s message to `to`, which was receiving; a server's send goes into its
+    /// recovery window.
     fn deliver(&mut self, to: usize, from: usize, label: u64, words: [u64; MSG_WORDS], call: bool) {
         let sender = self.id(from);
         let replay = self.tasks[from].replaying;
@@ -125,8 +145,19 @@ impl<const N: usize> Kernel<N> {
             t.in_flight = from as u16;
             t.in_flight_replay = replay;
         }
+        // Its state now is its snapshot of this number: from before this message.
+        let peer_boundary = t.boundaries;
         self.queues.insert(to);
         self.begin_message(to);
+        if self.tasks[from].server {
+            let sent = Sent {
+                to: to as u16,
+                label,
+                peer_boundary,
+                mark: self.tasks[to].activity,
+            };
+            self.tasks[from].record_sent(sent);
+        }
     }
 
     /// The `recv` system call of `me`: its boundary, then the receive.
@@ -165,7 +196,8 @@ impl<const N: usize> Kernel<N> {
         }
     }
 
-    /// `reply` from `me` to the caller named in its rdi; sets `me`'s status.
+    /// `reply` from `me` to the caller named in its rdi; sets `me`'s status. The caller gets
+    /// the reply's label and words, and `me`'s current id in rdi.
     pub fn reply(&mut self, me: usize) {
         let regs = self.tasks[me].regs;
         let id = TaskId(regs.rdi);
@@ -177,7 +209,9 @@ impl<const N: usize> Kernel<N> {
             self.tasks[me].regs.rax = Error::NoReplyPending as u64;
             return;
         }
+        let replier = self.id(me).0;
         let caller = &mut self.tasks[c];
+        caller.regs.rdi = replier;
         caller.regs.rsi = regs.rsi;
         caller.regs.set_words(regs.words());
         self.wake(c, 0);
@@ -199,7 +233,9 @@ impl<const N: usize> Kernel<N> {
 
     /// `notify` from `me`: target in rdi, bits in word 0.
     pub fn notify(&mut self, me: usize) {
-        let regs = self.tasks[me].regs;
+        let task = &mut self.tasks[me];
+        task.activity = task.activity.wrapping_add(1);
+        let regs = task.regs;
         match self.target(me, regs.rdi) {
             Ok(t) => {
                 self.post(t, regs.rdx);

@@ -30,6 +30,7 @@ impl<const N: usize> Kernel<N> {
             Sys::Timer => {
                 let deadline = self.ticks.saturating_add(regs.rdx.max(1));
                 let t = &mut self.tasks[me];
+                t.activity = t.activity.wrapping_add(1);
                 if !t.timer_touched {
                     // Recovery puts this timer back if the task rolls back past this call.
                     t.timer_saved = self.timers.get(me);

@@ -1,10 +1,13 @@
 //! Tasks: the saved register frame (the task's context record), its IPC state, its regions and
 //! its bookkeeping (generation, messages handled, time budget), and what recovery needs: the
 //! restart context (entry, fresh stack, arguments), the recovery window since its last boundary
-//! (the request in flight, notifications consumed, the timer it found) and its planned faults.
+//! (the request in flight, notifications consumed, the timer it found, the messages it sent),
+//! its activity count and its planned faults.
 
 use crate::umem::Regions;
+use abi::inject::AFTER_SEND;
 use abi::ipc::{MSG_WORDS, TaskId};
+use abi::monitor::WINDOW_MAX;
 
 /// A task's registers as the trap entry saves them: the general registers the entry pushes,
 /// the vector and error code, then the frame the CPU pushed. Lowest address first; the trap
@@ -114,11 +117,13 @@ pub const NO_TASK: u16 = u16::MAX;
 pub const PLANNED_FAULTS: usize = 4;
 
 /// A fault planned for a task's `message`-th message (then every `period` more, if not 0).
+/// With [`AFTER_SEND`] in its kind it stays armed from that message on, handed over with every
+/// message, until the task crashes while holding it ([`Task::take_fault`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlannedFault {
-    /// The message it strikes next.
+    /// The message it strikes next (an after-send fault: from which it is armed).
     pub message: u64,
-    /// An `abi::inject::FaultKind` number.
+    /// An `abi::inject::FaultKind` number, maybe with [`AFTER_SEND`].
     pub kind: u32,
     /// Messages until it strikes again (0: once).
     pub period: u64,
@@ -129,6 +134,28 @@ pub const NO_FAULT: PlannedFault = PlannedFault {
     message: u64::MAX,
     kind: 0,
     period: 0,
+};
+
+/// A message a server sent (`send` or `call`) since its boundary, recorded when it was
+/// delivered (see `abi::monitor::SentRecord`, which the kernel reports from it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The receiver's task index.
+    pub to: u16,
+    /// The message's label.
+    pub label: u64,
+    /// The receiver's `boundaries` at the delivery.
+    pub peer_boundary: u64,
+    /// The receiver's `activity` right after the delivery.
+    pub mark: u64,
+}
+
+/// An unused entry of [`Task::sent`].
+pub const NO_SENT: Sent = Sent {
+    to: NO_TASK,
+    label: 0,
+    peer_boundary: 0,
+    mark: 0,
 };
 
 /// Where a task starts, and restarts after a crash: entry point, top of a fresh stack, the
@@ -198,6 +225,23 @@ pub struct Task {
     pub restart_at: u64,
     /// Planned faults, by ascending message; unused entries are [`NO_FAULT`].
     pub faults: [PlannedFault; PLANNED_FAULTS],
+    /// The message being handled came with an after-send fault ([`Task::take_fault`]): a
+    /// crash now consumes that plan.
+    pub after_send_held: bool,
+    /// Things it did that may have touched others or changed what it does next: messages and
+    /// notifications it began, sends, calls and notifies it made, timers it set, restarts.
+    /// Only differences matter (a recovery window's `PEER_QUIET`).
+    pub activity: u64,
+    /// Messages it sent since its boundary (counting past [`WINDOW_MAX`]); only servers' sends
+    /// are recorded.
+    pub sent_count: u32,
+    /// The first [`WINDOW_MAX`] of them, in delivery order.
+    pub sent: [Sent; WINDOW_MAX],
+    /// It was restarted fresh (from its boot image, after reaching a boundary) at least once.
+    pub lost_state: bool,
+    /// The generation it got at its last such fresh restart: ids of older generations are
+    /// answered `StateLost`.
+    pub lost_generation: u32,
 }
 
 impl Task {
@@ -232,6 +276,12 @@ impl Task {
         restarted: false,
         restart_at: 0,
         faults: [NO_FAULT; PLANNED_FAULTS],
+        after_send_held: false,
+        activity: 0,
+        sent_count: 0,
+        sent: [NO_SENT; WINDOW_MAX],
+        lost_state: false,
+        lost_generation: 0,
     };
 
     /// This task's id as task `index`.
@@ -280,20 +330,73 @@ impl Task {
         }
     }
 
-    /// The fault planned for the message just delivered (`messages`), consumed (or moved on by
-    /// its period); 0 for none.
+    /// The fault planned for the message just delivered (`messages`), as the word the task gets
+    /// in rcx; 0 for none. A plain fault due at this message is consumed (or moved on by its
+    /// period) and comes first; otherwise an armed after-send fault (`message` reached) is handed
+    /// over, `kind | AFTER_SEND`, and stays armed: it is consumed only when the task crashes
+    /// while holding it ([`Task::crashed_holding_fault`]).
     pub fn take_fault(&mut self) -> u64 {
-        let next = &mut self.faults[0];
-        if next.message != self.messages {
-            return 0;
+        let m = self.messages;
+        self.after_send_held = false;
+        let plain = |f: &PlannedFault| f.kind & AFTER_SEND == 0 && f.message == m;
+        if let Some(f) = self.faults.iter_mut().find(|f| plain(f)) {
+            let kind = f.kind;
+            if f.period != 0 {
+                f.message = f.message.saturating_add(f.period);
+            } else {
+                *f = NO_FAULT;
+            }
+            self.sort_faults();
+            return u64::from(kind);
         }
-        let kind = next.kind;
-        if next.period != 0 {
-            next.message = next.message.saturating_add(next.period);
+        match self.armed_after_send() {
+            Some(i) => {
+                self.after_send_held = true;
+                u64::from(self.faults[i].kind)
+            }
+            None => 0,
+        }
+    }
+
+    /// The first after-send fault armed at the current message.
+    fn armed_after_send(&self) -> Option<usize> {
+        let m = self.messages;
+        (self.faults.iter()).position(|f| f.kind & AFTER_SEND != 0 && f.message <= m)
+    }
+
+    /// The task crashed: if it held an after-send fault, that plan is consumed (armed again
+    /// `period` messages after this one, or removed).
+    pub fn crashed_holding_fault(&mut self) {
+        if !core::mem::take(&mut self.after_send_held) {
+            return;
+        }
+        let Some(i) = self.armed_after_send() else {
+            return;
+        };
+        let f = &mut self.faults[i];
+        if f.period != 0 {
+            f.message = self.messages.saturating_add(f.period);
         } else {
-            *next = NO_FAULT;
+            *f = NO_FAULT;
         }
         self.sort_faults();
-        u64::from(kind)
+    }
+
+    /// Records a message this task sent, delivered to `to` (see [`Sent`]).
+    pub fn record_sent(&mut self, sent: Sent) {
+        if let Some(slot) = self.sent.get_mut(self.sent_count as usize) {
+            *slot = sent;
+        }
+        self.sent_count = self.sent_count.saturating_add(1);
+    }
+
+    /// Forgets what it sent (its window closes or starts over).
+    pub fn clear_sent(&mut self) {
+        self.sent_count = 0;
+    }
+
+    /// The recorded messages (at most [`WINDOW_MAX`]).
+    pub fn sent(&self) -> &[Sent] {
+        &self.sent[..(self.sent_count as usize).min(WINDOW_MAX)]
     }
 }

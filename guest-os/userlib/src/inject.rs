@@ -5,8 +5,9 @@
 use abi::inject::FaultKind;
 use core::arch::asm;
 
-/// Takes the fault the kernel planned for the message just received ([`FaultKind`] number;
-/// 0 and unknown numbers do nothing). Most never return; `corrupt-state` returns after its wild
+/// Takes the fault the kernel planned for the message just received ([`FaultKind`] number,
+/// without the `abi::inject::AFTER_SEND` bit, which the server loop handles; 0 and unknown
+/// numbers do nothing). Most never return; `corrupt-state` returns after its wild
 /// write, and the kernel catches it at the task's next boundary.
 pub fn planned(kind: u64) {
     let Some(kind) = FaultKind::from_number(kind) else {

@@ -4,6 +4,20 @@
 use crate::sys::{self, Regs};
 use abi::ipc::{CallError, Error, MSG_WORDS, Message, NOTIFICATION_LABEL, Sys, TaskId, Transport};
 use abi::monitor::WorkloadReport;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Sends and calls this task made (attempted), for [`sends`].
+static SENDS: AtomicU64 = AtomicU64::new(0);
+
+/// How many sends and calls this task has made so far (the server loop compares it around a
+/// handler: an after-send fault strikes only a message that made the server talk to a peer).
+pub fn sends() -> u64 {
+    SENDS.load(Ordering::Relaxed)
+}
+
+fn count_send() {
+    SENDS.fetch_add(1, Ordering::Relaxed);
+}
 
 /// What a receive delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,8 +26,9 @@ pub struct Received {
     pub sender: TaskId,
     /// The message.
     pub msg: Message,
-    /// The fault planned for this message (`abi::inject::FaultKind` number, 0 for none): the
-    /// task loop takes it before handling the message.
+    /// The fault planned for this message (`abi::inject::FaultKind` number, maybe with
+    /// `abi::inject::AFTER_SEND`; 0 for none): the task loop takes it before handling the
+    /// message, or after it for an after-send fault.
     pub fault: u64,
 }
 
@@ -48,6 +63,7 @@ fn received(r: Regs) -> Received {
 
 /// Sends `msg` to `to` and waits until it is received (no reply).
 pub fn send(to: TaskId, msg: &Message) -> Result<(), IpcError> {
+    count_send();
     status(&sys::call(Sys::Send, to.0, msg.label, msg.words))
 }
 
@@ -58,17 +74,40 @@ pub fn recv() -> Received {
 
 /// Sends `msg` to `to` and waits for the reply.
 pub fn call(to: TaskId, msg: &Message) -> Result<Message, IpcError> {
-    let r = sys::call(Sys::Call, to.0, msg.label, msg.words);
-    status(&r).map(|()| Message::new(r.label, r.words))
+    call_named(to, msg).map(|(reply, _)| reply)
 }
 
-/// The kernel as the [`Transport`] of the `*-api` clients.
+/// [`call`], also returning the replier's current id (the kernel hands it over with the reply).
+pub fn call_named(to: TaskId, msg: &Message) -> Result<(Message, TaskId), IpcError> {
+    count_send();
+    let r = sys::call(Sys::Call, to.0, msg.label, msg.words);
+    status(&r).map(|()| (Message::new(r.label, r.words), TaskId(r.target)))
+}
+
+/// The kernel as the [`Transport`] of the `*-api` clients. It remembers who answered its last
+/// successful call ([`Transport::answered_by`]): a server restarted under a replayed request
+/// answers with its new generation, which the client then takes over without a failed call.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Kernel;
+pub struct Kernel {
+    answered: Option<TaskId>,
+}
+
+impl Kernel {
+    /// A transport that has made no call yet.
+    pub const fn new() -> Self {
+        Self { answered: None }
+    }
+}
 
 impl Transport for Kernel {
     fn call(&mut self, to: TaskId, msg: &Message) -> Result<Message, CallError> {
-        call(to, msg)
+        let (reply, replier) = call_named(to, msg)?;
+        self.answered = Some(replier);
+        Ok(reply)
+    }
+
+    fn answered_by(&self) -> Option<TaskId> {
+        self.answered
     }
 }
 

@@ -14,6 +14,13 @@
 //! Accounts are numbered `0..ACCOUNTS`. Errors: `NO_ACCOUNT`, `EXISTS` (OPEN),
 //! `INSUFFICIENT` (WITHDRAW, TRANSFER: nothing changes), `BAD_REQUEST` (bad number, transfer
 //! to the same account, an amount that would overflow).
+//!
+//! Audit: the bank records every balance change in the key-value server `kv` as well, before
+//! it replies: DEPOSIT adds the amount to kv's counter numbered like the account, WITHDRAW
+//! subtracts it, TRANSFER does both (two ADDs). So kv's counter `a` equals account `a`'s
+//! balance (wrapping; 0 for an account never opened), a state spread over two servers. An audit
+//! that fails (kv crashed, lost its state, ...) does not fail the request: the bank counts it
+//! and says so on its console once; from then on the two disagree.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 

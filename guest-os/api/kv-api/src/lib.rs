@@ -1,6 +1,7 @@
 //! The key-value server `kv`: its interface, defined once (wire format, codes, client).
 //!
-//! Keys are `u64`; values are 0 to 32 bytes. Every request and reply fits one message.
+//! Keys are `u64`; values are 0 to 32 bytes. Every request and reply fits one message. Beside
+//! the keys, [`COUNTERS`] counters (`u64`, starting at 0), outside the key space.
 //!
 //! ```text
 //!  op      label  request words              reply words (label 0 = ok)     state  idempotent
@@ -8,12 +9,16 @@
 //!  GET     2      key                        len, data[4]                   no     yes
 //!  DELETE  3      key                        -                              yes    no
 //!  SCAN    4      cursor                     next cursor, key, len, data[3] no     yes
+//!  ADD     5      counter, delta             new value                      yes    no
+//!  COUNTER 6      counter                    value                          no     yes
 //! ```
 //!
 //! SCAN returns the first entry at or after slot `cursor` (slot order, not key order) and the
 //! cursor to continue from; `NOT_FOUND` when none is left. SCAN carries the first 24 bytes of
-//! the value only. Errors: `NOT_FOUND` (GET, DELETE of an absent key; SCAN past the end),
-//! `FULL` (PUT of a new key into a full store), `BAD_REQUEST`.
+//! the value only, and never sees the counters. ADD adds `delta` (an `i64` as two's-complement
+//! `u64`) to counter `counter` (`0..COUNTERS`), wrapping. Errors: `NOT_FOUND` (GET, DELETE of an
+//! absent key; SCAN past the end), `FULL` (PUT of a new key into a full store), `BAD_REQUEST`
+//! (also a counter number out of range).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -27,6 +32,8 @@ pub const VALUE_MAX: usize = 32;
 pub const SCAN_BYTES: usize = 24;
 /// Entries the store holds.
 pub const CAPACITY: usize = 1024;
+/// Counters (ADD, COUNTER), numbered `0..COUNTERS`.
+pub const COUNTERS: usize = 64;
 
 /// Opcodes (message labels).
 pub mod op {
@@ -38,6 +45,10 @@ pub mod op {
     pub const DELETE: u64 = 3;
     /// The next entry from a cursor.
     pub const SCAN: u64 = 4;
+    /// Add to a counter.
+    pub const ADD: u64 = 5;
+    /// Read a counter.
+    pub const COUNTER: u64 = 6;
 }
 
 /// Reply codes other than 0 (ok).
@@ -52,12 +63,12 @@ pub mod code {
 
 /// True for requests that change the server's state.
 pub const fn changes_state(label: u64) -> bool {
-    matches!(label, op::PUT | op::DELETE)
+    matches!(label, op::PUT | op::DELETE | op::ADD)
 }
 
 /// True for requests that may be sent again after a restart with the same result.
 pub const fn idempotent(label: u64) -> bool {
-    matches!(label, op::PUT | op::GET | op::SCAN)
+    matches!(label, op::PUT | op::GET | op::SCAN | op::COUNTER)
 }
 
 /// A value: up to [`VALUE_MAX`] bytes.
@@ -169,6 +180,24 @@ impl Kv {
             Err(e) => Err(e),
         }
     }
+
+    /// Adds `delta` to counter `counter` (wrapping); returns its new value.
+    pub fn add(
+        &mut self,
+        t: &mut impl Transport,
+        counter: u64,
+        delta: i64,
+    ) -> Result<u64, ClientError> {
+        let r = self
+            .0
+            .call(t, op::ADD, [counter, delta as u64, 0, 0, 0, 0])?;
+        Ok(r.words[0])
+    }
+
+    /// The value of counter `counter`.
+    pub fn counter(&mut self, t: &mut impl Transport, counter: u64) -> Result<u64, ClientError> {
+        Ok(self.0.call(t, op::COUNTER, [counter, 0, 0, 0, 0, 0])?.words[0])
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +217,8 @@ mod tests {
         assert!(idempotent(op::PUT) && changes_state(op::PUT));
         assert!(!idempotent(op::DELETE) && changes_state(op::DELETE));
         assert!(idempotent(op::GET) && !changes_state(op::GET));
+        assert!(!idempotent(op::ADD) && changes_state(op::ADD));
+        assert!(idempotent(op::COUNTER) && !changes_state(op::COUNTER));
+        assert!(!idempotent(99) && !changes_state(99));
     }
 }

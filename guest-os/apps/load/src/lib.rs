@@ -8,8 +8,13 @@
 //!  namesload   names   refresh 40 %, lookup 60 %                      -
 //!  kvload      kv      put 50 %, delete 20 %, get 30 %                keys 1000..1016
 //!  fsload      fs      write 60 %, read 40 % (one file, made first)   file "load"
-//!  bankload    bank    deposit 40 %, withdraw 30 %, balance 30 %      account 63
+//!  bankload    bank    deposit 40 %, withdraw 30 %, balance 30 %      account 63 (and kv's
+//!                                                                     counter 63: the bank's
+//!                                                                     audit)
 //! ```
+//!
+//! kvload never touches kv's counters: they are the bank's audit. The workload uses accounts
+//! `0..16` and keys `0..200`, clear of every client's namespace.
 //!
 //! A client's command-line value is how long it runs, in timer ticks (`kvload=300`: 3 s); without
 //! one it runs nothing. Either way it then answers the workload's [`op::WAIT`] with its figures,
@@ -69,8 +74,8 @@ pub const KV_KEYS: usize = 16;
 pub const FILE: &[u8] = b"load";
 /// Bytes of the file fsload writes into.
 pub const FILE_SPAN: usize = 128;
-/// bankload's account.
-pub const ACCOUNT: u64 = 63;
+/// bankload's account (the workload uses the first ones).
+pub const ACCOUNT: u64 = bank_api::ACCOUNTS - 1;
 
 /// A client's figures, as its WAIT reply carries them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -322,7 +327,7 @@ macro_rules! task_main {
                 .fold(0u64, |n, b| {
                     n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
                 });
-            let mut t = userlib::ipc::Kernel;
+            let mut t = userlib::ipc::Kernel::new();
             let mut figures = $crate::Figures::default();
             if ticks > 0 {
                 let target = $target;
@@ -381,15 +386,24 @@ mod tests {
             n[..name.len()].copy_from_slice(name);
             Some((TaskId::new(i, 0), n, 0))
         };
+        bank.connect_audit(TaskId::new(1, 0));
         let mut t = Loopback(|_, m: &Message| match target {
             Target::Kv => kv.handle(m),
             Target::Fs => fs.handle(m),
-            Target::Bank => bank.handle(m),
+            Target::Bank => bank.handle(m, &mut Loopback(|_, m: &Message| kv.handle(m))),
             Target::Names => names.handle(m, &mut kernel),
         });
         let mut load = Load::new(target, TaskId::new(1, 0));
         for _ in 0..steps {
             load.step(&mut t);
+        }
+        if target == Target::Bank {
+            // bankload's balance is audited in kv's counter of its account.
+            let balance = load.model.balance.expect("the account was opened");
+            let mut c = Kv::new(TaskId::new(1, 0));
+            let counter = c.counter(&mut Loopback(|_, m: &Message| kv.handle(m)), ACCOUNT);
+            assert_eq!(counter, Ok(balance));
+            assert_eq!(bank.audit_failures(), 0);
         }
         load.figures()
     }

@@ -17,6 +17,14 @@
 //! under them); `mismatches` replies or reads that
 //! disagree with the model. An expected refusal (e.g. `NOT_FOUND` for a key the model does not
 //! hold) is a correct reply, not an error.
+//!
+//! A server that lost its state (its endpoint counted a `StateLost` answer: it restarted from
+//! its initial image) is from then on expected to hold nothing of what it held: the model of
+//! that server is reset, and the log says so ([`Log::state_lost`]).
+//!
+//! The sweep also checks the bank's audit: kv's counter of every account the workload uses
+//! equals the account's balance (0 for one never opened). Unless kv or the bank lost its state
+//! during the run: then the two cannot agree and the check is skipped ([`Log::audit_skipped`]).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -33,11 +41,17 @@ use model::Model;
 use names_api::Names;
 use rng::Rng;
 
-/// What the run tells its host: mismatches (the task prints them; host tests collect them) and
-/// the midpoint of the mix.
+/// What the run tells its host: mismatches, servers that lost their state, a skipped audit
+/// check (the task prints them; host tests collect them) and the midpoint of the mix.
 pub trait Log {
     /// One line of diagnosis.
     fn mismatch(&mut self, what: &[u8], detail: u64);
+
+    /// `server` lost its state (it answered `StateLost`): the model of it was reset.
+    fn state_lost(&mut self, server: &str);
+
+    /// The sweep did not check the bank's audit in kv because `server` lost its state.
+    fn audit_skipped(&mut self, server: &str);
 
     /// Half of the requests are done (the task pokes the crasher here, so that a deliberate
     /// fault always strikes while the workload is running).
@@ -103,7 +117,9 @@ pub fn run(
         if i == ops / 2 {
             run.log.midpoint();
         }
+        let before = run.losses();
         run.one();
+        run.forget_lost(before);
         run.f.ops += 1;
     }
     run.sweep();
@@ -114,7 +130,35 @@ pub fn run(
     run.f
 }
 
+/// The servers whose state the workload models, in [`Run::losses`] order.
+const MODELLED: [&str; 3] = [kv_api::SERVER, fs_api::SERVER, bank_api::SERVER];
+
 impl<T: Transport, L: Log> Run<'_, T, L> {
+    /// How many requests each modelled server answered `StateLost` so far (its endpoint's
+    /// count), in [`MODELLED`] order.
+    fn losses(&self) -> [u64; 3] {
+        [
+            self.c.kv.0.ep.lost,
+            self.c.fs.0.ep.lost,
+            self.c.bank.0.ep.lost,
+        ]
+    }
+
+    /// Resets the model of every server that lost its state since `before` ([`Run::losses`]).
+    fn forget_lost(&mut self, before: [u64; 3]) {
+        for (i, (now, then)) in self.losses().into_iter().zip(before).enumerate() {
+            if now == then {
+                continue;
+            }
+            match i {
+                0 => self.m.forget_kv(),
+                1 => self.m.forget_files(),
+                _ => self.m.forget_accounts(),
+            }
+            self.log.state_lost(MODELLED[i]);
+        }
+    }
+
     fn one(&mut self) {
         match self.rng.below(100) {
             0..35 => self.kv(),
@@ -139,6 +183,19 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
             (Err(ClientError::Server(code)), _) => self.mismatch(what, code),
             (Ok(_), _) => self.mismatch(what, 0),
         }
+    }
+
+    /// [`Run::check`] for the sweep: false when the server did not answer (it lost its state,
+    /// crashed, ...), which ends the sweep of that server.
+    fn sweep_check<V: PartialEq>(
+        &mut self,
+        what: &[u8],
+        got: Result<V, ClientError>,
+        want: Result<V, u64>,
+    ) -> bool {
+        let answered = matches!(got, Ok(_) | Err(ClientError::Server(_)));
+        self.check(what, got, want);
+        answered
     }
 
     fn mismatch(&mut self, what: &[u8], detail: u64) {

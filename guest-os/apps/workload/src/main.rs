@@ -26,7 +26,8 @@ const FAILED: u64 = 1;
 /// Mismatches printed in detail (the rest are only counted).
 const SHOWN: u64 = 5;
 
-/// Prints mismatches; pokes the crasher (the test server) at the midpoint.
+/// Prints mismatches, lost server states and a skipped audit check; pokes the crasher (the
+/// test server) at the midpoint.
 struct Console {
     shown: u64,
     crasher: Option<Crasher>,
@@ -39,13 +40,29 @@ impl Log for Console {
         let Some(crasher) = self.crasher.as_mut() else {
             return;
         };
-        match crasher.poke(&mut Kernel) {
+        match crasher.poke(&mut Kernel::new()) {
             Ok(()) => {}
             Err(ClientError::Crashed) => {
                 userlib::console::println(b"workload: the crasher crashed under its poke");
             }
             Err(_) => userlib::console::println(b"workload: the crasher's poke failed"),
         }
+    }
+
+    fn state_lost(&mut self, server: &str) {
+        let mut l = Line::new();
+        l.push(b"workload: ")
+            .push(server.as_bytes())
+            .push(b" state lost: model reset");
+        l.print();
+    }
+
+    fn audit_skipped(&mut self, server: &str) {
+        let mut l = Line::new();
+        l.push(b"workload: audit not checked: ")
+            .push(server.as_bytes())
+            .push(b" lost its state");
+        l.print();
     }
 
     fn mismatch(&mut self, what: &[u8], detail: u64) {
@@ -73,7 +90,7 @@ fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
         .push_dec(ops);
     l.push(b" requests to names, kv, fs, bank");
     l.print();
-    let mut t = Kernel;
+    let mut t = Kernel::new();
     let Ok(clients) = connect(&mut t) else {
         userlib::console::println(b"workload: cannot look the servers up");
         stop(FAILED)

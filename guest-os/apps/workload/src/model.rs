@@ -60,6 +60,28 @@ pub struct Model {
     pub accounts: [AccountEntry; ACCOUNTS],
 }
 
+// Clear of the load clients' namespaces (they may run with the workload).
+const _: () = assert!(KEYS as u64 <= load::KV_BASE && (ACCOUNTS as u64) <= load::ACCOUNT);
+// Every account has its audit counter in kv.
+const _: () = assert!(ACCOUNTS <= kv_api::COUNTERS);
+
+impl Model {
+    /// kv lost its state: no key is present.
+    pub fn forget_kv(&mut self) {
+        self.kv.zero();
+    }
+
+    /// fs lost its state: no file exists.
+    pub fn forget_files(&mut self) {
+        self.files.zero();
+    }
+
+    /// The bank lost its state: no account is open.
+    pub fn forget_accounts(&mut self) {
+        self.accounts.zero();
+    }
+}
+
 /// The name of file `i`: `f0` .. `f15`.
 pub fn file_name(i: usize) -> [u8; 3] {
     let i = i % NAMES;

@@ -1,5 +1,7 @@
 //! The final verification sweep: every key, file and account the model holds is read back
-//! and compared, and the servers' own listings must hold nothing the model does not.
+//! and compared, the servers' own listings must hold nothing the model does not, and kv's
+//! audit counters must equal the balances. A server that stops answering (lost its state,
+//! crashed) ends its part of the sweep; one that lost its state has its model reset.
 
 use crate::model::{ACCOUNTS, KEYS, NAMES, file_name, name_bytes};
 use crate::{Log, Run};
@@ -8,9 +10,12 @@ use kv_api::Value;
 
 impl<T: Transport, L: Log> Run<'_, T, L> {
     pub(crate) fn sweep(&mut self) {
-        self.sweep_kv();
-        self.sweep_fs();
-        self.sweep_bank();
+        for part in [Self::sweep_kv, Self::sweep_fs, Self::sweep_bank] {
+            let before = self.losses();
+            part(self);
+            self.forget_lost(before);
+        }
+        self.sweep_audit();
     }
 
     fn sweep_kv(&mut self) {
@@ -35,11 +40,10 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
             let e = self.m.kv[key];
             if e.present != 0 {
                 let got = self.c.kv.get(self.t, key as u64);
-                self.check(
-                    b"sweep kv get",
-                    got,
-                    Ok(Value::new(&e.bytes[..e.len as usize])),
-                );
+                let want = Ok(Value::new(&e.bytes[..e.len as usize]));
+                if !self.sweep_check(b"sweep kv get", got, want) {
+                    return;
+                }
             }
         }
     }
@@ -68,7 +72,9 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
             }
             let name = file_name(i);
             let got = self.c.fs.open(self.t, name_bytes(&name));
-            self.check(b"sweep fs open", got, Ok((f.handle, f.size as usize)));
+            if !self.sweep_check(b"sweep fs open", got, Ok((f.handle, f.size as usize))) {
+                return;
+            }
             let mut at = 0;
             while at < f.size as usize {
                 let mut out = [0u8; fs_api::READ_CHUNK];
@@ -89,12 +95,42 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
         let open = self.m.accounts.iter().filter(|a| a.open != 0);
         let (sum, n) = open.fold((0, 0), |(s, n), a| (s + a.balance, n + 1));
         let got = self.c.bank.total(self.t);
-        self.check(b"sweep bank total", got, Ok((sum, n)));
+        if !self.sweep_check(b"sweep bank total", got, Ok((sum, n))) {
+            return;
+        }
         for a in 0..ACCOUNTS {
             let acct = self.m.accounts[a];
             if acct.open != 0 {
                 let got = self.c.bank.balance(self.t, a as u64);
-                self.check(b"sweep bank balance", got, Ok(acct.balance));
+                if !self.sweep_check(b"sweep bank balance", got, Ok(acct.balance)) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// kv's counter of each of the workload's accounts equals its balance (the bank's audit;
+    /// see `bank_api`), unless kv or the bank lost its state during the run.
+    fn sweep_audit(&mut self) {
+        let lost = [
+            (kv_api::SERVER, self.c.kv.0.ep.lost),
+            (bank_api::SERVER, self.c.bank.0.ep.lost),
+        ];
+        if let Some((server, _)) = lost.into_iter().find(|&(_, n)| n > 0) {
+            return self.log.audit_skipped(server);
+        }
+        for a in 0..ACCOUNTS {
+            let acct = self.m.accounts[a];
+            let balance = if acct.open != 0 { acct.balance } else { 0 };
+            let before = self.losses();
+            match self.c.kv.counter(self.t, a as u64) {
+                Ok(counter) if counter == balance => {}
+                Ok(_) => self.mismatch(b"sweep bank audit", a as u64),
+                Err(e) => {
+                    self.sweep_error(b"sweep bank audit", e);
+                    self.forget_lost(before);
+                    return;
+                }
             }
         }
     }

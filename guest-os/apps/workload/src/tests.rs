@@ -1,5 +1,5 @@
 //! The workload against the real server logic on the host, through a transport that routes
-//! each call to the server its id names (as the kernel would).
+//! each call to the server its id names (as the kernel would), the bank's audits included.
 
 use super::*;
 use abi::ipc::{CallError, Error, Message, TaskId};
@@ -10,6 +10,11 @@ struct Servers {
     kv: Box<kv::Store>,
     fs: Box<fs::Files>,
     bank: Box<bank::Bank>,
+    /// Calls made so far, and at which one a server restarts from its initial image.
+    calls: u64,
+    fresh_restart: Option<(&'static str, u64)>,
+    /// Generation of each server (bumped by its fresh restart).
+    generation: [u32; 8],
 }
 
 fn kernel(i: u16) -> Option<(TaskId, [u8; 16], u64)> {
@@ -19,14 +24,57 @@ fn kernel(i: u16) -> Option<(TaskId, [u8; 16], u64)> {
     Some((TaskId::new(i, 0), name, 0))
 }
 
+fn index_of(server: &str) -> u16 {
+    let i = sysmap::TASKS.iter().position(|t| t.name == server);
+    i.expect("a task of the system map") as u16
+}
+
 impl Transport for Servers {
     fn call(&mut self, to: TaskId, msg: &Message) -> Result<Message, CallError> {
+        self.calls += 1;
         let name = sysmap::TASKS.get(usize::from(to.index())).map(|t| t.name);
+        let i = usize::from(to.index());
+        if let Some((server, at)) = self.fresh_restart
+            && name == Some(server)
+            && self.calls >= at
+        {
+            // The server restarts from its initial image under this request.
+            self.fresh_restart = None;
+            match server {
+                "kv" => self.kv.zero(),
+                "fs" => self.fs.zero(),
+                "bank" => {
+                    self.bank.zero();
+                    self.bank.connect_audit(TaskId::new(index_of("kv"), 0));
+                }
+                _ => unreachable!("only modelled servers restart"),
+            }
+            self.generation[i] += 1;
+            return Err(CallError {
+                error: Error::StateLost,
+                current: TaskId::new(to.index(), self.generation[i]),
+            });
+        }
+        let current = TaskId::new(to.index(), self.generation.get(i).copied().unwrap_or(0));
+        if name.is_some() && to != current {
+            // An id from before the restart: told once, as the kernel does.
+            return Err(CallError {
+                error: Error::StateLost,
+                current,
+            });
+        }
         Ok(match name {
             Some("names") => self.names.handle(msg, &mut kernel),
             Some("kv") => self.kv.handle(msg),
             Some("fs") => self.fs.handle(msg),
-            Some("bank") => self.bank.handle(msg),
+            Some("bank") => {
+                let kv = &mut self.kv;
+                let mut audit = abi::ipc::Loopback(|to: TaskId, m: &Message| {
+                    assert_eq!(to.index(), index_of("kv"), "the bank audits in kv");
+                    kv.handle(m)
+                });
+                self.bank.handle(msg, &mut audit)
+            }
             _ => {
                 return Err(CallError {
                     error: Error::NoSuchTask,
@@ -45,16 +93,30 @@ impl Log for Collect {
         self.0
             .push(format!("{} {detail}", String::from_utf8_lossy(what)));
     }
+
+    fn state_lost(&mut self, server: &str) {
+        self.0.push(format!("{server} state lost: model reset"));
+    }
+
+    fn audit_skipped(&mut self, server: &str) {
+        self.0
+            .push(format!("audit not checked: {server} lost its state"));
+    }
 }
 
 fn servers() -> Servers {
     let mut names = Box::new(names::Table::new_zeroed());
     names.load(&mut kernel);
+    let mut bank = Box::new(bank::Bank::new_zeroed());
+    bank.connect_audit(TaskId::new(index_of("kv"), 0));
     Servers {
         names,
         kv: Box::new(kv::Store::new_zeroed()),
         fs: Box::new(fs::Files::new_zeroed()),
-        bank: Box::new(bank::Bank::new_zeroed()),
+        bank,
+        calls: 0,
+        fresh_restart: None,
+        generation: [0; 8],
     }
 }
 
@@ -73,9 +135,11 @@ fn a_correct_system_gives_no_mismatch() {
             "{:?}",
             log.0
         );
+        assert!(log.0.is_empty(), "{:?}", log.0);
         assert!(model.kv.iter().any(|e| e.present != 0));
         assert!(model.files.iter().any(|e| e.present != 0 && e.size > 0));
         assert!(model.accounts.iter().any(|a| a.balance > 0));
+        assert_eq!(t.bank.audit_failures(), 0);
     }
 }
 
@@ -90,4 +154,55 @@ fn a_server_that_forgets_is_caught() {
     *t.kv = kv::Store::new_zeroed();
     let f = run(&mut t, &mut log, clients, &mut model, 500, 4);
     assert!(f.mismatches > 0, "a lost store went unnoticed");
+    assert!(
+        log.0.iter().any(|l| l.starts_with("sweep bank audit ")),
+        "{:?}",
+        log.0
+    );
+}
+
+#[test]
+fn an_audit_that_disagrees_is_a_mismatch_naming_the_account() {
+    let mut t = servers();
+    let mut log = Collect::default();
+    let clients = connect(&mut t).expect("servers found");
+    let mut model = Box::new(Model::new_zeroed());
+    let f = run(&mut t, &mut log, clients, &mut model, 1000, 5);
+    assert_eq!(f.mismatches, 0, "{:?}", log.0);
+    // Someone else moves counter 3 (an account the workload uses, opened or not).
+    let mut kv = kv_api::Kv::new(TaskId::new(index_of("kv"), 0));
+    kv.add(&mut t, 3, 1).expect("an add");
+    let f = run(&mut t, &mut log, clients, &mut model, 0, 5);
+    assert_eq!(f.mismatches, 1, "{:?}", log.0);
+    assert_eq!(log.0, ["sweep bank audit 3"]);
+}
+
+#[test]
+fn a_server_that_lost_its_state_resets_the_model_and_skips_the_audit() {
+    for (server, at) in [("kv", 700), ("bank", 900), ("fs", 1100)] {
+        let mut t = servers();
+        t.fresh_restart = Some((server, at));
+        let mut log = Collect::default();
+        let clients = connect(&mut t).expect("servers found");
+        let mut model = Box::new(Model::new_zeroed());
+        let f = run(&mut t, &mut log, clients, &mut model, 3000, 9);
+        assert!(t.fresh_restart.is_none(), "{server}: the restart happened");
+        assert_eq!(
+            (f.lost, f.errors, f.mismatches),
+            (1, 0, 0),
+            "{server}: {:?}",
+            log.0
+        );
+        let mut want = vec![format!("{server} state lost: model reset")];
+        if server != "fs" {
+            want.push(format!("audit not checked: {server} lost its state"));
+        }
+        assert_eq!(log.0, want, "{server}");
+        // The run went on against the restarted server, and the model followed it.
+        match server {
+            "kv" => assert!(model.kv.iter().any(|e| e.present != 0)),
+            "bank" => assert!(model.accounts.iter().any(|a| a.open != 0)),
+            _ => assert!(model.files.iter().any(|e| e.present != 0)),
+        }
+    }
 }

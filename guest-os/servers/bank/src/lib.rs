@@ -1,11 +1,20 @@
 //! The bank server's state and request handling (interface: `bank-api`): [`ACCOUNTS`]
 //! accounts, each open or not, with a balance. A failed request changes nothing.
+//!
+//! Every balance change is audited in `kv` before the reply: kv's counter `a` follows account
+//! `a`'s balance (`bank_api`'s doc). The handler takes the transport the audit goes through,
+//! so host tests route it to kv's real logic. An audit that fails is counted
+//! ([`Bank::audit_failures`]); the request still succeeds.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
-use abi::ipc::{MSG_WORDS, Message, REPLY_OK};
+use abi::ipc::{Endpoint, MSG_WORDS, Message, REPLY_OK, TaskId, Transport};
 use bank_api::{ACCOUNTS, code, op};
+use kv_api::Kv;
 use zerocopy::FromZeros;
+
+// Every account has its counter.
+const _: () = assert!(ACCOUNTS as usize <= kv_api::COUNTERS);
 
 /// One account.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromZeros)]
@@ -15,18 +24,81 @@ pub struct Account {
     balance: u64,
 }
 
+/// The audit's kv client, as plain words: a typed client ([`Kv`]) holds a function pointer,
+/// which is not valid as zeros, so the state keeps its endpoint and rebuilds the client per
+/// audit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromZeros)]
+#[repr(C)]
+struct KvLink {
+    /// 1 once kv was looked up.
+    found: u64,
+    /// kv's id as last known.
+    id: u64,
+    /// The endpoint's counts.
+    retries: u64,
+    lost: u64,
+}
+
+impl KvLink {
+    fn client(&self) -> Kv {
+        let mut kv = Kv::new(TaskId(self.id));
+        kv.0.ep = Endpoint {
+            id: TaskId(self.id),
+            retries: self.retries,
+            lost: self.lost,
+        };
+        kv
+    }
+
+    fn keep(&mut self, kv: &Kv) {
+        (self.id, self.retries, self.lost) = (kv.0.ep.id.0, kv.0.ep.retries, kv.0.ep.lost);
+    }
+}
+
 /// The whole server state.
 #[derive(Debug, FromZeros)]
 #[repr(C)]
 pub struct Bank {
     accounts: [Account; ACCOUNTS as usize],
+    kv: KvLink,
+    audit_failures: u64,
 }
 
-fn ok(words: [u64; MSG_WORDS]) -> Result<Message, u64> {
-    Ok(Message::new(REPLY_OK, words))
+/// A balance change to record in kv: account, signed amount.
+type Change = Option<(u64, i64)>;
+
+fn ok(words: [u64; MSG_WORDS]) -> Result<(Message, [Change; 2]), u64> {
+    Ok((Message::new(REPLY_OK, words), [None; 2]))
+}
+
+/// Account `account`'s balance went up (`up`) or down by `amount`: the change to audit, with
+/// the amount as a counter delta (two's complement: it wraps as the counter does); none for 0.
+fn change(account: u64, amount: u64, up: bool) -> Change {
+    let d = amount as i64;
+    (amount != 0).then_some((account, if up { d } else { d.wrapping_neg() }))
 }
 
 impl Bank {
+    /// Audits go to kv at `kv` from now on (the task looks kv up before its first boundary).
+    pub fn connect_audit(&mut self, kv: TaskId) {
+        self.kv = KvLink {
+            found: 1,
+            id: kv.0,
+            retries: 0,
+            lost: 0,
+        };
+    }
+
+    /// True once kv was looked up ([`Bank::connect_audit`]).
+    pub fn audit_connected(&self) -> bool {
+        self.kv.found != 0
+    }
+
+    /// Audits that failed (kv unreachable, crashed, lost its state, refused).
+    pub fn audit_failures(&self) -> u64 {
+        self.audit_failures
+    }
+
     fn account(&mut self, n: u64) -> Result<&mut Account, u64> {
         let a = self
             .accounts
@@ -38,13 +110,35 @@ impl Bank {
         Ok(a)
     }
 
-    /// Handles one request.
-    pub fn handle(&mut self, msg: &Message) -> Message {
-        self.dispatch(msg)
-            .unwrap_or_else(|code| Message::new(code, [0; MSG_WORDS]))
+    /// Handles one request; a balance change is audited in kv through `t` before the reply.
+    pub fn handle(&mut self, msg: &Message, t: &mut impl Transport) -> Message {
+        match self.dispatch(msg) {
+            Ok((reply, changes)) => {
+                for (account, delta) in changes.into_iter().flatten() {
+                    self.audit(t, account, delta);
+                }
+                reply
+            }
+            Err(code) => Message::new(code, [0; MSG_WORDS]),
+        }
     }
 
-    fn dispatch(&mut self, msg: &Message) -> Result<Message, u64> {
+    /// Adds `delta` to kv's counter `account`; a failure is counted, not answered.
+    fn audit(&mut self, t: &mut impl Transport, account: u64, delta: i64) {
+        if self.kv.found == 0 {
+            self.audit_failures += 1;
+            return;
+        }
+        let mut kv = self.kv.client();
+        let done = kv.add(t, account, delta);
+        self.kv.keep(&kv);
+        if done.is_err() {
+            self.audit_failures += 1;
+        }
+    }
+
+    /// Applies one request: its reply and the balance changes to audit.
+    fn dispatch(&mut self, msg: &Message) -> Result<(Message, [Change; 2]), u64> {
         let [a, b, c, ..] = msg.words;
         match msg.label {
             op::OPEN => match self.account(a) {
@@ -61,12 +155,14 @@ impl Bank {
             op::DEPOSIT => {
                 let acct = self.account(a)?;
                 acct.balance = acct.balance.checked_add(b).ok_or(code::BAD_REQUEST)?;
-                ok([acct.balance, 0, 0, 0, 0, 0])
+                let (reply, _) = ok([acct.balance, 0, 0, 0, 0, 0])?;
+                Ok((reply, [change(a, b, true), None]))
             }
             op::WITHDRAW => {
                 let acct = self.account(a)?;
                 acct.balance = acct.balance.checked_sub(b).ok_or(code::INSUFFICIENT)?;
-                ok([acct.balance, 0, 0, 0, 0, 0])
+                let (reply, _) = ok([acct.balance, 0, 0, 0, 0, 0])?;
+                Ok((reply, [change(a, b, false), None]))
             }
             op::TRANSFER => {
                 if a == b {
@@ -78,7 +174,8 @@ impl Bank {
                 let to = to.checked_add(c).ok_or(code::BAD_REQUEST)?;
                 self.account(a)?.balance = from;
                 self.account(b)?.balance = to;
-                ok([from, to, 0, 0, 0, 0])
+                let (reply, _) = ok([from, to, 0, 0, 0, 0])?;
+                Ok((reply, [change(a, c, false), change(b, c, true)]))
             }
             op::BALANCE => ok([self.account(a)?.balance, 0, 0, 0, 0, 0]),
             op::TOTAL => {
@@ -95,16 +192,54 @@ impl Bank {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi::ipc::{ClientError, Loopback, TaskId};
+    use abi::ipc::{CallError, ClientError, Error, Loopback, TaskId};
+    use std::cell::RefCell;
 
     fn err<T>(c: u64) -> Result<T, ClientError> {
         Err(ClientError::Server(c))
     }
 
+    const KV: TaskId = TaskId::new(1, 0);
+
+    /// A bank connected to a kv store (the real logic); every call goes to the bank, its
+    /// audits to the store.
+    struct System {
+        bank: Box<Bank>,
+        kv: RefCell<Box<kv::Store>>,
+    }
+
+    impl System {
+        fn new() -> Self {
+            let mut bank = Box::new(Bank::new_zeroed());
+            bank.connect_audit(KV);
+            Self {
+                bank,
+                kv: RefCell::new(Box::new(kv::Store::new_zeroed())),
+            }
+        }
+
+        fn counter(&self, account: u64) -> u64 {
+            let mut kv = Kv::new(KV);
+            let mut store = self.kv.borrow_mut();
+            let mut t = Loopback(|_, m: &Message| store.handle(m));
+            kv.counter(&mut t, account).expect("a counter")
+        }
+    }
+
+    impl Transport for System {
+        fn call(&mut self, _: TaskId, msg: &Message) -> Result<Message, CallError> {
+            let store = &self.kv;
+            let mut audit = Loopback(|to: TaskId, m: &Message| {
+                assert_eq!(to, KV, "audits go to kv");
+                store.borrow_mut().handle(m)
+            });
+            Ok(self.bank.handle(msg, &mut audit))
+        }
+    }
+
     #[test]
     fn money_moves_and_is_conserved() {
-        let mut state = Box::new(Bank::new_zeroed());
-        let mut t = Loopback(|_, m: &Message| state.handle(m));
+        let mut t = System::new();
         let mut bank = bank_api::Bank::new(TaskId::new(3, 0));
         assert_eq!(bank.deposit(&mut t, 1, 5), err(code::NO_ACCOUNT));
         assert_eq!(bank.open(&mut t, 1), Ok(()));
@@ -120,5 +255,78 @@ mod tests {
         assert_eq!(bank.balance(&mut t, 1), Ok(70));
         assert_eq!(bank.deposit(&mut t, 2, u64::MAX), err(code::BAD_REQUEST));
         assert_eq!(bank.total(&mut t), Ok((100, 2)));
+        assert_eq!((t.counter(1), t.counter(2), t.counter(3)), (70, 30, 0));
+        assert_eq!(t.bank.audit_failures(), 0);
+    }
+
+    #[test]
+    fn a_failed_audit_is_counted_and_the_request_still_answered() {
+        let mut state = Box::new(Bank::new_zeroed());
+        let mut bank = bank_api::Bank::new(TaskId::new(3, 0));
+        let crashed = |_: TaskId, _: &Message| -> Result<Message, CallError> {
+            Err(CallError {
+                error: Error::PeerCrashed,
+                current: KV,
+            })
+        };
+        struct Fails<F>(F);
+        impl<F: FnMut(TaskId, &Message) -> Result<Message, CallError>> Transport for Fails<F> {
+            fn call(&mut self, to: TaskId, msg: &Message) -> Result<Message, CallError> {
+                (self.0)(to, msg)
+            }
+        }
+        // Not connected yet: no audit can be made.
+        let mut t = Loopback(|_, m: &Message| state.handle(m, &mut Fails(crashed)));
+        assert_eq!(bank.open(&mut t, 4), Ok(()));
+        assert_eq!(bank.deposit(&mut t, 4, 10), Ok(10));
+        assert_eq!(state.audit_failures(), 1);
+        state.connect_audit(KV);
+        let mut t = Loopback(|_, m: &Message| state.handle(m, &mut Fails(crashed)));
+        assert_eq!(bank.withdraw(&mut t, 4, 3), Ok(7));
+        assert_eq!(bank.open(&mut t, 5), Ok(()));
+        assert_eq!(
+            bank.transfer(&mut t, 4, 5, 2),
+            Ok((5, 2)),
+            "two audits fail"
+        );
+        assert_eq!(
+            bank.deposit(&mut t, 4, 0),
+            Ok(5),
+            "nothing changed: no audit"
+        );
+        assert_eq!(bank.balance(&mut t, 4), Ok(5));
+        assert_eq!(state.audit_failures(), 4);
+    }
+
+    proptest::proptest! {
+        /// Any sequence of requests leaves kv's counters equal to the balances.
+        #[test]
+        fn counters_follow_the_balances(
+            ops in proptest::collection::vec((0u64..6, 0u64..ACCOUNTS + 1, 0u64..ACCOUNTS, 0u64..1000), 0..400),
+        ) {
+            let mut t = System::new();
+            let mut bank = bank_api::Bank::new(TaskId::new(3, 0));
+            for (what, a, b, amount) in ops {
+                let _ = match what {
+                    0 => bank.open(&mut t, a).map(|_| 0),
+                    1 => bank.deposit(&mut t, a, amount),
+                    2 => bank.withdraw(&mut t, a, amount),
+                    3 => bank.transfer(&mut t, a, b, amount).map(|(f, _)| f),
+                    4 => bank.balance(&mut t, a),
+                    _ => bank.deposit(&mut t, a, u64::MAX - amount),
+                };
+            }
+            let mut open = 0;
+            for a in 0..ACCOUNTS {
+                let balance = match bank.balance(&mut t, a) {
+                    Ok(b) => { open += 1; b }
+                    Err(ClientError::Server(code::NO_ACCOUNT)) => 0,
+                    Err(e) => return Err(proptest::test_runner::TestCaseError::fail(format!("{e:?}"))),
+                };
+                proptest::prop_assert_eq!(t.counter(a), balance, "account {}", a);
+            }
+            proptest::prop_assert_eq!(bank.total(&mut t).map(|(_, n)| n), Ok(open));
+            proptest::prop_assert_eq!(t.bank.audit_failures(), 0);
+        }
     }
 }

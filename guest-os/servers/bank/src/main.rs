@@ -1,6 +1,40 @@
-//! The `bank` server task: `bank::Bank` in its state arena, served by userlib's loop.
+//! The `bank` server task: `bank::Bank` in its state arena, served by userlib's loop. Before
+//! its first boundary it looks kv up at the name server, where it audits every balance change.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
-userlib::server_main!(b"bank", bank::Bank, |state, _, msg| Some(state.handle(msg)));
+use bank::Bank;
+use names_api::Names;
+use userlib::console::println;
+use userlib::ipc::Kernel;
+use userlib::state::StaticCell;
+use userlib::{Message, TaskId};
+
+userlib::entry!(main);
+
+static STATE: StaticCell<Bank> = StaticCell::new();
+
+fn main(_me: TaskId, _arg0: u64, _arg1: u64) -> ! {
+    userlib::server::run_with(&STATE, b"bank", connect, handle)
+}
+
+/// Looks kv up, unless the state (restored after a crash) already knows it.
+fn connect(state: &mut Bank) {
+    if state.audit_connected() {
+        return;
+    }
+    match Names::well_known().lookup(&mut Kernel::new(), kv_api::SERVER) {
+        Ok(kv) => state.connect_audit(kv),
+        Err(_) => println(b"bank: kv not found: balance changes are not audited"),
+    }
+}
+
+fn handle(state: &mut Bank, _: TaskId, msg: &Message) -> Option<Message> {
+    let failed = state.audit_failures();
+    let reply = state.handle(msg, &mut Kernel::new());
+    if failed == 0 && state.audit_failures() != 0 {
+        println(b"bank: an audit in kv failed: kv's counters no longer follow the balances");
+    }
+    Some(reply)
+}

@@ -1,13 +1,14 @@
 //! The key-value server's state and request handling (interface: `kv-api`).
 //!
 //! The store is an open-addressing hash table with linear probing and backward-shift deletion
-//! (no tombstones), [`kv_api::CAPACITY`] slots, all plain data valid as zeros, so it lives in
-//! the server's state arena as it is and a snapshot of the arena captures it whole.
+//! (no tombstones), [`kv_api::CAPACITY`] slots; beside it the [`kv_api::COUNTERS`] counters.
+//! All plain data valid as zeros, so it lives in the server's state arena as it is and a
+//! snapshot of the arena captures it whole.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 use abi::ipc::{MSG_WORDS, Message, REPLY_OK};
-use kv_api::{CAPACITY, code, op};
+use kv_api::{CAPACITY, COUNTERS, code, op};
 use zerocopy::FromZeros;
 
 const MASK: usize = CAPACITY - 1;
@@ -29,6 +30,7 @@ pub struct Slot {
 pub struct Store {
     slots: [Slot; CAPACITY],
     count: u64,
+    counters: [u64; COUNTERS],
 }
 
 fn home(key: u64) -> usize {
@@ -92,8 +94,24 @@ impl Store {
                 Err(_) => fail(code::NOT_FOUND),
             },
             op::SCAN => self.scan(w[0]),
+            op::ADD => match self.counter_mut(w[0]) {
+                Some(c) => {
+                    *c = c.wrapping_add(w[1]);
+                    reply(REPLY_OK, [*c, 0, 0, 0, 0, 0])
+                }
+                None => fail(code::BAD_REQUEST),
+            },
+            op::COUNTER => match self.counter_mut(w[0]) {
+                Some(c) => reply(REPLY_OK, [*c, 0, 0, 0, 0, 0]),
+                None => fail(code::BAD_REQUEST),
+            },
             _ => fail(code::BAD_REQUEST),
         }
+    }
+
+    /// Counter `n`, if it is one.
+    fn counter_mut(&mut self, n: u64) -> Option<&mut u64> {
+        self.counters.get_mut(usize::try_from(n).ok()?)
     }
 
     fn put(&mut self, w: [u64; MSG_WORDS]) -> Message {
@@ -203,27 +221,62 @@ mod tests {
         );
     }
 
-    proptest::proptest! {
-        /// Against a HashMap: any sequence of puts and deletes on colliding keys leaves every
-        /// key readable with its last value, and a full scan finds exactly the map's keys.
-        #[test]
-        fn matches_a_hash_map(ops in proptest::collection::vec((0u64..300, proptest::bool::ANY, 0u8..255), 0..600)) {
-            let mut store = Box::new(Store::new_zeroed());
+    #[test]
+    fn counters_add_wrap_and_stay_out_of_the_key_space() {
+        let mut store = Box::new(Store::new_zeroed());
         let mut t = Loopback(|_, m: &Message| store.handle(m));
+        let mut kv = Kv::new(TaskId::new(1, 0));
+        assert_eq!(kv.counter(&mut t, 0), Ok(0));
+        assert_eq!(kv.add(&mut t, 0, 5), Ok(5));
+        assert_eq!(kv.add(&mut t, 0, -7), Ok(u64::MAX - 1), "wraps below zero");
+        assert_eq!(kv.add(&mut t, 0, 2), Ok(0), "and back");
+        assert_eq!(kv.add(&mut t, COUNTERS as u64 - 1, i64::MIN), Ok(1 << 63));
+        assert_eq!(kv.counter(&mut t, COUNTERS as u64 - 1), Ok(1 << 63));
+        for bad in [COUNTERS as u64, u64::MAX] {
+            let refused = Err(ClientError::Server(code::BAD_REQUEST));
+            assert_eq!(kv.add(&mut t, bad, 1), refused);
+            assert_eq!(kv.counter(&mut t, bad), refused);
+        }
+        assert_eq!(kv.scan(&mut t, 0), Ok(None), "counters are not keys");
+        assert_eq!(kv.get(&mut t, 0), Err(ClientError::Server(code::NOT_FOUND)));
+        assert!(store.is_empty());
+    }
+
+    proptest::proptest! {
+        /// Against a HashMap and an array: any sequence of puts, deletes and counter additions
+        /// on colliding keys leaves every key readable with its last value and every counter
+        /// at the sum of its deltas, and a full scan finds exactly the map's keys.
+        #[test]
+        fn matches_a_model(ops in proptest::collection::vec((0u64..300, 0u8..3, proptest::num::i64::ANY), 0..600)) {
+            let mut store = Box::new(Store::new_zeroed());
+            let mut t = Loopback(|_, m: &Message| store.handle(m));
             let mut kv = Kv::new(TaskId::new(1, 0));
             let mut model = HashMap::new();
-            for (key, put, byte) in ops {
+            let mut counters = [0u64; COUNTERS];
+            for (key, what, n) in ops {
+                let byte = n as u8;
                 let key = key * 1024; // same home slot for many keys: long probe runs
-                if put {
-                    let v = Value::new(&[byte; 3]);
-                    proptest::prop_assert_eq!(kv.put(&mut t, key, &v), Ok(model.insert(key, v).is_some()));
-                } else {
-                    let expect = if model.remove(&key).is_some() { Ok(()) } else { Err(ClientError::Server(code::NOT_FOUND)) };
-                    proptest::prop_assert_eq!(kv.delete(&mut t, key), expect);
+                match what {
+                    0 => {
+                        let v = Value::new(&[byte; 3]);
+                        proptest::prop_assert_eq!(kv.put(&mut t, key, &v), Ok(model.insert(key, v).is_some()));
+                    }
+                    1 => {
+                        let expect = if model.remove(&key).is_some() { Ok(()) } else { Err(ClientError::Server(code::NOT_FOUND)) };
+                        proptest::prop_assert_eq!(kv.delete(&mut t, key), expect);
+                    }
+                    _ => {
+                        let c = (key / 1024) as usize % COUNTERS;
+                        counters[c] = counters[c].wrapping_add(n as u64);
+                        proptest::prop_assert_eq!(kv.add(&mut t, c as u64, n), Ok(counters[c]));
+                    }
                 }
             }
             for (key, v) in &model {
                 proptest::prop_assert_eq!(kv.get(&mut t, *key), Ok(*v));
+            }
+            for (c, value) in counters.iter().enumerate() {
+                proptest::prop_assert_eq!(kv.counter(&mut t, c as u64), Ok(*value));
             }
             let mut seen = 0;
             let mut cursor = 0;
