@@ -9,6 +9,7 @@ mod kvm {
     pub mod host_io;
     pub mod no_sse;
     pub mod plain;
+    pub mod policies;
     pub mod protocol;
     pub mod recovery;
     pub mod stops;

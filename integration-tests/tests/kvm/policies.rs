@@ -1,0 +1,213 @@
+//! Recovery policies, one test per action, each chosen by a documented config file under
+//! docs/examples/ (or by the no-configuration default) and shown by what the client observes:
+//!
+//! | action | config | observed |
+//! |---|---|---|
+//! | replay | recovery-replay.toml | the request is delivered again: no error, retries=0 |
+//! | restart-fresh | recovery-restart.toml | "state lost": the workload resets its model, lost>0 |
+//! | rollback-peers | default (recovery-default.toml) | the peer goes back too: the audit holds |
+//! | (tracking off) | recovery-no-tracking.toml | the peer keeps the effect: audit mismatch |
+//! | escalation | recovery-escalation.toml | rollback, rollback, restart-fresh, fail-stop |
+//!
+//! The dependency scenario: the bank journals every balance change in kv's counters (the
+//! audit); `bank:panic@N:after-send` crashes the bank after its handler called kv's ADD and
+//! before it replied. Rolled back alone, the bank forgets the change, kv keeps the ADD, and the
+//! client's retry adds it again: the final sweep finds kv's counter off from the balance.
+
+use crate::kvm::recovery::{
+    Run, assert_clean, assert_recovered_by, recoveries, server_entry, with_faults,
+};
+use serde_json::Value;
+
+fn example(name: &str) -> String {
+    format!("{}/../docs/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The workload's result line.
+fn result_line(r: &Run) -> &str {
+    r.out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("workload: ops="))
+        .unwrap_or_else(|| panic!("no workload line: {:?}", r.out))
+}
+
+/// The crash the dependency scenario makes: the bank, after it called kv at its 10th message
+/// or the first one after that which does.
+const BANK_AFTER_AUDIT: &str = "bank:panic@10:after-send";
+const OPS: &str = "ops=400";
+
+/// With the default policy (tracking on), the bank's crash after its audit call rolls kv back
+/// to its snapshot from before that call as well: a consistent cut. The client retries, the
+/// audit matches every balance.
+#[test]
+fn a_crash_after_a_state_changing_send_rolls_the_peer_back_too() {
+    for config in [None, Some(example("recovery-default.toml"))] {
+        let extra: Vec<&str> = config.iter().flat_map(|c| ["--config", c]).collect();
+        let r = with_faults(&[BANK_AFTER_AUDIT.into()], &extra, &[OPS, "seed=3"]);
+        assert_clean(&r);
+        let e = recoveries(&r.report, "bank");
+        assert_eq!(e.len(), 1, "{}", r.report);
+        let e = e[0];
+        assert_eq!(e["action"], "rollback-peers", "{e}");
+        assert_eq!(e["decision"]["action"]["own"], "rollback", "{e}");
+        let peers = e["peers_rolled_back"].as_array().expect("peers");
+        assert_eq!(peers.len(), 1, "{e}");
+        assert_eq!(peers[0]["server"], "kv", "{e}");
+        assert!(
+            e["decision"]["window"]["state_changing"]
+                .as_u64()
+                .is_some_and(|n| n >= 1),
+            "the window holds the audit call: {e}"
+        );
+        assert_eq!(server_entry(&r.report, "kv")["peer_rollbacks"], 1);
+        assert_eq!(server_entry(&r.report, "kv")["crashes"], 0);
+        assert!(
+            r.report["workload"]["retries"]
+                .as_u64()
+                .is_some_and(|n| n >= 1),
+            "the client resent the request the bank forgot: {}",
+            r.report
+        );
+        assert!(
+            r.out
+                .stderr
+                .lines()
+                .any(|l| l.starts_with("vmm: recovery: bank gen 0")
+                    && l.contains("-> rollback-peers(rollback, kv@")),
+            "{:?}",
+            r.out
+        );
+    }
+}
+
+/// The same crash with tracking turned off by a config file: the bank is rolled back alone, kv
+/// keeps the effect of the audit call the bank forgot, and the client's retry is audited twice.
+/// The workload's audit check catches it: this is what dependency tracking prevents.
+#[test]
+fn without_dependency_tracking_the_same_crash_breaks_consistency() {
+    let config = example("recovery-no-tracking.toml");
+    let r = with_faults(
+        &[BANK_AFTER_AUDIT.into()],
+        &["--config", &config],
+        &[OPS, "seed=3"],
+    );
+    let e = recoveries(&r.report, "bank");
+    assert_eq!(e.len(), 1, "{}", r.report);
+    assert_eq!(e[0]["action"], "rollback", "{}", e[0]);
+    assert!(
+        e[0]["peers_rolled_back"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    assert!(
+        r.report["workload"]["mismatches"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{}",
+        r.report
+    );
+    assert!(
+        r.out.stdout.contains("sweep bank audit"),
+        "the audit check names the inconsistency: {:?}",
+        r.out
+    );
+    assert_ne!(r.out.status, 0, "{:?}", r.out);
+}
+
+/// Replay: the server's policy delivers the request it crashed on again (every request here is
+/// declared idempotent), so its client never sees an error and never retries.
+#[test]
+fn replay_answers_the_client_without_an_error_or_a_retry() {
+    let config = example("recovery-replay.toml");
+    let r = with_faults(
+        &["kv:null-deref@35".into()],
+        &["--config", &config],
+        &[OPS, "seed=3"],
+    );
+    assert_clean(&r);
+    assert_recovered_by(&r, "kv", 1, "replay");
+    let e = recoveries(&r.report, "kv")[0];
+    assert_eq!(e["decision"]["in_flight"]["idempotent"], true, "{e}");
+    assert_eq!(r.report["workload"]["retries"], 0, "{}", r.report);
+}
+
+/// A replayed request that crashes the server again is not replayed a second time: the policy's
+/// `on_replay_crash` (rollback) answers it "peer restarted", and the client retries once.
+#[test]
+fn a_request_is_replayed_at_most_once() {
+    let config = example("recovery-replay.toml");
+    let r = with_faults(
+        &["kv:null-deref@35".into(), "kv:panic@36".into()],
+        &["--config", &config],
+        &[OPS, "seed=3"],
+    );
+    assert_clean(&r);
+    let actions: Vec<&Value> = recoveries(&r.report, "kv")
+        .iter()
+        .map(|e| &e["action"])
+        .collect();
+    assert_eq!(actions, ["replay", "rollback"], "{}", r.report);
+    let second = recoveries(&r.report, "kv")[1];
+    assert_eq!(second["decision"]["in_flight"]["replays"], 1, "{second}");
+    assert_eq!(r.report["workload"]["retries"], 1, "{}", r.report);
+}
+
+/// Restart from the initial image: the server comes back empty, its clients are told ("state
+/// lost"), the workload resets its model of it and counts the loss; nothing is lost silently.
+#[test]
+fn a_fresh_restart_declares_the_state_lost_and_the_workload_is_told() {
+    let config = example("recovery-restart.toml");
+    let r = with_faults(
+        &["kv:panic@100".into()],
+        &["--config", &config],
+        &[OPS, "seed=3"],
+    );
+    assert_eq!(r.out.status, 0, "{:?}", r.out);
+    assert_recovered_by(&r, "kv", 1, "restart-fresh");
+    let w = &r.report["workload"];
+    assert_eq!(w["mismatches"], 0, "{}", r.report);
+    assert_eq!(w["errors"], 0, "{}", r.report);
+    assert!(w["lost"].as_u64().is_some_and(|n| n >= 1), "{}", r.report);
+    assert!(
+        r.out
+            .stdout
+            .lines()
+            .any(|l| l == "workload: kv state lost: model reset"),
+        "{:?}",
+        r.out
+    );
+    assert!(result_line(&r).ends_with(" mismatches=0"), "{:?}", r.out);
+}
+
+/// A tight crash budget (recovery-escalation.toml: two rollbacks per 10 s, then one fresh
+/// restart, then fail-stop): four crashes of kv walk the whole chain.
+#[test]
+fn repeated_crashes_escalate_to_a_fresh_restart_then_a_fail_stop() {
+    let config = example("recovery-escalation.toml");
+    let faults = ["kv:panic@30", "kv:panic@60", "kv:panic@90", "kv:panic@120"].map(String::from);
+    let r = with_faults(&faults, &["--config", &config], &[OPS, "seed=3"]);
+    assert_eq!(
+        r.out.status,
+        i32::from(abi::status::FAIL_STOP),
+        "{:?}",
+        r.out
+    );
+    let actions: Vec<&Value> = recoveries(&r.report, "kv")
+        .iter()
+        .map(|e| &e["action"])
+        .collect();
+    assert_eq!(
+        actions,
+        ["rollback", "rollback", "restart-fresh", "fail-stop"],
+        "{}",
+        r.report
+    );
+    assert!(
+        r.report["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("kv")),
+        "{}",
+        r.report
+    );
+}
