@@ -211,3 +211,53 @@ fn repeated_crashes_escalate_to_a_fresh_restart_then_a_fail_stop() {
         r.report
     );
 }
+
+/// Invalid recovery sections are refused before the guest boots, in one line naming the file,
+/// the key and the bad value, with the config status (66). Apps are not servers.
+#[test]
+fn invalid_recovery_configs_get_one_line_errors() {
+    integration_tests::require_kvm();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        (
+            "[recovery.servers.kvv]\npolicy = \"rollback\"\n",
+            "recovery.servers.kvv: unknown server",
+        ),
+        (
+            "[recovery.servers.workload]\npolicy = \"rollback\"\n",
+            "recovery.servers.workload: unknown server",
+        ),
+        (
+            "[recovery.default]\npolicy = \"rolback\"\n",
+            "unknown policy",
+        ),
+        (
+            "[recovery.servers.fs]\nmax_crashes = 0\n",
+            "must be between 1 and 100000",
+        ),
+        (
+            "[recovery.default]\nescalate = [\"restart\"]\n",
+            "must end with \"fail-stop\"",
+        ),
+        ("[recovery]\ndependency_tracking = \"no\"\n", "line 2"),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, text).expect("config");
+        let path = path.to_str().expect("utf-8 path");
+        let out = integration_tests::vmm_run(crate::VMM, &["--config", path]).run();
+        assert_eq!(
+            out.status,
+            i32::from(abi::status::CONFIG),
+            "{text}: {out:?}"
+        );
+        let lines = out.error_lines();
+        assert_eq!(lines.len(), 1, "{text}: {out:?}");
+        assert!(lines[0].contains(path), "names the file: {out:?}");
+        assert!(lines[0].contains(want), "{text}: want {want:?} in {out:?}");
+        assert!(
+            !out.stdout.contains("workload:"),
+            "refused before the guest ran: {out:?}"
+        );
+    }
+}
