@@ -96,7 +96,8 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// Writes crashed task `t`'s recovery window into `window` (in place: it is the monitor
-    /// page's, and the kernel copies no more than it must). For each message listed: the
+    /// page's, and the kernel copies no more than it must: entries past `count` are left as
+    /// they were, the VMM reads only the listed ones). For each message listed: the
     /// receiver, the label, the receiver's boundary at the delivery, and its flags:
     /// `PEER_SERVER` for a server, `PEER_QUIET` when the receiver now waits in receive, outside
     /// any message, and has done nothing since this message but handle the later messages of
@@ -107,11 +108,7 @@ impl<const N: usize> Kernel<N> {
         let sent = task.sent();
         window.count = task.sent_count;
         window.reserved = 0;
-        for (i, slot) in window.sent.iter_mut().enumerate() {
-            let Some(s) = sent.get(i) else {
-                *slot = SentRecord::default();
-                continue;
-            };
+        for (i, (slot, s)) in window.sent.iter_mut().zip(sent).enumerate() {
             let to = usize::from(s.to);
             let mut flags = 0;
             if let Some(peer) = self.tasks.get(to) {

@@ -694,9 +694,9 @@ fn a_crashed_server_reports_what_it_sent_and_whether_the_peer_stayed_quiet() {
         ]
     );
     assert_eq!(
-        w.sent[2..],
-        [SentRecord::default(); WINDOW_MAX - 2],
-        "rest cleared"
+        w.sent[WINDOW_MAX - 1].label,
+        77,
+        "entries past the count are left as they were (the VMM reads only the listed ones)"
     );
     // The peer now handles another task's message: it is no longer quiet, even once it is
     // back in receive.
@@ -804,10 +804,7 @@ fn the_window_closes_at_the_boundary_and_at_a_restart() {
     client_calls_server(&mut k, 5);
     crash_server(&mut k);
     assert_eq!(window_of(&k, SERVER).count, 0);
-    assert_eq!(
-        window_of(&k, SERVER).sent,
-        [SentRecord::default(); WINDOW_MAX]
-    );
+    assert!(window_of(&k, SERVER).listed().is_empty());
     // Sent, then restarted: the restarted task's window starts empty.
     k.recover(SERVER, VerdictAction::Rollback, 0);
     client_calls_server(&mut k, 5);
