@@ -231,7 +231,7 @@ fn perform(k: &mut Kernel<NTASKS>, effect: Effect) {
         Effect::Console(text) => serial::write(user_bytes(text)),
         Effect::Boundary(t) => {
             if MACHINE.get().flags & FLAG_SNAPSHOTS != 0 {
-                let seq = k.tasks[t].boundaries as u16;
+                let seq = k.tasks[t].snapshots as u16;
                 hypercall::call(call_word(Hypercall::Boundary, t as u8, seq), [0; 4]);
             }
         }

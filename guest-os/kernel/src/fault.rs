@@ -131,7 +131,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// The task waiting for the reply to the call `t` received since its boundary.
-    fn in_flight_caller(&self, t: usize) -> Option<usize> {
+    pub(crate) fn in_flight_caller(&self, t: usize) -> Option<usize> {
         let c = usize::from(self.tasks[t].in_flight);
         let waiting = self.tasks.get(c)?.state == State::AwaitingReply { from: t as u16 };
         waiting.then_some(c)

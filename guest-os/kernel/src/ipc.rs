@@ -87,10 +87,13 @@ impl<const N: usize> Kernel<N> {
         self.begin_message(task);
     }
 
-    /// Server `me` reaches its message boundary (about to receive): checks its state canaries
-    /// (`Err`: it was stopped as corrupted, its reply not released), then closes its recovery
-    /// window. Other tasks have no boundaries.
-    fn boundary(&mut self, me: usize) -> Result<Effect, Effect> {
+    /// Server `me` reaches its message boundary (about to receive; `replying` in `reply_recv`):
+    /// checks its state canaries (`Err`: it was stopped as corrupted, its reply not released),
+    /// then, unless the request it answers is declared read-only, closes its recovery window
+    /// and asks for a snapshot. After a read-only request the window stays open: the last
+    /// snapshot still is the state the server's clients depend on (a crash rolls back to it,
+    /// losing nothing they saw), so the exit to the VMM is saved. Other tasks have no boundaries.
+    fn boundary(&mut self, me: usize, replying: bool) -> Result<Effect, Effect> {
         let t = &self.tasks[me];
         if !t.server {
             return Ok(Effect::None);
@@ -101,10 +104,19 @@ impl<const N: usize> Kernel<N> {
                 return Err(Effect::Fault(None));
             }
         }
+        let api = self.tasks[me].api;
+        let read_only = replying
+            && self
+                .in_flight_caller(me)
+                .is_some_and(|c| !api.changes_state(self.tasks[c].regs.rsi));
         let t = &mut self.tasks[me];
         t.boundaries += 1;
         t.in_flight = NO_TASK;
         t.in_flight_replay = false;
+        if read_only {
+            return Ok(Effect::None);
+        }
+        t.snapshots += 1;
         t.consumed = 0;
         t.timer_touched = false;
         t.clear_sent();
@@ -146,7 +158,7 @@ impl<const N: usize> Kernel<N> {
             t.in_flight_replay = replay;
         }
         // Its state now is its snapshot of this number: from before this message.
-        let peer_boundary = t.boundaries;
+        let peer_boundary = t.snapshots;
         self.queues.insert(to);
         self.begin_message(to);
         if self.tasks[from].server {
@@ -162,7 +174,7 @@ impl<const N: usize> Kernel<N> {
 
     /// The `recv` system call of `me`: its boundary, then the receive.
     pub fn recv_call(&mut self, me: usize) -> Effect {
-        match self.boundary(me) {
+        match self.boundary(me, false) {
             Ok(effect) => {
                 self.recv(me);
                 effect
@@ -221,7 +233,7 @@ impl<const N: usize> Kernel<N> {
     /// `reply_recv` from `me`: its boundary (a corrupted server's reply is never released),
     /// the reply (dropped if undeliverable), then the receive.
     pub fn reply_recv(&mut self, me: usize) -> Effect {
-        match self.boundary(me) {
+        match self.boundary(me, true) {
             Ok(effect) => {
                 self.reply(me);
                 self.recv(me);

@@ -45,6 +45,8 @@ pub struct TaskSetup {
     pub priority: u8,
     /// Servers get a per-message budget.
     pub server: bool,
+    /// The interface it serves (which requests change its state).
+    pub api: crate::api::Api,
     /// May stop the VM and report.
     pub may_exit: bool,
     /// Its memory.
@@ -134,6 +136,7 @@ impl<const N: usize> Kernel<N> {
         task.name = setup.name;
         task.priority = setup.priority;
         task.server = setup.server;
+        task.api = setup.api;
         task.may_exit = setup.may_exit;
         task.regions = setup.regions;
         task.state = State::Runnable;

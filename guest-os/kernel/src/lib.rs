@@ -16,6 +16,7 @@
 //!   ([`umem`]), unknown calls fail.
 #![cfg_attr(not(test), no_std)]
 
+pub mod api;
 pub mod aspace;
 pub mod fault;
 pub mod ipc;

@@ -203,8 +203,14 @@ pub struct Task {
     pub name: [u8; 16],
     /// Where it (re)starts.
     pub start: StartContext,
-    /// Boundaries passed (a server's receives): the sequence number of its last snapshot.
+    /// Boundaries passed (a server's receives).
     pub boundaries: u64,
+    /// Boundaries at which the VMM snapshotted it: the sequence number of its newest snapshot.
+    /// Only boundaries that close a state-changing request (or a notification, or a receive
+    /// without a reply) are snapshotted ([`crate::ipc`]).
+    pub snapshots: u64,
+    /// The interface it serves (which requests change its state).
+    pub api: crate::api::Api,
     /// The caller whose call it received since its boundary ([`NO_TASK`]: none).
     pub in_flight: u16,
     /// That call is a replay (it was delivered again after a crash).
@@ -266,6 +272,8 @@ impl Task {
             args: [0; 2],
         },
         boundaries: 0,
+        snapshots: 0,
+        api: crate::api::Api::Unknown,
         in_flight: NO_TASK,
         in_flight_replay: false,
         replaying: false,

@@ -20,6 +20,7 @@ fn setup(priority: u8, server: bool) -> TaskSetup {
         name: *b"t\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
         priority,
         server,
+        api: crate::api::Api::Unknown,
         may_exit: !server,
         regions: Regions {
             text: Range::new(0x1000, 0x1000),
@@ -963,4 +964,55 @@ fn ids_made_before_a_fresh_restart_get_state_lost_and_later_ones_peer_restarted(
     k.recover(SERVER, VerdictAction::RestartFresh, 0);
     let current = k.id(SERVER).0;
     assert_eq!(call(&mut k, first), (Error::PeerRestarted as u64, current));
+}
+
+/// A server is snapshotted only at the boundaries that close a state-changing request: after a
+/// request its API declares read-only the reply is released without a BOUNDARY (nothing its
+/// clients saw is missing from the last snapshot), and its recovery window stays open.
+#[test]
+fn read_only_requests_skip_the_snapshot_and_keep_the_window_open() {
+    let mut k = two_servers();
+    k.tasks[SERVER].api = crate::api::Api::Kv;
+    let (passed, snaps) = (k.tasks[SERVER].boundaries, k.tasks[SERVER].snapshots);
+    let client = k.id(CLIENT).0;
+    // A PUT that also sends something to the peer: snapshotted, window closed.
+    client_calls_server(&mut k, kv_api::op::PUT);
+    server_calls_peer(&mut k, 9);
+    k.current = Some(SERVER);
+    assert_eq!(
+        sys(&mut k, SERVER, Sys::ReplyRecv, client, 0, [0; 6]),
+        Effect::Boundary(SERVER)
+    );
+    assert_eq!(k.tasks[SERVER].snapshots, snaps + 1);
+    assert_eq!(k.tasks[SERVER].sent_count, 0);
+    // A GET that sends to the peer: the reply goes out without a snapshot, the window stays.
+    client_calls_server(&mut k, kv_api::op::GET);
+    server_calls_peer(&mut k, 9);
+    k.current = Some(SERVER);
+    assert_eq!(
+        sys(&mut k, SERVER, Sys::ReplyRecv, client, 0, [0; 6]),
+        Effect::None
+    );
+    assert_eq!(k.tasks[CLIENT].regs.rax, 0, "the reply was delivered");
+    assert_eq!(k.tasks[SERVER].snapshots, snaps + 1, "no snapshot");
+    assert_eq!(k.tasks[SERVER].boundaries, passed + 2, "but a boundary passed");
+    assert_eq!(k.tasks[SERVER].sent_count, 1, "the window stays open");
+    assert_eq!(k.tasks[SERVER].in_flight, crate::task::NO_TASK);
+    // A crash now reports the last snapshot's window and the peer's snapshot number.
+    client_calls_server(&mut k, kv_api::op::DELETE);
+    crash_server(&mut k);
+    let w = window_of(&k, SERVER);
+    assert_eq!(w.count, 1);
+    assert_eq!(w.listed()[0].peer_boundary, k.tasks[PEER].snapshots - 1);
+    // A receive without a reply (e.g. after a notification) always snapshots.
+    let mut k = two_servers();
+    k.tasks[SERVER].api = crate::api::Api::Kv;
+    let snaps = k.tasks[SERVER].snapshots;
+    k.current = Some(SERVER);
+    k.tasks[SERVER].state = State::Runnable;
+    assert_eq!(
+        sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]),
+        Effect::Boundary(SERVER)
+    );
+    assert_eq!(k.tasks[SERVER].snapshots, snaps + 1);
 }
