@@ -217,7 +217,7 @@ impl<W: Write> Vcpu<W> {
                 match &mut self.engine {
                     Some(engine) => {
                         let result = engine.fault(&fault);
-                        engine.log(format!("vmm: fault: {fault}"));
+                        engine.log_fault(&fault);
                         result
                     }
                     None => {

@@ -282,6 +282,14 @@ impl<L: DirtyLog> Engine<L> {
         self.events.line(line);
     }
 
+    /// Prints the line of `fault` on stderr without holding the guest up: formatted by the
+    /// writer thread, and not even copied when lines are off (`-q`).
+    pub fn log_fault(&self, fault: &Fault) {
+        if self.events.enabled() {
+            self.events.send(events::Event::Fault(Box::new(fault.clone())));
+        }
+    }
+
     /// Replaces the servers' policies (e.g. from a configuration), in server order.
     pub fn set_policies(&mut self, policies: Vec<Box<dyn RecoveryPolicy>>) {
         for (s, p) in self.servers.iter_mut().zip(policies) {
@@ -678,8 +686,11 @@ impl<L: DirtyLog> Engine<L> {
     }
 
     fn log_record(&self, entry: usize) {
-        if let Some(r) = self.records.get(entry) {
-            self.events.line(format!("vmm: {}", r.decision));
+        if let Some(r) = self.records.get(entry)
+            && self.events.enabled()
+        {
+            self.events
+                .send(events::Event::Decision(Box::new(r.decision.clone())));
         }
     }
 
