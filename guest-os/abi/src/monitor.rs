@@ -152,7 +152,7 @@ pub struct FaultRecord {
 )]
 #[repr(C)]
 pub struct CrashContext {
-    /// The task's last boundary (boundary sequence number; 0: none since boot).
+    /// Boundaries the task passed (0: none since boot; snapshots are numbered separately).
     pub boundary: u64,
     /// The label of the request in flight (received since the boundary), if `caller` is set.
     pub label: u64,

@@ -30,7 +30,8 @@ pub enum Effect {
     Fault(Option<CheckedSlice>),
     /// Hand [`Kernel::report`], the workload's figures, to the VMM.
     Report,
-    /// Server `.0` reached a message boundary (its `boundaries`-th): the VMM snapshots it.
+    /// Server `.0` reached a message boundary that needs a snapshot (its `snapshots`-th): the VMM
+    /// snapshots it.
     Boundary(usize),
     /// Stop the VM with this status.
     Exit(u8),

@@ -995,7 +995,11 @@ fn read_only_requests_skip_the_snapshot_and_keep_the_window_open() {
     );
     assert_eq!(k.tasks[CLIENT].regs.rax, 0, "the reply was delivered");
     assert_eq!(k.tasks[SERVER].snapshots, snaps + 1, "no snapshot");
-    assert_eq!(k.tasks[SERVER].boundaries, passed + 2, "but a boundary passed");
+    assert_eq!(
+        k.tasks[SERVER].boundaries,
+        passed + 2,
+        "but a boundary passed"
+    );
     assert_eq!(k.tasks[SERVER].sent_count, 1, "the window stays open");
     assert_eq!(k.tasks[SERVER].in_flight, crate::task::NO_TASK);
     // A crash now reports the last snapshot's window and the peer's snapshot number.

@@ -286,7 +286,8 @@ impl<L: DirtyLog> Engine<L> {
     /// writer thread, and not even copied when lines are off (`-q`).
     pub fn log_fault(&self, fault: &Fault) {
         if self.events.enabled() {
-            self.events.send(events::Event::Fault(Box::new(fault.clone())));
+            self.events
+                .send(events::Event::Fault(Box::new(fault.clone())));
         }
     }
 
