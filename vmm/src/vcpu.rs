@@ -88,6 +88,17 @@ pub struct Vcpu<W: Write> {
     engine: Option<Engine<KvmDirtyLog>>,
 }
 
+/// The width in bytes of one access of the port-I/O exit KVM just reported in `run`.
+fn io_width(run: *const kvm_bindings::kvm_run) -> usize {
+    // SAFETY: `run` points to the vCPU's mapped `kvm_run` page, which lives as long as the
+    // vCPU fd that owns it; KVM_RUN has returned with an I/O exit, so the `io` member of the
+    // exit union is the one KVM filled. The read goes through the raw pointer (no reference is
+    // made) and touches only the `io` header, not the data bytes kvm-ioctls lent out (they lie
+    // at `data_offset`, past the `kvm_run` struct).
+    let size = unsafe { std::ptr::addr_of!((*run).__bindgen_anon_1.io.size).read() };
+    usize::from(size)
+}
+
 impl<W: Write> Vcpu<W> {
     /// A vCPU that stops when `stop` is set (followed by a kick).
     pub fn new(
@@ -144,10 +155,12 @@ impl<W: Write> Vcpu<W> {
 
     /// One `KVM_RUN` and the handling of its exit; `Err` stops the VM.
     fn step(&mut self) -> Result<(), Stop> {
+        // For the width of a port access, which kvm-ioctls does not pass on (see `io_width`).
+        let run = std::ptr::from_mut(self.fd.get_kvm_run()).cast_const();
         let action = match self.fd.run() {
-            Ok(VcpuExit::IoOut(port, data)) => self.bus.pio_write(port, data)?,
+            Ok(VcpuExit::IoOut(port, data)) => self.bus.pio_write(port, io_width(run), data)?,
             Ok(VcpuExit::IoIn(port, data)) => {
-                self.bus.pio_read(port, data)?;
+                self.bus.pio_read(port, io_width(run), data)?;
                 PioAction::Continue
             }
             Ok(VcpuExit::MmioRead(addr, data)) => {

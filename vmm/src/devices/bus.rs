@@ -26,6 +26,14 @@ pub enum PioAction {
     Hypercall(u32),
 }
 
+/// The width of one access of an exit that moved `len` bytes: 1, 2 or 4, dividing `len`
+/// (KVM reports them so; anything else is refused rather than guessed at).
+fn access_width(width: usize, len: usize) -> Option<usize> {
+    matches!(width, 1 | 2 | 4)
+        .then_some(width)
+        .filter(|w| len > 0 && len.is_multiple_of(*w))
+}
+
 /// The devices behind the exits.
 #[derive(Debug)]
 pub struct Bus<W: Write> {
@@ -66,64 +74,102 @@ impl<W: Write> Bus<W> {
         Ok(())
     }
 
-    /// A port read; `data` is filled with the answer.
-    pub fn pio_read(&self, port: u16, data: &mut [u8]) -> Result<(), Stop> {
-        if serial::claims(port) {
-            // The UART's registers are bytes; a string read (`rep insb`) is one read per byte.
-            let mut serial = self.serial();
-            for byte in data.iter_mut() {
-                *byte = serial.read((port - COM1_BASE) as u8);
-            }
-            return Ok(());
-        }
-        if i8042::claims(port) {
-            i8042::read(port, data);
-            return Ok(());
-        }
+    /// A port read of `data.len() / width` accesses of `width` bytes each (`in al/ax/eax` is
+    /// one access of 1, 2 or 4 bytes; string I/O such as `rep insb` repeats one access): `data` is
+    /// filled with the answers. A wide access to a byte-wide device reads its consecutive
+    /// registers, as the bus splits it on a PC (`in ax, dx` at COM1's base reads RBR and IER).
+    pub fn pio_read(&self, port: u16, width: usize, data: &mut [u8]) -> Result<(), Stop> {
         if self.ours && port == HYPERCALL_PORT {
             return Err(Stop::Protocol(Violation::BadAccess {
                 size: data.len(),
                 write: false,
             }));
         }
-        data.fill(0xff);
+        let Some(width) = access_width(width, data.len()) else {
+            data.fill(0xff);
+            return self.unknown(
+                &self.counters.unknown_pio,
+                Violation::UnknownPort { port, write: false },
+            );
+        };
+        for access in data.chunks_mut(width) {
+            self.read_access(port, access)?;
+        }
+        Ok(())
+    }
+
+    fn read_access(&self, port: u16, bytes: &mut [u8]) -> Result<(), Stop> {
+        if serial::claims(port) {
+            let mut serial = self.serial();
+            for (i, byte) in bytes.iter_mut().enumerate() {
+                let p = port.wrapping_add(i as u16);
+                *byte = if serial::claims(p) {
+                    serial.read((p - COM1_BASE) as u8)
+                } else {
+                    0xff
+                };
+            }
+            return Ok(());
+        }
+        if i8042::claims(port) {
+            i8042::read(port, bytes);
+            return Ok(());
+        }
+        bytes.fill(0xff);
         self.unknown(
             &self.counters.unknown_pio,
             Violation::UnknownPort { port, write: false },
         )
     }
 
-    /// A port write.
-    pub fn pio_write(&self, port: u16, data: &[u8]) -> Result<PioAction, Stop> {
-        if serial::claims(port) {
-            // A string write (`rep outsb`) arrives as many bytes in one exit: one write each.
-            let mut serial = self.serial();
-            for &byte in data {
-                // Only the interrupt trigger can fail; a lost interrupt must not stop the guest.
-                let _ = serial.write((port - COM1_BASE) as u8, byte);
-            }
-            return Ok(PioAction::Continue);
-        }
-        if i8042::claims(port) {
-            return match i8042::write(port, data) {
-                I8042Action::Reset => Err(Stop::Reset),
-                I8042Action::None => Ok(PioAction::Continue),
-            };
-        }
+    /// A port write of `data.len() / width` accesses of `width` bytes each (see
+    /// [`Bus::pio_read`]). A hypercall is exactly one 4-byte `out` to the hypercall port.
+    pub fn pio_write(&self, port: u16, width: usize, data: &[u8]) -> Result<PioAction, Stop> {
         if self.ours && port == HYPERCALL_PORT {
             return match <[u8; 4]>::try_from(data) {
-                Ok(word) => Ok(PioAction::Hypercall(u32::from_le_bytes(word))),
-                Err(_) => Err(Stop::Protocol(Violation::BadAccess {
+                Ok(word) if width == 4 => Ok(PioAction::Hypercall(u32::from_le_bytes(word))),
+                _ => Err(Stop::Protocol(Violation::BadAccess {
                     size: data.len(),
                     write: true,
                 })),
             };
         }
+        let Some(width) = access_width(width, data.len()) else {
+            self.unknown(
+                &self.counters.unknown_pio,
+                Violation::UnknownPort { port, write: true },
+            )?;
+            return Ok(PioAction::Continue);
+        };
+        for access in data.chunks(width) {
+            self.write_access(port, access)?;
+        }
+        Ok(PioAction::Continue)
+    }
+
+    fn write_access(&self, port: u16, bytes: &[u8]) -> Result<(), Stop> {
+        if serial::claims(port) {
+            let mut serial = self.serial();
+            for (i, &byte) in bytes.iter().enumerate() {
+                let p = port.wrapping_add(i as u16);
+                if serial::claims(p) {
+                    // Only the interrupt trigger can fail; a lost interrupt must not stop the
+                    // guest.
+                    let _ = serial.write((p - COM1_BASE) as u8, byte);
+                }
+            }
+            return Ok(());
+        }
+        if i8042::claims(port) {
+            return match i8042::write(port, bytes) {
+                I8042Action::Reset => Err(Stop::Reset),
+                I8042Action::None => Ok(()),
+            };
+        }
         self.unknown(
             &self.counters.unknown_pio,
             Violation::UnknownPort { port, write: true },
-        )?;
-        Ok(PioAction::Continue)
+        )
     }
 
     /// An MMIO read (no MMIO device exists: all ones, or a violation).
@@ -166,10 +212,10 @@ mod tests {
     fn plain_images_count_unknown_accesses_and_read_all_ones() {
         let b = bus(false, false);
         let mut d = [0u8; 4];
-        b.pio_read(0x99, &mut d).expect("ignored");
+        b.pio_read(0x99, 4, &mut d).expect("ignored");
         assert_eq!(d, [0xff; 4]);
         assert_eq!(
-            b.pio_write(HYPERCALL_PORT, &[1, 0, 0, 0])
+            b.pio_write(HYPERCALL_PORT, 4, &[1, 0, 0, 0])
                 .expect("not a monitor"),
             PioAction::Continue
         );
@@ -184,7 +230,7 @@ mod tests {
     fn strict_and_our_images_stop_on_unknown_accesses() {
         for b in [bus(false, true), bus(true, false)] {
             assert!(matches!(
-                b.pio_write(0x99, &[0]),
+                b.pio_write(0x99, 1, &[0]),
                 Err(Stop::Protocol(Violation::UnknownPort { port: 0x99, .. }))
             ));
             assert!(matches!(
@@ -198,18 +244,18 @@ mod tests {
     fn hypercall_port_takes_4_byte_writes_only() {
         let b = bus(true, false);
         assert_eq!(
-            b.pio_write(HYPERCALL_PORT, &[2, 0, 0, 0]).expect("call"),
+            b.pio_write(HYPERCALL_PORT, 4, &[2, 0, 0, 0]).expect("call"),
             PioAction::Hypercall(2)
         );
         assert!(matches!(
-            b.pio_write(HYPERCALL_PORT, &[2]),
+            b.pio_write(HYPERCALL_PORT, 1, &[2]),
             Err(Stop::Protocol(Violation::BadAccess {
                 size: 1,
                 write: true
             }))
         ));
         assert!(matches!(
-            b.pio_read(HYPERCALL_PORT, &mut [0; 4]),
+            b.pio_read(HYPERCALL_PORT, 4, &mut [0; 4]),
             Err(Stop::Protocol(Violation::BadAccess { write: false, .. }))
         ));
     }
@@ -217,9 +263,42 @@ mod tests {
     #[test]
     fn i8042_reset_stops_and_serial_output_flows() {
         let b = bus(false, false);
-        assert!(matches!(b.pio_write(0x64, &[0xfe]), Err(Stop::Reset)));
-        b.pio_write(COM1_BASE, b"x").expect("serial");
-        b.pio_write(COM1_BASE, b"yz").expect("string write");
+        assert!(matches!(b.pio_write(0x64, 1, &[0xfe]), Err(Stop::Reset)));
+        b.pio_write(COM1_BASE, 1, b"x").expect("serial");
+        b.pio_write(COM1_BASE, 1, b"yz").expect("string write");
         assert_eq!(b.serial().writer().inner().as_slice(), b"xyz");
+    }
+
+    #[test]
+    fn accesses_keep_their_width() {
+        let b = bus(true, false);
+        // A 4-byte `rep outsb` (four 1-byte accesses) is not a hypercall.
+        assert!(matches!(
+            b.pio_write(HYPERCALL_PORT, 1, &[2, 0, 0, 0]),
+            Err(Stop::Protocol(Violation::BadAccess { size: 4, .. }))
+        ));
+        assert!(matches!(
+            b.pio_write(HYPERCALL_PORT, 2, &[2, 0, 0, 0]),
+            Err(Stop::Protocol(Violation::BadAccess { .. }))
+        ));
+        // A 2-byte write at COM1's base writes THR then IER: one byte of output, not two.
+        b.pio_write(COM1_BASE, 2, b"a\0").expect("word write");
+        assert_eq!(b.serial().writer().inner().as_slice(), b"a");
+        // A 2-byte read at the line status register reads LSR and MSR, never the receive
+        // buffer twice.
+        let mut lsr = [0u8; 2];
+        b.pio_read(COM1_BASE + 5, 2, &mut lsr).expect("word read");
+        assert_ne!(lsr[0] & 0x20, 0, "THR empty: {lsr:?}");
+        // A string of 2-byte accesses is split per access.
+        b.pio_write(COM1_BASE, 2, b"b\0c\0").expect("rep outsw");
+        assert_eq!(b.serial().writer().inner().as_slice(), b"abc");
+        // Widths KVM never reports are refused, not guessed at.
+        let plain = bus(false, false);
+        let mut d = [0u8; 3];
+        plain.pio_read(COM1_BASE, 2, &mut d).expect("counted");
+        assert_eq!(d, [0xff; 3]);
+        plain.pio_write(COM1_BASE, 3, b"xyz").expect("counted");
+        assert_eq!(plain.counters.unknown_pio.load(Ordering::Relaxed), 2);
+        assert!(plain.serial().writer().inner().is_empty());
     }
 }
