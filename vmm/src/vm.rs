@@ -250,7 +250,14 @@ pub fn run(
     let backend = backend::detect();
     if !quiet {
         let kind = match image.manifest() {
-            Some(_) => format!("{} servers", layout.servers.len()),
+            Some(_) => {
+                let apps = layout.servers.iter().filter(|s| s.app).count();
+                let servers = layout.servers.len() - apps;
+                match apps {
+                    0 => format!("{servers} servers"),
+                    _ => format!("{servers} servers, {apps} apps"),
+                }
+            }
             None => "plain ELF".to_owned(),
         };
         eprintln!(
