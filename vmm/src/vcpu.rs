@@ -92,9 +92,12 @@ pub struct Vcpu<W: Write> {
 fn io_width(run: *const kvm_bindings::kvm_run) -> usize {
     // SAFETY: `run` points to the vCPU's mapped `kvm_run` page, which lives as long as the
     // vCPU fd that owns it; KVM_RUN has returned with an I/O exit, so the `io` member of the
-    // exit union is the one KVM filled. The read goes through the raw pointer (no reference is
-    // made) and touches only the `io` header, not the data bytes kvm-ioctls lent out (they lie
-    // at `data_offset`, past the `kvm_run` struct).
+    // exit union is the one KVM filled. The read goes through the raw pointer and touches only
+    // the `io` header, not the data bytes kvm-ioctls lent out (they lie at `data_offset`, past
+    // the `kvm_run` struct). The pointer was taken from `get_kvm_run()`'s reference before
+    // `run()` re-borrowed the same mapping inside kvm-ioctls: a shared mmap the kernel writes
+    // behind Rust's back on every KVM_RUN, which kvm-ioctls exposes only through references;
+    // strictly, this aliasing is outside Rust's borrow model (as the immediate_exit kick is).
     let size = unsafe { std::ptr::addr_of!((*run).__bindgen_anon_1.io.size).read() };
     usize::from(size)
 }

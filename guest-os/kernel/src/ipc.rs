@@ -211,6 +211,14 @@ impl<const N: usize> Kernel<N> {
     /// `reply` from `me` to the caller named in its rdi; sets `me`'s status. The caller gets
     /// the reply's label and words, and `me`'s current id in rdi.
     pub fn reply(&mut self, me: usize) {
+        let answering = self.tasks[me].in_flight;
+        self.reply_to(me, answering);
+    }
+
+    /// The reply of `me` to the caller named in its rdi, `answering` being the caller whose
+    /// message it handles. A reply to anyone else (a deferred reply) counts as activity: the
+    /// replier then answered a task outside any recovery window that named it quiet.
+    fn reply_to(&mut self, me: usize, answering: u16) {
         let regs = self.tasks[me].regs;
         let id = TaskId(regs.rdi);
         let c = usize::from(id.index());
@@ -220,6 +228,10 @@ impl<const N: usize> Kernel<N> {
         if !waiting {
             self.tasks[me].regs.rax = Error::NoReplyPending as u64;
             return;
+        }
+        if c != usize::from(answering) {
+            let t = &mut self.tasks[me];
+            t.activity = t.activity.wrapping_add(1);
         }
         let replier = self.id(me).0;
         let caller = &mut self.tasks[c];
@@ -233,9 +245,11 @@ impl<const N: usize> Kernel<N> {
     /// `reply_recv` from `me`: its boundary (a corrupted server's reply is never released),
     /// the reply (dropped if undeliverable), then the receive.
     pub fn reply_recv(&mut self, me: usize) -> Effect {
+        // The boundary forgets the caller in flight; the reply still answers it.
+        let answering = self.tasks[me].in_flight;
         match self.boundary(me, true) {
             Ok(effect) => {
-                self.reply(me);
+                self.reply_to(me, answering);
                 self.recv(me);
                 effect
             }

@@ -1020,3 +1020,43 @@ fn read_only_requests_skip_the_snapshot_and_keep_the_window_open() {
     );
     assert_eq!(k.tasks[SERVER].snapshots, snaps + 1);
 }
+
+/// A peer that released a deferred reply to another task while it handled the crashed
+/// server's message answered someone else: it is not reported quiet (rolling it back would take
+/// back what that task was told).
+#[test]
+fn a_peer_that_replied_to_someone_else_is_not_quiet() {
+    let mut k = two_servers();
+    client_calls_server(&mut k, 5);
+    // OTHER calls PEER; PEER defers the reply (receives again without answering).
+    k.current = Some(OTHER);
+    let peer = k.id(PEER).0;
+    sys(&mut k, OTHER, Sys::Call, peer, 1, [0; 6]);
+    k.current = Some(PEER);
+    sys(&mut k, PEER, Sys::Recv, 0, 0, [0; 6]);
+    assert_eq!(
+        k.tasks[OTHER].state,
+        State::AwaitingReply { from: PEER as u16 }
+    );
+    // SERVER calls PEER; PEER answers OTHER first (explicit reply), then SERVER.
+    k.current = Some(SERVER);
+    sys(&mut k, SERVER, Sys::Call, peer, 9, [0; 6]);
+    k.current = Some(PEER);
+    let other = k.id(OTHER).0;
+    sys(&mut k, PEER, Sys::Reply, other, 0, [0; 6]);
+    assert_ne!(
+        k.tasks[OTHER].state,
+        State::AwaitingReply { from: PEER as u16 },
+        "OTHER answered"
+    );
+    k.current = Some(PEER);
+    let server = k.id(SERVER).0;
+    sys(&mut k, PEER, Sys::ReplyRecv, server, 0, [0; 6]);
+    crash_server(&mut k);
+    let w = window_of(&k, SERVER);
+    assert_eq!(
+        w.listed()[0].flags & SentRecord::PEER_QUIET,
+        0,
+        "PEER answered OTHER: {w:?}"
+    );
+}

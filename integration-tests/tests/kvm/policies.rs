@@ -81,6 +81,23 @@ fn a_crash_after_a_state_changing_send_rolls_the_peer_back_too() {
     }
 }
 
+/// The bank crashes after its audit call, and again on the client's retry (whose audit reached
+/// kv, already rolled back once): each crash is a consistent cut of its own, the second finds
+/// kv's snapshot under the number the kernel goes on counting.
+#[test]
+fn a_crash_on_the_retry_is_cut_again() {
+    let faults = ["bank:panic@10:after-send", "bank:panic@11:after-send"].map(String::from);
+    let r = with_faults(&faults, &[], &[OPS, "seed=3"]);
+    assert_clean(&r);
+    let cuts: Vec<&Value> = recoveries(&r.report, "bank")
+        .iter()
+        .map(|e| &e["action"])
+        .collect();
+    assert_eq!(cuts, ["rollback-peers", "rollback-peers"], "{}", r.report);
+    assert_eq!(server_entry(&r.report, "kv")["peer_rollbacks"], 2);
+    assert_eq!(r.report["workload"]["retries"], 2, "{}", r.report);
+}
+
 /// The same crash with tracking turned off by a config file: the bank is rolled back alone, kv
 /// keeps the effect of the audit call the bank forgot, and the client's retry is audited twice.
 /// The workload's audit check catches it: this is what dependency tracking prevents.

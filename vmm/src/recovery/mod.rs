@@ -309,7 +309,7 @@ impl<L: DirtyLog> Engine<L> {
         };
         let s = usize::try_from(task)
             .ok()
-            .filter(|&s| s < self.servers.len())
+            .filter(|&s| s < self.servers.len() && !self.servers[s].app)
             .ok_or_else(bad)?;
         // Boundaries are numbered 1, 2, ... per server; restarts and rollbacks keep the count
         // going (the store's versions then skip the numbers rolled back).
@@ -495,7 +495,7 @@ impl<L: DirtyLog> Engine<L> {
                 let peer = usize::try_from(m.to)
                     .ok()
                     .and_then(|p| self.servers.get(p))
-                    .filter(|_| m.flags & SentRecord::PEER_SERVER != 0);
+                    .filter(|p| m.flags & SentRecord::PEER_SERVER != 0 && !p.app);
                 let Some(peer) = peer else {
                     return SentMessage {
                         to: ServerRef::new(m.to, format!("#{}", m.to)),
@@ -542,7 +542,10 @@ impl<L: DirtyLog> Engine<L> {
 
     /// Rolls peer `p` back to its kept version `to` (part of a consistent cut): its state arena
     /// goes back, its kernel state stays (the kernel reported it waiting at a boundary, having
-    /// done nothing since but handle the crashed server's messages). Returns the pages written.
+    /// done nothing since but handle the crashed server's messages). The kernel goes on counting
+    /// the peer's snapshots from where it was, and names that number in later recovery windows,
+    /// so the restored image is kept under it too (a version equal to `to`). Returns the pages
+    /// written.
     fn roll_back_peer(&mut self, p: usize, to: u64) -> Result<u64, Stop> {
         let server = &mut self.servers[p];
         let (region, dirty) = dirty_pages(&self.mem, &self.log, server)?;
@@ -550,6 +553,13 @@ impl<L: DirtyLog> Engine<L> {
             .store
             .restore_to(region, to, &dirty)
             .map_err(|e| snapshot_error(server, e))?;
+        if to < server.boundaries {
+            let unchanged = DirtyPages::clean(server.store.pages());
+            server
+                .store
+                .commit(region, &unchanged, server.boundaries)
+                .map_err(|e| snapshot_error(server, e))?;
+        }
         self.log
             .clear(server.slot, &dirty)
             .map_err(|e| log_error(server, e))?;
@@ -621,7 +631,7 @@ impl<L: DirtyLog> Engine<L> {
             .map(|p| {
                 usize::try_from(p.peer.index)
                     .ok()
-                    .filter(|&i| i < self.servers.len() && i != s)
+                    .filter(|&i| i < self.servers.len() && i != s && !self.servers[i].app)
                     .map(|i| (i, p.to_snapshot))
             })
             .collect();
@@ -1003,11 +1013,42 @@ mod tests {
         );
         assert_eq!(r.peers_intact, Some(true), "nobody outside the cut changed");
         assert_eq!(s.servers[0].peer_rollbacks, 1);
-        assert_eq!(s.servers[0].snapshot_versions.last(), Some(&1));
-        // kv's boundaries go on from 3 (the kernel's count), over the dropped version 2.
+        assert_eq!(
+            s.servers[0].snapshot_versions,
+            [0, 1, 2],
+            "version 2 now holds the image of 1: the kernel goes on naming kv's state 2"
+        );
+        // kv's snapshots go on from 3 (the kernel's count).
         poke(&mem, 0, 1, 9);
         e.boundary(0, 3).expect("kv 3");
         assert_eq!(e.summary().servers[0].snapshot_versions.last(), Some(&3));
+    }
+
+    /// After kv was rolled back as fs's peer, the next message delivered to kv is recorded
+    /// with kv's snapshot number as the kernel counts it (2): a second consistent cut, e.g. on
+    /// fs's retry crashing again, must find that version.
+    #[test]
+    fn a_second_cut_after_a_peer_rollback_finds_the_peer_s_snapshot() {
+        let (mut e, mem) = engine();
+        put_from_fs(&mut e, &mem);
+        e.fault(&fs_crash_after_a_put(true)).expect("first cut");
+        assert_eq!(peek(&mem, 0, 1), 7);
+        e.restarted(1, 2000);
+        e.boundary(1, 2).expect("fs 2 (restarted, first receive)");
+        // fs's retried PUT reaches kv (kernel: peer_boundary 2), kv applies it and snapshots.
+        poke(&mem, 0, 1, 8);
+        e.boundary(0, 3).expect("kv 3");
+        let mut f = fs_crash_after_a_put(true);
+        f.record.seq = 2;
+        f.context.boundary = 2;
+        f.window.sent[0].peer_boundary = 2;
+        e.fault(&f).expect("second consistent cut");
+        assert_eq!(
+            peek(&mem, 0, 1),
+            7,
+            "kv back at the state it had before either PUT"
+        );
+        assert_eq!(e.summary().servers[0].peer_rollbacks, 2);
     }
 
     #[test]
