@@ -8,6 +8,7 @@
 //! | rollback-peers | default (recovery-default.toml) | the peer goes back too: the audit holds |
 //! | (tracking off) | recovery-no-tracking.toml | the peer keeps the effect: audit mismatch |
 //! | escalation | recovery-escalation.toml | rollback, rollback, restart-fresh, fail-stop |
+//! | unsafe dependency | default / recovery-unsafe-restart.toml | fail-stop / restart-fresh |
 //!
 //! The dependency scenario: the bank journals every balance change in kv's counters (the
 //! audit); `bank:panic@N:after-send` crashes the bank after its handler called kv's ADD and
@@ -130,6 +131,57 @@ fn without_dependency_tracking_the_same_crash_breaks_consistency() {
         r.out
     );
     assert_ne!(r.out.status, 0, "{:?}", r.out);
+}
+
+/// A cut that cannot be made: with two snapshot versions per server, the bank's transfer (two
+/// audit calls to kv) outruns kv's kept snapshots, so kv cannot go back to before the first
+/// call. The default stops the VM and says why; recovery-unsafe-restart.toml restarts the bank
+/// fresh instead, and the workload is told (state lost, model reset, audit not checked).
+#[test]
+fn an_unrecoverable_dependency_escalates_to_fail_stop_or_a_fresh_restart() {
+    let fault = ["bank:panic@120:after-send".to_owned()];
+    let guest = ["ops=2000", "seed=3"];
+    let r = with_faults(&fault, &["--snapshot-versions", "2"], &guest);
+    assert_eq!(
+        r.out.status,
+        i32::from(abi::status::FAIL_STOP),
+        "{:?}",
+        r.out
+    );
+    let e = recoveries(&r.report, "bank")[0];
+    assert_eq!(e["action"], "fail-stop", "{e}");
+    assert_eq!(
+        e["decision"]["window"]["state_changing"], 2,
+        "the transfer's two audits: {e}"
+    );
+    assert!(
+        e["decision"]["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("kv") && m.contains("cannot be rolled back")),
+        "{e}"
+    );
+    let config = example("recovery-unsafe-restart.toml");
+    let r = with_faults(
+        &fault,
+        &["--snapshot-versions", "2", "--config", &config],
+        &guest,
+    );
+    assert_eq!(r.out.status, 0, "{:?}", r.out);
+    let e = recoveries(&r.report, "bank")[0];
+    assert_eq!(e["action"], "restart-fresh", "{e}");
+    let w = &r.report["workload"];
+    assert_eq!(w["mismatches"], 0, "{}", r.report);
+    assert!(w["lost"].as_u64().is_some_and(|n| n >= 1), "{}", r.report);
+    for line in [
+        "workload: bank state lost: model reset",
+        "workload: audit not checked: bank lost its state",
+    ] {
+        assert!(
+            r.out.stdout.lines().any(|l| l == line),
+            "{line}: {:?}",
+            r.out
+        );
+    }
 }
 
 /// Replay: the server's policy delivers the request it crashed on again (every request here is
