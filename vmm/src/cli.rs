@@ -105,7 +105,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "MIB")]
     pub memory: Option<u64>,
     /// TOML config file; its [vm] table may set image, memory_mib, timeout_secs, cmdline and
-    /// strict_io. Flags on the command line win over it.
+    /// strict_io (flags on the command line win over it), its [recovery] table the servers'
+    /// recovery policies (docs/policies.md; examples in docs/examples/).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Stop the guest after this many seconds (decimals allowed); exit status 83.
@@ -138,7 +139,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = recovery::DEFAULT_VERSIONS)]
     pub snapshot_versions: usize,
     /// Hash every other server's state arena around each restore and record in the report
-    /// whether any byte changed (`peers_intact`); costs a pass over guest memory per recovery.
+    /// whether any byte changed outside the servers the recovery restored (`peers_intact`);
+    /// costs a pass over guest memory per recovery.
     #[arg(long)]
     pub check_isolation: bool,
     /// The guest's command line (written into boot-info / the zero page), after `--`.
