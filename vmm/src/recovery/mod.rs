@@ -281,11 +281,6 @@ impl<L: DirtyLog> Engine<L> {
         })
     }
 
-    /// Prints `line` on stderr without holding the guest up (see [`events`]).
-    pub fn log(&self, line: String) {
-        self.events.line(line);
-    }
-
     /// Prints the line of `fault` on stderr without holding the guest up: formatted by the
     /// writer thread, and not even copied when lines are off (`-q`).
     pub fn log_fault(&self, fault: &Fault) {
@@ -383,6 +378,19 @@ impl HotPages {
             dirty.clone()
         };
         protect
+    }
+}
+
+/// A message the VMM cannot vouch for, taken at its most cautious: state-changing, sent to a
+/// receiver with no snapshot to go back to.
+fn unrecoverable(to: ServerRef, label: u32) -> SentMessage {
+    SentMessage {
+        to,
+        label,
+        state_changing: true,
+        peer_snapshot: None,
+        peer_answered_others: true,
+        peer_sent_state_changing: false,
     }
 }
 
@@ -546,14 +554,10 @@ impl<L: DirtyLog> Engine<L> {
                     .and_then(|p| self.servers.get(p))
                     .filter(|p| m.flags & SentRecord::PEER_SERVER != 0 && !p.app);
                 let Some(peer) = peer else {
-                    return SentMessage {
-                        to: ServerRef::new(m.to, format!("#{}", m.to)),
-                        label: u32::try_from(m.label).unwrap_or(u32::MAX),
-                        state_changing: true,
-                        peer_snapshot: None,
-                        peer_answered_others: true,
-                        peer_sent_state_changing: false,
-                    };
+                    return unrecoverable(
+                        ServerRef::new(m.to, format!("#{}", m.to)),
+                        u32::try_from(m.label).unwrap_or(u32::MAX),
+                    );
                 };
                 let (_, state_changing) = apis::declared(&peer.name, m.label);
                 SentMessage {
@@ -574,14 +578,10 @@ impl<L: DirtyLog> Engine<L> {
             .collect();
         if sent.overflowed() {
             let unlisted = sent.count.saturating_sub(WINDOW_MAX as u32);
-            messages.push(SentMessage {
-                to: ServerRef::new(u32::MAX, format!("{unlisted} unlisted message(s)")),
-                label: 0,
-                state_changing: true,
-                peer_snapshot: None,
-                peer_answered_others: true,
-                peer_sent_state_changing: false,
-            });
+            messages.push(unrecoverable(
+                ServerRef::new(u32::MAX, format!("{unlisted} unlisted message(s)")),
+                0,
+            ));
         }
         RecoveryWindow {
             boundary: (boundary > 0).then_some(boundary),
