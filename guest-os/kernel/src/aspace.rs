@@ -1,5 +1,7 @@
 //! Address spaces: what each task's page tables map, and building them (4-level x86_64 paging,
-//! 4 KiB pages, identity-mapped: virtual = physical).
+//! identity-mapped: virtual = physical). Every 2 MiB-aligned stretch a mapping covers whole
+//! gets one 2 MiB page (the kernel image: its accesses are emulated on KVM-PVM, and a large page
+//! saves a level of the guest page walk on each); the rest gets 4 KiB pages.
 //!
 //! Every task gets its own tables, built once at boot and never changed: the kernel image and
 //! the monitor page supervisor-only, the task's text area user read/execute, its state arena
@@ -19,9 +21,12 @@ pub const WRITE: u64 = 1 << 1;
 pub const USER: u64 = 1 << 2;
 /// No-execute (needs EFER.NXE).
 pub const NO_EXEC: u64 = 1 << 63;
+/// A 2 MiB page (in a page-directory entry).
+pub const LARGE: u64 = 1 << 7;
 /// The physical-address bits of an entry.
 pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 const PAGE: u64 = 0x1000;
+const LARGE_PAGE: u64 = 0x20_0000;
 
 /// One range to map and its leaf flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,8 +101,13 @@ pub fn build(frames: &mut impl Frames, mappings: &[Mapping]) -> Result<u64, MapE
         }
         let mut page = m.range.base;
         while page < end {
-            map_page(frames, root, page, m.flags | PRESENT)?;
-            page += PAGE;
+            let size = if page % LARGE_PAGE == 0 && end - page >= LARGE_PAGE {
+                LARGE_PAGE
+            } else {
+                PAGE
+            };
+            map_page(frames, root, page, size, m.flags | PRESENT)?;
+            page += size;
         }
     }
     Ok(root)
@@ -107,12 +117,26 @@ fn index(addr: u64, level: u32) -> usize {
     ((addr >> (12 + 9 * level)) & 0x1ff) as usize
 }
 
-fn map_page(frames: &mut impl Frames, root: u64, addr: u64, leaf: u64) -> Result<(), MapError> {
+/// Maps the page of `size` (4 KiB or 2 MiB) at `addr` with entry flags `leaf`.
+fn map_page(
+    frames: &mut impl Frames,
+    root: u64,
+    addr: u64,
+    size: u64,
+    leaf: u64,
+) -> Result<(), MapError> {
+    let (leaf_level, leaf) = if size == LARGE_PAGE {
+        (1, leaf | LARGE)
+    } else {
+        (0, leaf)
+    };
     let mut table = root;
-    for level in [3, 2, 1] {
+    for level in (leaf_level + 1..=3).rev() {
         let i = index(addr, level);
         let entry = frames.read(table, i);
-        table = if entry & PRESENT != 0 {
+        table = if entry & LARGE != 0 && level == 1 {
+            return Err(MapError::Overlap(addr));
+        } else if entry & PRESENT != 0 {
             entry & ADDR_MASK
         } else {
             let next = frames.alloc().ok_or(MapError::OutOfFrames)?;
@@ -120,7 +144,7 @@ fn map_page(frames: &mut impl Frames, root: u64, addr: u64, leaf: u64) -> Result
             next
         };
     }
-    let i = index(addr, 0);
+    let i = index(addr, leaf_level);
     if frames.read(table, i) & PRESENT != 0 {
         return Err(MapError::Overlap(addr));
     }
@@ -128,13 +152,17 @@ fn map_page(frames: &mut impl Frames, root: u64, addr: u64, leaf: u64) -> Result
     Ok(())
 }
 
-/// The leaf entry mapping `addr` in the space at `root`, if any (for tests and checks).
+/// The leaf entry mapping `addr` in the space at `root`, if any (for tests and checks); a
+/// 2 MiB page's entry has [`LARGE`] set.
 pub fn lookup(frames: &impl Frames, root: u64, addr: u64) -> Option<u64> {
     let mut table = root;
     for level in [3, 2, 1] {
         let entry = frames.read(table, index(addr, level));
         if entry & PRESENT == 0 {
             return None;
+        }
+        if level == 1 && entry & LARGE != 0 {
+            return Some(entry);
         }
         table = entry & ADDR_MASK;
     }
@@ -182,9 +210,9 @@ mod tests {
     fn task(i: u64) -> [Mapping; 5] {
         let state = 0x100_0000 + i * 0x20_0000;
         task_mappings(
-            Range::new(0x10_0000, 0x20_0000),
-            0x70_0000,
-            Range::new(0x30_0000 + i * 0x4_0000, 0x4_0000),
+            Range::new(0x20_0000, 0x20_0000),
+            0x80_0000,
+            Range::new(0x40_0000 + i * 0x4_0000, 0x4_0000),
             Range::new(state, 0x10_0000),
             Range::new(state + 0x10_1000, 0x1_f000),
         )
@@ -194,15 +222,29 @@ mod tests {
     fn a_task_sees_its_own_regions_and_the_kernel_supervisor_only() {
         let mut f = frames(64);
         let root = build(&mut f, &task(1)).expect("built");
-        let kernel = lookup(&f, root, 0x10_0000).expect("kernel mapped");
+        let kernel = lookup(&f, root, 0x20_0000).expect("kernel mapped");
         assert_eq!(kernel & USER, 0);
-        let text = lookup(&f, root, 0x34_0000).expect("text");
+        assert_eq!(
+            kernel & (LARGE | ADDR_MASK),
+            LARGE | 0x20_0000,
+            "one 2 MiB page"
+        );
+        assert_eq!(lookup(&f, root, 0x3f_f000), Some(kernel));
+        assert_eq!(
+            lookup(&f, root, 0x80_0000).map(|e| e & LARGE),
+            Some(0),
+            "monitor: 4 KiB"
+        );
+        let text = lookup(&f, root, 0x44_0000).expect("text");
+        assert_eq!(text & LARGE, 0);
         assert_eq!(text & (USER | WRITE | NO_EXEC), USER);
         let state = lookup(&f, root, (0x130_0000 - 8) & !0xfff).expect("state");
         assert_eq!(state & (USER | WRITE | NO_EXEC), USER | WRITE | NO_EXEC);
         assert_eq!(state & ADDR_MASK, 0x12f_f000);
         // Not mapped: the guard page, another task's text and state, free RAM, low memory.
-        for addr in [0x130_0000, 0x30_0000, 0x100_0000, 0x800_0000, 0x7000] {
+        for addr in [
+            0x130_0000, 0x40_0000, 0x100_0000, 0x800_1000, 0x1f_f000, 0x7000,
+        ] {
             assert_eq!(lookup(&f, root, addr), None, "{addr:#x}");
         }
         assert!(f.tables.len() <= 9, "{} tables", f.tables.len());
@@ -214,12 +256,31 @@ mod tests {
         let twice = [task(0)[0], task(0)[0]];
         assert_eq!(
             build(&mut frames(64), &twice),
-            Err(MapError::Overlap(0x10_0000))
+            Err(MapError::Overlap(0x20_0000))
         );
         let odd = [Mapping {
             range: Range::new(0x1001, 0x1000),
             flags: 0,
         }];
         assert_eq!(build(&mut frames(64), &odd), Err(MapError::Unaligned));
+        // A 4 KiB page inside a 2 MiB one, and a 2 MiB page over 4 KiB ones.
+        let small = Mapping {
+            range: Range::new(0x30_0000, 0x1000),
+            flags: 0,
+        };
+        let large = Mapping {
+            range: Range::new(0x20_0000, 0x20_0000),
+            flags: 0,
+        };
+        let inside = [large, small];
+        assert_eq!(
+            build(&mut frames(64), &inside),
+            Err(MapError::Overlap(0x30_0000))
+        );
+        let over = [small, large];
+        assert_eq!(
+            build(&mut frames(64), &over),
+            Err(MapError::Overlap(0x20_0000))
+        );
     }
 }

@@ -63,10 +63,6 @@ static MACHINE: KernelOnly<Machine> = KernelOnly(UnsafeCell::new(Machine {
 }));
 /// Timer ticks taken in the idle loop, not yet given to the kernel.
 static PENDING_TICKS: AtomicU64 = AtomicU64::new(0);
-/// The TSC at the kernel's entry from ring 3 (the start of a fault's recovery latency; one
-/// `rdtsc` per trap, which costs nothing measurable even under emulation); 0: read it when the
-/// fault is reported.
-static FAULT_TSC: AtomicU64 = AtomicU64::new(0);
 
 fn kernel() -> &'static mut Kernel<NTASKS> {
     KERNEL.get()
@@ -117,7 +113,8 @@ pub fn start() -> ! {
 
 /// A trap from ring 3 (`regs` is the current task's record).
 pub fn from_user(regs: *mut SavedRegs) -> *mut SavedRegs {
-    FAULT_TSC.store(cpu::rdtsc(), Ordering::Relaxed);
+    // The start of a fault's recovery latency (one `rdtsc` per trap).
+    let entry_tsc = cpu::rdtsc();
     let k = kernel();
     let Some(current) = k.current else {
         // Only a running task can trap from ring 3.
@@ -126,38 +123,34 @@ pub fn from_user(regs: *mut SavedRegs) -> *mut SavedRegs {
     // SAFETY: `regs` is the frame the entry just completed: the current task's record, or for
     // the IST vectors (NMI, #DF) a frame on their own stack.
     let (vector, rip) = unsafe { ((*regs).vector, (*regs).rip) };
-    match vector {
-        // An NMI (none is expected): resume the task from the IST frame, untouched.
-        2 => return regs,
-        // A double fault means the kernel's own trap delivery failed.
-        8 => fatal(b"double fault", vector, rip),
-        _ => {}
-    }
-    let text_base = k.tasks[current].regions.text.base;
     let (effect, rotate) = match vector as u8 {
         idt::SYSCALL_VECTOR | idt::INT80_VECTOR => (k.syscall(), false),
-        6 if rip == text_base + UD2_STUB_OFFSET => {
-            k.tasks[current].regs.rip += 2;
-            (k.syscall(), false)
-        }
         idt::TIMER_VECTOR => {
             apic::eoi();
             k.tick(true)
         }
-        idt::SPURIOUS_VECTOR => (Effect::None, false),
-        v if v < 32 => {
-            let cr2 = if v == 14 { cpu::cr2() } else { 0 };
-            let guard = sysmap::guard(current);
-            let error = k.tasks[current].regs.error;
-            (
-                k.exception(u64::from(v), error, cr2, guard.contains(cr2)),
-                false,
-            )
+        // An NMI (none is expected): resume the task from the IST frame, untouched.
+        2 => return regs,
+        // A double fault means the kernel's own trap delivery failed.
+        8 => fatal(b"double fault", vector, rip),
+        6 if rip == k.tasks[current].regions.text.base + UD2_STUB_OFFSET => {
+            k.tasks[current].regs.rip += 2;
+            (k.syscall(), false)
         }
+        v if v < 32 => {
+            // The task's own fault: straight to the VMM and back (the recovery path).
+            let cr2 = if v == 14 { cpu::cr2() } else { 0 };
+            let guard_hit = sysmap::guard(current).contains(cr2);
+            let error = k.tasks[current].regs.error;
+            k.crash_on_exception(current, u64::from(v), error, cr2, guard_hit);
+            fault(k, None, entry_tsc);
+            (Effect::None, false)
+        }
+        idt::SPURIOUS_VECTOR => (Effect::None, false),
         _ => (Effect::None, false),
     };
     if effect != Effect::None {
-        perform(k, effect);
+        perform(k, effect, entry_tsc);
     }
     let next = match k.schedule(rotate) {
         Some(next) => next,
@@ -189,7 +182,7 @@ fn idle(k: &mut Kernel<NTASKS>) -> usize {
         let ticks = PENDING_TICKS.swap(0, Ordering::Relaxed);
         for _ in 0..ticks {
             let (effect, _) = k.tick(false);
-            perform(k, effect);
+            perform(k, effect, cpu::rdtsc());
         }
         if let Some(next) = k.schedule(false) {
             return next;
@@ -225,7 +218,8 @@ fn switch_to(k: &mut Kernel<NTASKS>, next: usize) -> *mut SavedRegs {
     regs
 }
 
-fn perform(k: &mut Kernel<NTASKS>, effect: Effect) {
+/// Carries out `effect` of a kernel entry made at guest TSC `entry_tsc`.
+fn perform(k: &mut Kernel<NTASKS>, effect: Effect, entry_tsc: u64) {
     match effect {
         Effect::None => {}
         Effect::Console(text) => serial::write(user_bytes(text)),
@@ -235,7 +229,7 @@ fn perform(k: &mut Kernel<NTASKS>, effect: Effect) {
                 hypercall::call(call_word(Hypercall::Boundary, t as u8, seq), [0; 4]);
             }
         }
-        Effect::Fault(text) => fault(k, text),
+        Effect::Fault(text) => fault(k, text, entry_tsc),
         Effect::Report => {
             monitor_page_write(|page| page.report = k.report);
             hypercall::call(Hypercall::Report as u32, [0; 4]);
@@ -261,33 +255,27 @@ fn monitor_page_write(f: impl FnOnce(&mut MonitorPage)) {
     f(unsafe { &mut *monitor_page() });
 }
 
-/// Tells the VMM that a task stopped and carries out its verdict; a task left stopped is also
-/// announced on the console (a recovered one is not: the VMM reports it, and console output
-/// from ring 0 costs an exit per byte).
-fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>) {
+/// Tells the VMM that a task stopped (the kernel entered at guest TSC `entry_tsc`) and carries
+/// out its verdict; a task left stopped is also announced on the console (a recovered one is
+/// not: the VMM reports it, and console output from ring 0 costs an exit per byte).
+///
+/// This is the recovery path, and every instruction of it is emulated on KVM-PVM: the record,
+/// context and window are written straight into the monitor page, nothing is kept on the
+/// stack across the hypercall.
+fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>, entry_tsc: u64) {
     let t = k.last_fault.task as usize;
-    let tsc = match FAULT_TSC.swap(0, Ordering::Relaxed) {
-        0 => cpu::rdtsc(),
-        tsc => tsc,
-    };
-    k.last_fault.entry_tsc = tsc;
-    let record = k.last_fault;
-    let mut context = k.crash_context(t);
-    if let Some(text) = text {
-        (context.text_addr, context.text_len) = (text.addr, text.len);
-    }
+    k.last_fault.entry_tsc = entry_tsc;
     monitor_page_write(|page| {
-        page.fault = record;
-        page.crash = context;
+        page.fault = k.last_fault;
+        k.write_crash_context(t, text, &mut page.crash);
         k.fill_window(t, &mut page.window);
     });
     hypercall::call(call_word(Hypercall::Fault, t as u8, 0), [0; 4]);
-    let m = MACHINE.get();
-    let (action, delay) = if m.flags & FLAG_RECOVERY != 0 {
+    let (action, delay) = if MACHINE.get().flags & FLAG_RECOVERY != 0 {
         // SAFETY: as in `monitor_page_write`; the VMM wrote the verdict during the hypercall.
         let verdict = unsafe { (&raw const (*monitor_page()).verdict).read_volatile() };
         (
-            verdict.action_for(record.seq),
+            verdict.action_for(k.last_fault.seq),
             u64::from(verdict.delay_ticks),
         )
     } else {
@@ -298,6 +286,7 @@ fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>) {
         reset_fpu(t);
         return;
     }
+    let record = k.last_fault;
     let name = TASKS.get(t).map_or("?", |d| d.name);
     serial::write(b"kernel: task ");
     serial::write(name.as_bytes());

@@ -75,24 +75,49 @@ impl<const N: usize> Kernel<N> {
 
     /// What the VMM needs besides the fault record of crashed task `t`.
     pub fn crash_context(&self, t: usize) -> CrashContext {
+        let mut context = CrashContext {
+            boundary: 0,
+            label: 0,
+            caller: 0,
+            flags: 0,
+            text_addr: 0,
+            text_len: 0,
+        };
+        self.write_crash_context(t, None, &mut context);
+        context
+    }
+
+    /// Writes [`Kernel::crash_context`] of `t`, with its panic message `text` if any, into
+    /// `out` (field by field: it is the monitor page's, written in emulated ring 0).
+    pub fn write_crash_context(
+        &self,
+        t: usize,
+        text: Option<CheckedSlice>,
+        out: &mut CrashContext,
+    ) {
         let task = &self.tasks[t];
         let caller = self.in_flight_caller(t);
         let mut flags = 0;
         if task.server {
             flags |= CrashContext::SERVER;
         }
-        if caller.is_some() && task.in_flight_replay {
-            flags |= CrashContext::REPLAY;
+        out.boundary = task.boundaries;
+        match caller {
+            Some(c) => {
+                if task.in_flight_replay {
+                    flags |= CrashContext::REPLAY;
+                }
+                // The caller's registers still hold its request until it is answered.
+                out.label = self.tasks[c].regs.rsi;
+                out.caller = c as u32;
+            }
+            None => {
+                out.label = 0;
+                out.caller = NO_CALLER;
+            }
         }
-        CrashContext {
-            boundary: task.boundaries,
-            // The caller's registers still hold its request until it is answered.
-            label: caller.map_or(0, |c| self.tasks[c].regs.rsi),
-            caller: caller.map_or(NO_CALLER, |c| c as u32),
-            flags,
-            text_addr: 0,
-            text_len: 0,
-        }
+        out.flags = flags;
+        (out.text_addr, out.text_len) = text.map_or((0, 0), |s| (s.addr, s.len));
     }
 
     /// Writes crashed task `t`'s recovery window into `window` (in place: it is the monitor
@@ -266,10 +291,23 @@ impl<const N: usize> Kernel<N> {
         let Some(t) = self.current else {
             return Effect::None;
         };
+        self.crash_on_exception(t, vector, error, cr2, guard_hit);
+        Effect::Fault(None)
+    }
+
+    /// [`Kernel::exception`] of task `t` (the current one), for a caller that hands the record
+    /// to the VMM itself.
+    pub fn crash_on_exception(
+        &mut self,
+        t: usize,
+        vector: u64,
+        error: u64,
+        cr2: u64,
+        guard_hit: bool,
+    ) {
         let cause = FaultCause::from_exception(vector, guard_hit);
         let addr = if vector == 14 { cr2 } else { 0 };
         self.crash(t, cause, vector as u32, error, addr);
-        Effect::Fault(None)
     }
 
     /// The current task panicked with the text at word 0 / word 1.

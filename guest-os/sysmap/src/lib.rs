@@ -3,10 +3,11 @@
 //! script (which bundles the tasks) and the tasks' build scripts (which link them).
 //!
 //! ```text
-//!  0x0010_0000  kernel image (at most 2 MiB: code, data, page tables, stacks)   ┐ kernel
-//!  0x0030_0000  task text areas: task i's code and read-only data at           │ region
+//!  0x0020_0000  kernel image (at most 2 MiB: code, data, page tables, stacks;   ┐ kernel
+//!               one 2 MiB page in every address space)                          │ region
+//!  0x0040_0000  task text areas: task i's code and read-only data at           │
 //!               TEXT_BASE + i * TEXT_SIZE (256 KiB each)                       ┘
-//!  0x0070_0000  monitor page
+//!  0x0080_0000  monitor page
 //!  0x0100_0000  task i at TASK_BASE + i * TASK_STRIDE (2 MiB apart):
 //!                 state arena  1 MiB     .data and .bss: all the task's state (dirty-logged)
 //!                 scratch      128 KiB   guard page, then the stack (not logged)
@@ -22,18 +23,20 @@ use abi::manifest::{MAX_SERVERS, Manifest, Range, ServerDecl};
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 
-/// Start of the kernel region (and of the kernel image).
-pub const KERNEL_BASE: u64 = 0x10_0000;
+/// Start of the kernel region (and of the kernel image). 2 MiB-aligned, so that one large page
+/// maps the whole image: on KVM-PVM ring 0 is emulated and every access the kernel makes walks
+/// the guest page tables, one level fewer with a 2 MiB page (measured: ~7% off the fault path).
+pub const KERNEL_BASE: u64 = 0x20_0000;
 /// Where the kernel image must end.
 pub const KERNEL_IMAGE_END: u64 = TEXT_BASE;
 /// First task text area.
-pub const TEXT_BASE: u64 = 0x30_0000;
+pub const TEXT_BASE: u64 = 0x40_0000;
 /// Size of one task text area.
 pub const TEXT_SIZE: u64 = 256 * KIB;
 /// The kernel region: the kernel image and every task text area.
-pub const KERNEL_REGION: Range = Range::new(KERNEL_BASE, 0x70_0000 - KERNEL_BASE);
+pub const KERNEL_REGION: Range = Range::new(KERNEL_BASE, MONITOR_PAGE - KERNEL_BASE);
 /// The monitor page.
-pub const MONITOR_PAGE: u64 = 0x70_0000;
+pub const MONITOR_PAGE: u64 = 0x80_0000;
 /// Task 0's state arena.
 pub const TASK_BASE: u64 = 0x100_0000;
 /// Distance between two tasks' state arenas.
@@ -103,6 +106,7 @@ const _: () = {
     assert!(KERNEL_REGION.base + KERNEL_REGION.size <= MONITOR_PAGE);
     assert!(MONITOR_PAGE + 0x1000 <= TASK_BASE);
     assert!(STATE_SIZE + SCRATCH_SIZE <= TASK_STRIDE);
+    assert!(KERNEL_BASE.is_multiple_of(2 * MIB) && KERNEL_IMAGE_END - KERNEL_BASE == 2 * MIB);
     let mut i = 0;
     while i < TASKS.len() {
         assert!(TASKS[i].priority < PRIORITIES);
