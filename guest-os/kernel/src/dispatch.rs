@@ -192,6 +192,7 @@ fn idle(k: &mut Kernel<NTASKS>) -> usize {
 
 /// Makes `next` the running task: its address space, its FPU state, its RSP0; returns its
 /// record for `trap_restore`.
+#[inline(always)]
 fn switch_to(k: &mut Kernel<NTASKS>, next: usize) -> *mut SavedRegs {
     let m = MACHINE.get();
     if m.fpu_owner != next {
@@ -219,6 +220,7 @@ fn switch_to(k: &mut Kernel<NTASKS>, next: usize) -> *mut SavedRegs {
 }
 
 /// Carries out `effect` of a kernel entry made at guest TSC `entry_tsc`.
+#[inline(always)]
 fn perform(k: &mut Kernel<NTASKS>, effect: Effect, entry_tsc: u64) {
     match effect {
         Effect::None => {}
@@ -249,6 +251,7 @@ fn monitor_page() -> *mut MonitorPage {
     sysmap::MONITOR_PAGE as *mut MonitorPage
 }
 
+#[inline(always)]
 fn monitor_page_write(f: impl FnOnce(&mut MonitorPage)) {
     // SAFETY: the monitor page is mapped supervisor-only in every space; the VMM reads and
     // writes it only during a hypercall, when the kernel holds no reference to it.
@@ -262,14 +265,17 @@ fn monitor_page_write(f: impl FnOnce(&mut MonitorPage)) {
 /// This is the recovery path, and every instruction of it is emulated on KVM-PVM: the record,
 /// context and window are written straight into the monitor page, nothing is kept on the
 /// stack across the hypercall.
+#[inline(always)]
 fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>, entry_tsc: u64) {
     let t = k.last_fault.task as usize;
     k.last_fault.entry_tsc = entry_tsc;
-    monitor_page_write(|page| {
+    {
+        // SAFETY: as in `monitor_page_write` (written out here so that it stays inline).
+        let page = unsafe { &mut *monitor_page() };
         page.fault = k.last_fault;
         k.write_crash_context(t, text, &mut page.crash);
         k.fill_window(t, &mut page.window);
-    });
+    }
     hypercall::call(call_word(Hypercall::Fault, t as u8, 0), [0; 4]);
     let (action, delay) = if MACHINE.get().flags & FLAG_RECOVERY != 0 {
         // SAFETY: as in `monitor_page_write`; the VMM wrote the verdict during the hypercall.
@@ -286,6 +292,12 @@ fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>, entry_tsc: u64) {
         reset_fpu(t);
         return;
     }
+    announce_stopped(k, t, text);
+}
+
+/// Prints why task `t` stays stopped (a kernel line: rare, and each byte is an exit).
+#[cold]
+fn announce_stopped(k: &Kernel<NTASKS>, t: usize, text: Option<CheckedSlice>) {
     let record = k.last_fault;
     let name = TASKS.get(t).map_or("?", |d| d.name);
     serial::write(b"kernel: task ");

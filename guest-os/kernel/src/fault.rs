@@ -45,6 +45,7 @@ pub const NO_VECTOR: u32 = u32::MAX;
 impl<const N: usize> Kernel<N> {
     /// Stops task `t` for `cause`; its record becomes [`Kernel::last_fault`]. What happens to the
     /// tasks it held waits for [`Kernel::recover`].
+    #[inline(always)]
     pub fn crash(&mut self, t: usize, cause: FaultCause, vector: u32, error: u64, addr: u64) {
         let task = &self.tasks[t];
         let was = task.state;
@@ -89,6 +90,7 @@ impl<const N: usize> Kernel<N> {
 
     /// Writes [`Kernel::crash_context`] of `t`, with its panic message `text` if any, into
     /// `out` (field by field: it is the monitor page's, written in emulated ring 0).
+    #[inline(always)]
     pub fn write_crash_context(
         &self,
         t: usize,
@@ -128,11 +130,19 @@ impl<const N: usize> Kernel<N> {
     /// any message, and has done nothing since this message but handle the later messages of
     /// `t` listed here (its activity grew by exactly their number). Messages past the listed
     /// ones are not known here: a receiver that got some of them is not reported quiet.
+    #[inline(always)]
     pub fn fill_window(&self, t: usize, window: &mut SentWindow) {
         let task = &self.tasks[t];
-        let sent = task.sent();
         window.count = task.sent_count;
         window.reserved = 0;
+        // Usually empty (a crash at the start of a message): only the count is written.
+        if task.sent_count != 0 {
+            self.fill_sent(t, window);
+        }
+    }
+
+    fn fill_sent(&self, t: usize, window: &mut SentWindow) {
+        let sent = self.tasks[t].sent();
         for (i, (slot, s)) in window.sent.iter_mut().zip(sent).enumerate() {
             let to = usize::from(s.to);
             let mut flags = 0;
@@ -156,6 +166,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// The task waiting for the reply to the call `t` received since its boundary.
+    #[inline(always)]
     pub(crate) fn in_flight_caller(&self, t: usize) -> Option<usize> {
         let c = usize::from(self.tasks[t].in_flight);
         let waiting = self.tasks.get(c)?.state == State::AwaitingReply { from: t as u16 };
@@ -164,6 +175,7 @@ impl<const N: usize> Kernel<N> {
 
     /// Carries out the VMM's verdict on crashed task `t` (see the module doc); a restart waits
     /// `delay` ticks first (its callers stay queued).
+    #[inline(always)]
     pub fn recover(&mut self, t: usize, action: VerdictAction, delay: u64) {
         if self
             .tasks
@@ -220,6 +232,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// Restarts `t` at its entry with a new generation (its state already restored by the VMM).
+    #[inline(always)]
     fn restart(&mut self, t: usize, action: VerdictAction) {
         let caller = self.in_flight_caller(t);
         let task = &mut self.tasks[t];
@@ -280,6 +293,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// Wakes `task` from its call or send with `error` and the target's current id in rdi.
+    #[inline(always)]
     fn answer_error(&mut self, task: usize, error: Error, current: u64) {
         self.tasks[task].regs.rdi = current;
         self.wake(task, error as u64);
@@ -311,6 +325,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// The current task panicked with the text at word 0 / word 1.
+    #[inline(always)]
     pub(crate) fn panicked(&mut self, me: usize) -> Effect {
         let regs = self.tasks[me].regs;
         let text: Option<CheckedSlice> = self.tasks[me]
@@ -321,6 +336,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// Task `t` overran its per-message budget.
+    #[inline(always)]
     pub(crate) fn hang(&mut self, t: usize) -> Effect {
         self.crash(t, FaultCause::BudgetOverrun, NO_VECTOR, 0, 0);
         Effect::Fault(None)

@@ -33,6 +33,7 @@ use abi::monitor::FaultCause;
 impl<const N: usize> Kernel<N> {
     /// Checks a target id from task `me`: the target's index, or the error (with the id to
     /// report in rdi).
+    #[inline(always)]
     pub fn target(&self, me: usize, raw: u64) -> Result<usize, (Error, u64)> {
         let id = TaskId(raw);
         let t = usize::from(id.index());
@@ -61,12 +62,14 @@ impl<const N: usize> Kernel<N> {
         Ok(t)
     }
 
+    #[inline(always)]
     pub(crate) fn fail(&mut self, me: usize, (error, rdi): (Error, u64)) {
         let regs = &mut self.tasks[me].regs;
         regs.rax = error as u64;
         regs.rdi = rdi;
     }
 
+    #[inline(always)]
     fn begin_message(&mut self, task: usize) {
         let t = &mut self.tasks[task];
         t.messages += 1;
@@ -76,6 +79,7 @@ impl<const N: usize> Kernel<N> {
         t.regs.rcx = t.take_fault();
     }
 
+    #[inline(always)]
     pub(crate) fn deliver_notification(&mut self, task: usize) {
         let t = &mut self.tasks[task];
         let bits = t.notifications;
@@ -93,6 +97,7 @@ impl<const N: usize> Kernel<N> {
     /// and asks for a snapshot. After a read-only request the window stays open: the last
     /// snapshot still is the state the server's clients depend on (a crash rolls back to it,
     /// losing nothing they saw), so the exit to the VMM is saved. Other tasks have no boundaries.
+    #[inline(always)]
     fn boundary(&mut self, me: usize, replying: bool) -> Result<Effect, Effect> {
         let t = &self.tasks[me];
         if !t.server {
@@ -124,6 +129,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// `send` (`call` false) or `call` from `me`, message in its registers.
+    #[inline(always)]
     pub fn send(&mut self, me: usize, call: bool) {
         let sender = &mut self.tasks[me];
         sender.activity = sender.activity.wrapping_add(1);
@@ -147,6 +153,7 @@ impl<const N: usize> Kernel<N> {
 
     /// Delivers `from`'s message to `to`, which was receiving; a server's send goes into its
     /// recovery window.
+    #[inline(always)]
     fn deliver(&mut self, to: usize, from: usize, label: u64, words: [u64; MSG_WORDS], call: bool) {
         let sender = self.id(from);
         let replay = self.tasks[from].replaying;
@@ -173,6 +180,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// The `recv` system call of `me`: its boundary, then the receive.
+    #[inline(always)]
     pub fn recv_call(&mut self, me: usize) -> Effect {
         match self.boundary(me, false) {
             Ok(effect) => {
@@ -184,20 +192,23 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// `recv` for `me`: a pending notification first, then a waiting sender, else block.
+    #[inline(always)]
     pub fn recv(&mut self, me: usize) {
         self.tasks[me].in_message = false;
         if self.tasks[me].notifications != 0 {
             return self.deliver_notification(me);
         }
-        let senders = self.tasks[me].senders;
-        if senders == 0 {
-            return self.block(me, State::Receiving);
-        }
-        let s = senders.trailing_zeros() as usize;
-        self.tasks[me].senders &= !(1 << s);
-        let State::Sending { call, .. } = self.tasks[s].state else {
+        let (s, call) = loop {
+            let senders = self.tasks[me].senders;
+            if senders == 0 {
+                return self.block(me, State::Receiving);
+            }
+            let s = senders.trailing_zeros() as usize;
+            self.tasks[me].senders &= !(1 << s);
+            if let State::Sending { call, .. } = self.tasks[s].state {
+                break (s, call);
+            }
             // A sender bit without a sending task would be a kernel bug; drop the bit.
-            return self.recv(me);
         };
         let (label, words) = (self.tasks[s].regs.rsi, self.tasks[s].regs.words());
         self.deliver(me, s, label, words, call);
@@ -210,6 +221,7 @@ impl<const N: usize> Kernel<N> {
 
     /// `reply` from `me` to the caller named in its rdi; sets `me`'s status. The caller gets
     /// the reply's label and words, and `me`'s current id in rdi.
+    #[inline(always)]
     pub fn reply(&mut self, me: usize) {
         let answering = self.tasks[me].in_flight;
         self.reply_to(me, answering);
@@ -218,6 +230,7 @@ impl<const N: usize> Kernel<N> {
     /// The reply of `me` to the caller named in its rdi, `answering` being the caller whose
     /// message it handles. A reply to anyone else (a deferred reply) counts as activity: the
     /// replier then answered a task outside any recovery window that named it quiet.
+    #[inline(always)]
     fn reply_to(&mut self, me: usize, answering: u16) {
         let regs = self.tasks[me].regs;
         let id = TaskId(regs.rdi);
@@ -244,6 +257,7 @@ impl<const N: usize> Kernel<N> {
 
     /// `reply_recv` from `me`: its boundary (a corrupted server's reply is never released),
     /// the reply (dropped if undeliverable), then the receive.
+    #[inline(always)]
     pub fn reply_recv(&mut self, me: usize) -> Effect {
         // The boundary forgets the caller in flight; the reply still answers it.
         let answering = self.tasks[me].in_flight;
@@ -258,6 +272,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// `notify` from `me`: target in rdi, bits in word 0.
+    #[inline(always)]
     pub fn notify(&mut self, me: usize) {
         let task = &mut self.tasks[me];
         task.activity = task.activity.wrapping_add(1);

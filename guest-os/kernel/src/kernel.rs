@@ -155,6 +155,7 @@ impl<const N: usize> Kernel<N> {
 
     /// Picks the task to run next (`rotate`: the current one's time slice is over) and makes it
     /// current; `None` means idle.
+    #[inline(always)]
     pub fn schedule(&mut self, rotate: bool) -> Option<usize> {
         let next = if rotate {
             self.queues.rotate(self.current)
@@ -198,6 +199,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// ORs `bits` into `task`'s notifications, delivering them if it waits in receive.
+    #[inline(always)]
     pub(crate) fn post(&mut self, task: usize, bits: u64) {
         let t = &mut self.tasks[task];
         if t.state == State::Crashed {
@@ -211,6 +213,7 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// Makes `task` runnable with status `rax` (it was blocked); a call it made is over.
+    #[inline(always)]
     pub(crate) fn wake(&mut self, task: usize, rax: u64) {
         let t = &mut self.tasks[task];
         t.regs.rax = rax;
@@ -220,12 +223,14 @@ impl<const N: usize> Kernel<N> {
     }
 
     /// Takes `task` off the run queues in `state`.
+    #[inline(always)]
     pub(crate) fn block(&mut self, task: usize, state: State) {
         self.tasks[task].state = state;
         self.queues.remove(task);
     }
 
     /// The id of task `index` at its current generation.
+    #[inline(always)]
     pub fn id(&self, index: usize) -> TaskId {
         TaskId::new(index as u16, self.tasks[index].generation)
     }

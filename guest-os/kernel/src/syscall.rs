@@ -9,6 +9,7 @@ use abi::status::GUEST_MAX;
 
 impl<const N: usize> Kernel<N> {
     /// Handles the system call of the current task.
+    #[inline(always)]
     pub fn syscall(&mut self) -> Effect {
         let Some(me) = self.current else {
             return Effect::None;

@@ -343,14 +343,21 @@ impl Task {
     /// period) and comes first; otherwise an armed after-send fault (`message` reached) is handed
     /// over, `kind | AFTER_SEND`, and stays armed: it is consumed only when the task crashes
     /// while holding it ([`Task::crashed_holding_fault`]).
+    #[inline(always)]
     pub fn take_fault(&mut self) -> u64 {
-        let m = self.messages;
         self.after_send_held = false;
         // The plans are sorted by message: nothing is due before the first one. This is the
-        // path of every message (in emulated ring 0 under KVM-PVM, where each instruction counts).
-        if self.faults[0].message > m {
+        // path of every message (in emulated ring 0 under KVM-PVM, where each instruction, and
+        // each call, counts).
+        if self.faults[0].message > self.messages {
             return 0;
         }
+        self.take_due_fault()
+    }
+
+    /// [`Task::take_fault`] once a plan may be due.
+    fn take_due_fault(&mut self) -> u64 {
+        let m = self.messages;
         let plain = |f: &PlannedFault| f.kind & AFTER_SEND == 0 && f.message == m;
         if let Some(f) = self.faults.iter_mut().find(|f| plain(f)) {
             let kind = f.kind;
@@ -379,10 +386,14 @@ impl Task {
 
     /// The task crashed: if it held an after-send fault, that plan is consumed (armed again
     /// `period` messages after this one, or removed).
+    #[inline]
     pub fn crashed_holding_fault(&mut self) {
-        if !core::mem::take(&mut self.after_send_held) {
-            return;
+        if core::mem::take(&mut self.after_send_held) {
+            self.consume_after_send();
         }
+    }
+
+    fn consume_after_send(&mut self) {
         let Some(i) = self.armed_after_send() else {
             return;
         };
