@@ -53,7 +53,11 @@ impl<T> KernelOnly<T> {
     }
 }
 
-static KERNEL: KernelOnly<Kernel<NTASKS>> = KernelOnly(UnsafeCell::new(Kernel::new()));
+/// The kernel, as this machine runs it.
+type TheKernel = Kernel<NTASKS, MachineMemory>;
+
+static KERNEL: KernelOnly<TheKernel> =
+    KernelOnly(UnsafeCell::new(Kernel::with_memory(MachineMemory)));
 static MACHINE: KernelOnly<Machine> = KernelOnly(UnsafeCell::new(Machine {
     fx: [cpu::FxArea::ZERO; NTASKS],
     roots: [0; NTASKS],
@@ -64,7 +68,7 @@ static MACHINE: KernelOnly<Machine> = KernelOnly(UnsafeCell::new(Machine {
 /// Timer ticks taken in the idle loop, not yet given to the kernel.
 static PENDING_TICKS: AtomicU64 = AtomicU64::new(0);
 
-fn kernel() -> &'static mut Kernel<NTASKS> {
+fn kernel() -> &'static mut TheKernel {
     KERNEL.get()
 }
 
@@ -92,18 +96,23 @@ pub fn plan_fault(task: usize, fault: kernel::task::PlannedFault) -> bool {
     task < k.count && k.tasks[task].plan_fault(fault)
 }
 
-/// Reads a `u64` at a user address the kernel checked (a state canary of the current task,
-/// whose address space is loaded).
-fn read_user(addr: u64) -> u64 {
-    // SAFETY: `addr` was checked at declaration to be an aligned `u64` inside the task's state
-    // arena, which is mapped in its address space, the one loaded while it runs a system call.
-    unsafe { (addr as *const u64).read_volatile() }
+/// Task memory as the kernel reads it here: through the current task's mapped address space.
+#[derive(Clone, Copy, Debug)]
+struct MachineMemory;
+
+impl kernel::UserMemory for MachineMemory {
+    #[inline(always)]
+    fn read_u64(&self, addr: u64) -> u64 {
+        // SAFETY: `addr` was checked at declaration to be an aligned `u64` inside the task's
+        // state arena, which is mapped in its address space, the one loaded while it runs a
+        // system call.
+        unsafe { (addr as *const u64).read_volatile() }
+    }
 }
 
 /// Enters the first task.
 pub fn start() -> ! {
     let k = kernel();
-    k.read_user = read_user;
     let Some(first) = k.schedule(false) else {
         serial::line(b"kernel: no task to run");
         hypercall::exit(KERNEL_FAULT_STATUS)
@@ -176,7 +185,7 @@ pub fn from_kernel(regs: *mut SavedRegs) {
 
 /// Waits for a task to become ready: halts until timer ticks arrive and hands them to the
 /// kernel (timers may wake a task).
-fn idle(k: &mut Kernel<NTASKS>) -> usize {
+fn idle(k: &mut TheKernel) -> usize {
     loop {
         cpu::wait_for_interrupt();
         let ticks = PENDING_TICKS.swap(0, Ordering::Relaxed);
@@ -193,7 +202,7 @@ fn idle(k: &mut Kernel<NTASKS>) -> usize {
 /// Makes `next` the running task: its address space, its FPU state, its RSP0; returns its
 /// record for `trap_restore`.
 #[inline(always)]
-fn switch_to(k: &mut Kernel<NTASKS>, next: usize) -> *mut SavedRegs {
+fn switch_to(k: &mut TheKernel, next: usize) -> *mut SavedRegs {
     let m = MACHINE.get();
     if m.fpu_owner != next {
         if let Some(area) = m.fx.get_mut(m.fpu_owner) {
@@ -221,7 +230,7 @@ fn switch_to(k: &mut Kernel<NTASKS>, next: usize) -> *mut SavedRegs {
 
 /// Carries out `effect` of a kernel entry made at guest TSC `entry_tsc`.
 #[inline(always)]
-fn perform(k: &mut Kernel<NTASKS>, effect: Effect, entry_tsc: u64) {
+fn perform(k: &mut TheKernel, effect: Effect, entry_tsc: u64) {
     match effect {
         Effect::None => {}
         Effect::Console(text) => serial::write(user_bytes(text)),
@@ -266,7 +275,7 @@ fn monitor_page_write(f: impl FnOnce(&mut MonitorPage)) {
 /// context and window are written straight into the monitor page, nothing is kept on the
 /// stack across the hypercall.
 #[inline(always)]
-fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>, entry_tsc: u64) {
+fn fault(k: &mut TheKernel, text: Option<CheckedSlice>, entry_tsc: u64) {
     let t = k.last_fault.task as usize;
     k.last_fault.entry_tsc = entry_tsc;
     {
@@ -297,7 +306,7 @@ fn fault(k: &mut Kernel<NTASKS>, text: Option<CheckedSlice>, entry_tsc: u64) {
 
 /// Prints why task `t` stays stopped (a kernel line: rare, and each byte is an exit).
 #[cold]
-fn announce_stopped(k: &Kernel<NTASKS>, t: usize, text: Option<CheckedSlice>) {
+fn announce_stopped(k: &TheKernel, t: usize, text: Option<CheckedSlice>) {
     let record = k.last_fault;
     let name = TASKS.get(t).map_or("?", |d| d.name);
     serial::write(b"kernel: task ");

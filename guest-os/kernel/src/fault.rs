@@ -31,7 +31,7 @@
 //! Any restart also closes the task's recovery window (nothing sent) and counts as activity
 //! (a peer that was restarted is never reported quiet).
 
-use crate::kernel::{Effect, Kernel};
+use crate::kernel::{Effect, Kernel, UserMemory};
 use crate::task::{NO_TASK, State};
 use crate::umem::{CheckedSlice, UserSlice};
 use abi::ipc::Error;
@@ -42,7 +42,7 @@ use abi::monitor::{
 /// `FaultRecord::vector` for faults that are not CPU exceptions.
 pub const NO_VECTOR: u32 = u32::MAX;
 
-impl<const N: usize> Kernel<N> {
+impl<const N: usize, M: UserMemory> Kernel<N, M> {
     /// Stops task `t` for `cause`; its record becomes [`Kernel::last_fault`]. What happens to the
     /// tasks it held waits for [`Kernel::recover`].
     #[inline(always)]

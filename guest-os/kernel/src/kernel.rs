@@ -60,9 +60,28 @@ pub struct TaskSetup {
     pub args: [u64; 2],
 }
 
-/// The kernel of up to `N` tasks.
+/// How the kernel reads a word of the current task's memory at an address it checked (its
+/// state canaries, at every boundary). A type parameter, not a function pointer: on KVM-PVM an
+/// indirect call in emulated ring 0 costs several times its instructions.
+pub trait UserMemory {
+    /// The `u64` at `addr`: aligned, inside the current task's state arena (checked when it was
+    /// declared), whose address space is loaded.
+    fn read_u64(&self, addr: u64) -> u64;
+}
+
+/// Every canary reads intact: a kernel with no machine under it (tests of everything else).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Intact;
+
+impl UserMemory for Intact {
+    fn read_u64(&self, _: u64) -> u64 {
+        abi::ipc::STATE_CANARY
+    }
+}
+
+/// The kernel of up to `N` tasks, reading task memory through `M`.
 #[derive(Debug)]
-pub struct Kernel<const N: usize> {
+pub struct Kernel<const N: usize, M = Intact> {
     /// The task table; entries past `count` are unused.
     pub tasks: [Task; N],
     /// Tasks in use.
@@ -83,20 +102,22 @@ pub struct Kernel<const N: usize> {
     pub report: WorkloadReport,
     /// Per-message budget of servers, in ticks.
     pub budget: u32,
-    /// Reads a `u64` of the current task's memory at a checked address (its state canaries).
-    pub read_user: fn(u64) -> u64,
+    /// Reads the current task's memory at checked addresses (its state canaries).
+    pub user: M,
     /// The earliest `restart_at` of a `Restarting` task (`u64::MAX`: none).
     pub next_restart: u64,
 }
 
-/// [`Kernel::read_user`] before the machine sets a real one: every canary reads intact.
-fn intact(_: u64) -> u64 {
-    abi::ipc::STATE_CANARY
+impl<const N: usize> Kernel<N> {
+    /// A kernel with no task, whose canaries always read intact.
+    pub const fn new() -> Self {
+        Self::with_memory(Intact)
+    }
 }
 
-impl<const N: usize> Kernel<N> {
-    /// A kernel with no task.
-    pub const fn new() -> Self {
+impl<const N: usize, M: UserMemory> Kernel<N, M> {
+    /// A kernel with no task, reading task memory through `user`.
+    pub const fn with_memory(user: M) -> Self {
         Self {
             tasks: [Task::EMPTY; N],
             count: 0,
@@ -125,7 +146,7 @@ impl<const N: usize> Kernel<N> {
                 mismatches: 0,
             },
             budget: DEFAULT_BUDGET,
-            read_user: intact,
+            user,
             next_restart: u64::MAX,
         }
     }

@@ -27,7 +27,7 @@ pub mod task;
 pub mod timer;
 pub mod umem;
 
-pub use kernel::{Effect, Kernel, TaskSetup};
+pub use kernel::{Effect, Intact, Kernel, TaskSetup, UserMemory};
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Scenario tests of the kernel's state machine: tasks issue system calls by setting their
 //! saved registers, as the trap entry would leave them.
 
-use crate::kernel::{Effect, Kernel, TaskSetup};
+use crate::kernel::{Effect, Kernel, TaskSetup, UserMemory};
 use crate::task::{PlannedFault, State};
 use crate::umem::Regions;
 use abi::inject::AFTER_SEND;
@@ -33,9 +33,28 @@ fn setup(priority: u8, server: bool) -> TaskSetup {
     }
 }
 
+/// The tests' kernel: four tasks, task memory whose canaries read intact except at `corrupted`.
+type K = Kernel<4, TestMemory>;
+
+/// Task memory for the tests: every canary reads intact but the one at `corrupted` (0: none).
+#[derive(Clone, Copy, Debug, Default)]
+struct TestMemory {
+    corrupted: u64,
+}
+
+impl UserMemory for TestMemory {
+    fn read_u64(&self, addr: u64) -> u64 {
+        if addr != 0 && addr == self.corrupted {
+            0
+        } else {
+            STATE_CANARY
+        }
+    }
+}
+
 /// Server (priority 1), client and another client (priority 2).
-fn kernel() -> Kernel<4> {
-    let mut k = Kernel::new();
+fn kernel() -> K {
+    let mut k = Kernel::with_memory(TestMemory::default());
     k.add_task(&setup(1, true));
     k.add_task(&setup(2, false));
     k.add_task(&setup(2, false));
@@ -43,7 +62,7 @@ fn kernel() -> Kernel<4> {
 }
 
 /// Task `t` makes call `sys` with target `rdi`, label and words; returns the effect.
-fn sys(k: &mut Kernel<4>, t: usize, sys: Sys, rdi: u64, label: u64, words: [u64; 6]) -> Effect {
+fn sys(k: &mut K, t: usize, sys: Sys, rdi: u64, label: u64, words: [u64; 6]) -> Effect {
     assert_eq!(k.current, Some(t), "task {t} is not running");
     let r = &mut k.tasks[t].regs;
     r.rax = sys as u64;
@@ -55,7 +74,7 @@ fn sys(k: &mut Kernel<4>, t: usize, sys: Sys, rdi: u64, label: u64, words: [u64;
     e
 }
 
-fn server_receives(k: &mut Kernel<4>) {
+fn server_receives(k: &mut K) {
     assert_eq!(k.schedule(false), Some(SERVER));
     sys(k, SERVER, Sys::Recv, 0, 0, [0; 6]);
     assert_eq!(k.tasks[SERVER].state, State::Receiving);
@@ -266,7 +285,7 @@ fn console_pointers_are_checked_and_privileged_calls_refused() {
 
 /// The server (task 0) has received CLIENT's call (message 1) after one boundary, and crashes
 /// on it; OTHER is queued behind it.
-fn crashed_on_a_call() -> Kernel<4> {
+fn crashed_on_a_call() -> K {
     let mut k = kernel();
     server_receives(&mut k);
     let server = k.id(SERVER).0;
@@ -463,10 +482,6 @@ fn a_late_reply_to_a_restarted_caller_is_dropped() {
     assert_ne!(k.tasks[CLIENT].regs.words(), [9; 6]);
 }
 
-fn read_bad_canary(addr: u64) -> u64 {
-    if addr == 0x10ff8 { 0 } else { STATE_CANARY }
-}
-
 #[test]
 fn a_corrupted_state_is_caught_before_the_reply_is_released() {
     let mut k = kernel();
@@ -502,7 +517,7 @@ fn a_corrupted_state_is_caught_before_the_reply_is_released() {
     sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]);
     let server = k.id(SERVER).0;
     sys(&mut k, CLIENT, Sys::Call, server, 1, [0; 6]);
-    k.read_user = read_bad_canary;
+    k.user.corrupted = 0x10ff8;
     let client = k.id(CLIENT).0;
     let e = sys(&mut k, SERVER, Sys::ReplyRecv, client, 0, [9; 6]);
     assert_eq!(e, Effect::Fault(None));
@@ -614,7 +629,7 @@ proptest::proptest! {
 const PEER: usize = 3;
 
 /// SERVER, CLIENT, OTHER as in [`kernel`], plus PEER (a server); both servers wait in receive.
-fn two_servers() -> Kernel<4> {
+fn two_servers() -> K {
     let mut k = kernel();
     k.add_task(&setup(1, true));
     for s in [SERVER, PEER] {
@@ -626,7 +641,7 @@ fn two_servers() -> Kernel<4> {
 }
 
 /// CLIENT calls SERVER with `label`; SERVER runs.
-fn client_calls_server(k: &mut Kernel<4>, label: u64) {
+fn client_calls_server(k: &mut K, label: u64) {
     k.current = Some(CLIENT);
     let server = k.id(SERVER).0;
     sys(k, CLIENT, Sys::Call, server, label, [0; 6]);
@@ -634,7 +649,7 @@ fn client_calls_server(k: &mut Kernel<4>, label: u64) {
 }
 
 /// SERVER calls PEER with `label` and PEER answers at once (its boundary).
-fn server_calls_peer(k: &mut Kernel<4>, label: u64) {
+fn server_calls_peer(k: &mut K, label: u64) {
     k.current = Some(SERVER);
     let peer = k.id(PEER).0;
     sys(k, SERVER, Sys::Call, peer, label, [0; 6]);
@@ -649,7 +664,7 @@ fn server_calls_peer(k: &mut Kernel<4>, label: u64) {
     );
 }
 
-fn window_of(k: &Kernel<4>, t: usize) -> SentWindow {
+fn window_of(k: &K, t: usize) -> SentWindow {
     let mut w = SentWindow {
         count: 99,
         ..Default::default()
@@ -659,7 +674,7 @@ fn window_of(k: &Kernel<4>, t: usize) -> SentWindow {
     w
 }
 
-fn crash_server(k: &mut Kernel<4>) {
+fn crash_server(k: &mut K) {
     k.current = Some(SERVER);
     assert_eq!(k.exception(14, 4, 0, false), Effect::Fault(None));
 }
@@ -923,7 +938,7 @@ fn ids_made_before_a_fresh_restart_get_state_lost_and_later_ones_peer_restarted(
     let gen_max = k.id(SERVER).0;
     k.recover(SERVER, VerdictAction::RestartFresh, 0);
     assert_eq!(k.tasks[SERVER].generation, 0);
-    let call = |k: &mut Kernel<4>, id: u64| {
+    let call = |k: &mut K, id: u64| {
         k.current = Some(CLIENT);
         sys(k, CLIENT, Sys::Call, id, 1, [0; 6]);
         let r = k.tasks[CLIENT].regs;
