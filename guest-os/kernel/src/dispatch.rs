@@ -121,6 +121,7 @@ pub fn start() -> ! {
 }
 
 /// A trap from ring 3 (`regs` is the current task's record).
+#[inline(always)]
 pub fn from_user(regs: *mut SavedRegs) -> *mut SavedRegs {
     // The start of a fault's recovery latency (one `rdtsc` per trap).
     let entry_tsc = cpu::rdtsc();

@@ -393,6 +393,7 @@ impl Task {
         }
     }
 
+    #[inline(always)]
     fn consume_after_send(&mut self) {
         let Some(i) = self.armed_after_send() else {
             return;
