@@ -62,7 +62,8 @@ pub struct TaskSetup {
 
 /// How the kernel reads a word of the current task's memory at an address it checked (its
 /// state canaries, at every boundary). A type parameter, not a function pointer: on KVM-PVM an
-/// indirect call in emulated ring 0 costs several times its instructions.
+/// indirect call in emulated ring 0 costs more than its instructions (the call, the return and
+/// the callee's frame are all emulated).
 pub trait UserMemory {
     /// The `u64` at `addr`: aligned, inside the current task's state arena (checked when it was
     /// declared), whose address space is loaded.
