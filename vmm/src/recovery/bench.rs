@@ -94,6 +94,8 @@ pub struct Sample {
     pub vmm_us_per_boundary: Option<f64>,
     /// Dirty pages per boundary.
     pub dirty_pages_per_boundary: Option<f64>,
+    /// Write-protect faults per boundary (pages written while re-protected).
+    pub write_faults_per_boundary: Option<f64>,
     /// Mismatches the clients saw (must be 0).
     pub mismatches: u64,
 }
@@ -162,6 +164,8 @@ pub struct RecoveryBenchReport {
     pub vmm_us_per_boundary: f64,
     /// Dirty pages per boundary.
     pub dirty_pages_per_boundary: f64,
+    /// Write-protect faults per boundary snapshot (median over the snapshots-on samples).
+    pub write_faults_per_boundary: f64,
     /// Recovery latency over every kind measured, µs.
     pub recovery_us_p50: f64,
     /// 99th percentile over every kind, µs.
@@ -241,6 +245,7 @@ fn sample(exe: &Path, dir: &Path, config: &Config) -> Result<Sample, RecoveryBen
     ) {
         s.vmm_us_per_boundary = Some(us / n as f64);
         s.dirty_pages_per_boundary = Some(dirty as f64 / n as f64);
+        s.write_faults_per_boundary = snaps["write_faults"].as_u64().map(|f| f as f64 / n as f64);
     }
     Ok(s)
 }
@@ -392,6 +397,12 @@ pub fn run(
             .filter_map(|s| s.dirty_pages_per_boundary)
             .collect::<Vec<_>>(),
     );
+    let faults = median(
+        &on_samples
+            .iter()
+            .filter_map(|s| s.write_faults_per_boundary)
+            .collect::<Vec<_>>(),
+    );
     Ok(RecoveryBenchReport {
         benchmark: "vmm bench recovery",
         backend: backend.name(),
@@ -404,6 +415,7 @@ pub fn run(
             - 1e6 / off_m.max(f64::MIN_POSITIVE),
         vmm_us_per_boundary: vmm_us,
         dirty_pages_per_boundary: dirty,
+        write_faults_per_boundary: faults,
         recovery_us_p50: percentile(&all_latencies, 50.0),
         recovery_us_p99: percentile(&all_latencies, 99.0),
         latency_by_kind: kinds,
@@ -423,13 +435,14 @@ pub fn summary(r: &RecoveryBenchReport) -> String {
         r.rounds, r.backend
     );
     out += &format!(
-        "snapshot_ipc_ratio     {:.3}  ({:.0} requests/s with snapshots, {:.0} without; +{:.1} us per request; VMM {:.1} us and {:.2} dirty pages per boundary)\n",
+        "snapshot_ipc_ratio     {:.3}  ({:.0} requests/s with snapshots, {:.0} without; +{:.1} us per request; per boundary: VMM {:.1} us, {:.2} dirty pages, {:.2} write-protect faults)\n",
         r.snapshot_ipc_ratio,
         r.requests_per_s_snapshots_on.median,
         r.requests_per_s_snapshots_off.median,
         r.snapshot_us_per_request,
         r.vmm_us_per_boundary,
-        r.dirty_pages_per_boundary
+        r.dirty_pages_per_boundary,
+        r.write_faults_per_boundary
     );
     out += &format!(
         "recovery_us_p50        {:.1}\nrecovery_us_p99        {:.1}  (all kinds but hang)\n",
