@@ -232,6 +232,11 @@ impl<W: Write> Vcpu<W> {
                 self.records().faults += 1;
                 match &mut self.engine {
                     Some(engine) => {
+                        // Other servers' boundaries still waiting for their snapshot first:
+                        // the decision may roll them back to those versions.
+                        for &(task, seq16) in &fault.pending_snapshots {
+                            engine.boundary(task, seq16)?;
+                        }
                         let result = engine.fault(&fault);
                         engine.log_fault(&fault);
                         result
@@ -249,7 +254,19 @@ impl<W: Write> Vcpu<W> {
                 Ok(())
             }
             Effect::Boundary { task, seq16 } => match &mut self.engine {
-                Some(engine) => engine.boundary(task, seq16),
+                Some(engine) => {
+                    engine.snapshot_exit();
+                    engine.boundary(task, seq16)
+                }
+                None => Ok(()),
+            },
+            Effect::Snapshots(pending) => match &mut self.engine {
+                Some(engine) => {
+                    engine.snapshot_exit();
+                    pending
+                        .into_iter()
+                        .try_for_each(|(task, seq16)| engine.boundary(task, seq16))
+                }
                 None => Ok(()),
             },
             Effect::Restarted { task, tsc } => {

@@ -21,19 +21,26 @@
 //!                                                        snapshot its state arena
 //!  6       RESTARTED  the word: task; the page: TSC      a recovered task runs its first
 //!                                                        instruction next
+//!  7       SNAPSHOTS  the word: mask of tasks; the       the servers in the mask (bit i: task
+//!                     page: their boundary numbers       i) passed a boundary not yet
+//!                                                        snapshotted: snapshot each
 //! ```
 //!
-//! The recovery calls (FAULT, BOUNDARY, RESTARTED) cost the VMM no register read: on KVM-PVM,
+//! The recovery calls (FAULT, BOUNDARY, RESTARTED, SNAPSHOTS) cost the VMM no register read: on KVM-PVM,
 //! `KVM_GET_REGS` and `KVM_GET_SREGS` take ~10 us each, and BOUNDARY comes with every message a
 //! server handles. Their arguments are in the monitor page ([`crate::monitor`]) or in the word
 //! itself ([`call_word`]): the number in bits 0-7, the task index in bits 8-15, the low 16 bits
-//! of the boundary number in bits 16-31 (BOUNDARY). Without the registers the VMM cannot check
+//! of the boundary number in bits 16-31 (BOUNDARY), or a mask of tasks 0-15 there (SNAPSHOTS). Without the registers the VMM cannot check
 //! their CPL: it relies on the kernel granting ring 3 no port I/O (IOPL 0, no I/O bitmap); a
 //! forged call could only hurt the guest that forged it, and its inputs are checked anyway.
 //! Every plain call has the upper 24 bits of its word zero.
 //!
 //! BOUNDARY is synchronous: the VMM copies the server's dirty state pages before the guest goes
-//! on, so the reply the kernel releases next is covered by the snapshot. FAULT's panic text is
+//! on. The bundled kernel batches instead: it notes each boundary (its number in the monitor
+//! page) and makes one SNAPSHOTS call for every server with one pending when any of them is
+//! about to run again, and hands the pending ones to the VMM with a FAULT; a server never runs,
+//! and no crash is handled, before its pending snapshot is taken, so a reply released in
+//! between is covered all the same. FAULT's panic text is
 //! named in the crash context (guest-physical = the task's own address, at most
 //! [`MAX_PANIC_TEXT`] bytes). RESTARTED's TSC, read just before the task's first instruction, is
 //! set against the fault record's `entry_tsc`: the recovery latency.
@@ -69,7 +76,12 @@ pub struct RecoveryCall {
 /// The recovery call in `word`, if it is one (plain calls are decoded with their registers).
 pub const fn recovery_call(word: u32) -> Option<RecoveryCall> {
     let call = match Hypercall::from_number(word & 0xff) {
-        Some(c @ (Hypercall::Fault | Hypercall::Boundary | Hypercall::Restarted)) => c,
+        Some(
+            c @ (Hypercall::Fault
+            | Hypercall::Boundary
+            | Hypercall::Restarted
+            | Hypercall::Snapshots),
+        ) => c,
         _ => return None,
     };
     Some(RecoveryCall {
@@ -98,6 +110,9 @@ pub enum Hypercall {
     /// A recovered task (in the word) runs its first instruction next; the monitor page holds
     /// the guest TSC now.
     Restarted = 6,
+    /// The servers in the word's mask (bits 16-31, bit i = task i) reached a boundary that was
+    /// not snapshotted yet; the monitor page's `snapshot_seq` holds their numbers.
+    Snapshots = 7,
 }
 
 impl Hypercall {
@@ -110,6 +125,7 @@ impl Hypercall {
             4 => Some(Self::Report),
             5 => Some(Self::Boundary),
             6 => Some(Self::Restarted),
+            7 => Some(Self::Snapshots),
             _ => None,
         }
     }
@@ -128,6 +144,7 @@ mod tests {
             Hypercall::Report,
             Hypercall::Boundary,
             Hypercall::Restarted,
+            Hypercall::Snapshots,
         ] {
             assert_eq!(Hypercall::from_number(call as u32), Some(call));
         }
@@ -143,6 +160,8 @@ mod tests {
         assert_eq!(Hypercall::from_number(w), None, "not a plain call number");
         assert_eq!(recovery_call(Hypercall::Log as u32), None);
         assert_eq!(recovery_call(Hypercall::Exit as u32 | 0x100), None);
+        let m = recovery_call(call_word(Hypercall::Snapshots, 0, 0b1010)).expect("SNAPSHOTS");
+        assert_eq!((m.call, m.extra), (Hypercall::Snapshots, 0b1010));
         let f = recovery_call(Hypercall::Fault as u32).expect("FAULT");
         assert_eq!((f.call, f.task, f.extra), (Hypercall::Fault, 0, 0));
     }

@@ -21,6 +21,9 @@
 //!  176     384   plan: [FaultPlan; 16]  VMM         before boot
 //!  560     8     restart_tsc            kernel      before a RESTARTED hypercall
 //!  568     200   window: SentWindow     kernel      before a FAULT hypercall
+//!  768     32    snapshot_seq: [u16;16] kernel      at a boundary it snapshots later
+//!  800     4     pending_snapshots      kernel      before a FAULT hypercall
+//!  804     4     reserved (zero)
 //! ```
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -28,9 +31,10 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `MonitorPage::magic`: "CMMONPG1" little-endian.
 pub const MONITOR_MAGIC: u64 = 0x3147_504e_4f4d_4d43;
 /// `MonitorPage::version` this contract describes.
-pub const MONITOR_VERSION: u32 = 3;
+pub const MONITOR_VERSION: u32 = 4;
 
-/// `MonitorPage::flags`: the kernel makes a BOUNDARY hypercall at every server boundary.
+/// `MonitorPage::flags`: the VMM snapshots servers at their boundaries (the kernel reports them
+/// with BOUNDARY or SNAPSHOTS hypercalls, and pending ones with a FAULT).
 pub const FLAG_SNAPSHOTS: u32 = 1 << 0;
 /// `MonitorPage::flags`: the VMM recovers crashed servers (it answers FAULT with a verdict).
 pub const FLAG_RECOVERY: u32 = 1 << 1;
@@ -362,6 +366,14 @@ pub struct MonitorPage {
     pub restart_tsc: u64,
     /// The last fault's recovery window (what the crashed server sent since its boundary).
     pub window: SentWindow,
+    /// Per task: the low 16 bits of the number of its boundary waiting for a snapshot (read
+    /// by the VMM for the tasks a SNAPSHOTS call or `pending_snapshots` names).
+    pub snapshot_seq: [u16; crate::manifest::MAX_SERVERS],
+    /// With a FAULT: the tasks (bit i: task i) whose boundary waits for a snapshot; the VMM
+    /// takes those snapshots before it handles the fault.
+    pub pending_snapshots: u32,
+    /// Zero.
+    pub reserved: u32,
 }
 
 impl MonitorPage {
@@ -386,7 +398,9 @@ mod tests {
         assert_eq!(core::mem::offset_of!(MonitorPage, restart_tsc), 560);
         assert_eq!(core::mem::offset_of!(MonitorPage, window), 568);
         assert_eq!(core::mem::size_of::<SentWindow>(), 200);
-        assert_eq!(core::mem::size_of::<MonitorPage>(), 768);
+        assert_eq!(core::mem::offset_of!(MonitorPage, snapshot_seq), 768);
+        assert_eq!(core::mem::offset_of!(MonitorPage, pending_snapshots), 800);
+        assert_eq!(core::mem::size_of::<MonitorPage>(), 808);
         assert!(core::mem::size_of::<MonitorPage>() <= crate::layout::PAGE_SIZE as usize);
     }
 

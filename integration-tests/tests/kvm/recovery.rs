@@ -235,6 +235,13 @@ fn kv_recovers_from_a_null_dereference_at_its_500th_message() {
         r.report["workload"]["retries"], 1,
         "the caller retried once"
     );
+    // Snapshots were taken, batched into at most one exit each.
+    let snaps = &r.report["snapshots"];
+    let (boundaries, exits) = (snaps["boundaries"].as_u64(), snaps["exits"].as_u64());
+    assert!(
+        matches!((boundaries, exits), (Some(b), Some(x)) if b >= 500 && x >= 1 && x <= b),
+        "{snaps}"
+    );
 }
 
 /// One server, four crashes of four kinds: each fires once (the retried message does not crash

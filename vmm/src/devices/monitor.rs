@@ -63,6 +63,9 @@ pub struct Fault {
     pub text: Option<String>,
     /// What the task sent since its last boundary, as the guest wrote it.
     pub window: SentWindow,
+    /// Boundaries of other servers waiting for their snapshot, taken before the fault is
+    /// handled: (task index, boundary number's low 16 bits), unchecked.
+    pub pending_snapshots: Vec<(u64, u16)>,
 }
 
 impl fmt::Display for Fault {
@@ -119,6 +122,9 @@ pub enum Effect {
         /// The boundary number's low 16 bits (unchecked).
         seq16: u16,
     },
+    /// These servers reached boundaries not yet snapshotted: (task index, boundary number's low
+    /// 16 bits), unchecked, in task order. Snapshot each, as for [`Effect::Boundary`].
+    Snapshots(Vec<(u64, u16)>),
     /// Recovered task `task` runs next; the guest TSC is `tsc`.
     Restarted {
         /// Task index (unchecked).
@@ -164,7 +170,12 @@ pub fn handle(
         }
         Some(Hypercall::Report) => Ok(Effect::Report(read_page(mem, monitor)?.report)),
         // Recovery calls with a zero word: task 0, boundary number 0 mod 2^16.
-        Some(call @ (Hypercall::Fault | Hypercall::Boundary | Hypercall::Restarted)) => {
+        Some(
+            call @ (Hypercall::Fault
+            | Hypercall::Boundary
+            | Hypercall::Restarted
+            | Hypercall::Snapshots),
+        ) => {
             let call = RecoveryCall {
                 call,
                 task: 0,
@@ -191,6 +202,10 @@ pub fn handle_recovery(
             task: u64::from(rc.task),
             tsc: read_page(mem, monitor)?.restart_tsc,
         }),
+        Hypercall::Snapshots => Ok(Effect::Snapshots(pending(
+            &read_page(mem, monitor)?,
+            u32::from(rc.extra),
+        ))),
         _ => {
             let page = read_page(mem, monitor)?;
             let record = page.fault;
@@ -210,9 +225,21 @@ pub fn handle_recovery(
                 context,
                 text,
                 window: page.window,
+                pending_snapshots: pending(&page, page.pending_snapshots),
             })))
         }
     }
+}
+
+/// The tasks in `mask` (bit i: task i) with their pending boundary numbers from `page`.
+fn pending(page: &MonitorPage, mask: u32) -> Vec<(u64, u16)> {
+    (0..32u32)
+        .filter(|i| mask & (1 << i) != 0)
+        .map(|i| {
+            let seq = page.snapshot_seq.get(i as usize).copied().unwrap_or(0);
+            (u64::from(i), seq)
+        })
+        .collect()
 }
 
 /// The monitor page, if the image has one and it carries this contract's magic and version.
@@ -382,6 +409,35 @@ mod tests {
             handle_recovery(&m, &none, restarted),
             Err(Stop::Protocol(Violation::MonitorPage { addr: 0 }))
         ));
+    }
+
+    #[test]
+    fn batched_snapshots_name_their_servers_and_numbers_and_faults_carry_the_pending_ones() {
+        let m = mem();
+        let mut page = valid_page();
+        page.snapshot_seq[1] = 0x1234;
+        page.snapshot_seq[3] = 7;
+        page.pending_snapshots = 1 << 3;
+        write_page(&m, &page);
+        let word = abi::hypercall::call_word(Hypercall::Snapshots, 0, 0b1010);
+        let call = abi::hypercall::recovery_call(word).expect("recovery call");
+        assert_eq!(
+            handle_recovery(&m, &info(), call).expect("ok"),
+            Effect::Snapshots(vec![(1, 0x1234), (3, 7)])
+        );
+        let fault = abi::hypercall::recovery_call(Hypercall::Fault as u32).expect("FAULT");
+        match handle_recovery(&m, &info(), fault) {
+            Ok(Effect::Fault(f)) => assert_eq!(f.pending_snapshots, vec![(3, 7)]),
+            other => panic!("{other:?}"),
+        }
+        // Bits past the 16 tasks a page can number are passed on with number 0, for the
+        // engine to refuse (no such server).
+        page.pending_snapshots = 1 << 20;
+        write_page(&m, &page);
+        match handle_recovery(&m, &info(), fault) {
+            Ok(Effect::Fault(f)) => assert_eq!(f.pending_snapshots, vec![(20, 0)]),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -297,6 +297,11 @@ impl<L: DirtyLog> Engine<L> {
         }
     }
 
+    /// Counts one exit that carried snapshots (the report's `snapshots.exits`).
+    pub fn snapshot_exit(&mut self) {
+        self.snapshots.exits += 1;
+    }
+
     /// BOUNDARY: server `task` reached its next boundary, whose number ends in the 16 bits
     /// `seq16`; copies its dirty pages as that version.
     pub fn boundary(&mut self, task: u64, seq16: u16) -> Result<(), Stop> {
@@ -956,6 +961,7 @@ mod tests {
             context,
             text: None,
             window: SentWindow::default(),
+            pending_snapshots: Vec::new(),
         }
     }
 

@@ -39,6 +39,9 @@ pub struct ServerSummary {
 pub struct SnapshotSummary {
     /// Boundaries snapshotted.
     pub boundaries: u64,
+    /// Exits that carried them (BOUNDARY and SNAPSHOTS calls; a SNAPSHOTS call carries every
+    /// server with a snapshot pending, and a FAULT the ones pending then).
+    pub exits: u64,
     /// Pages the dirty logs reported.
     pub dirty_pages: u64,
     /// Pages that had changed and were copied.
