@@ -96,6 +96,8 @@ pub struct Sample {
     pub dirty_pages_per_boundary: Option<f64>,
     /// Write-protect faults per boundary (pages written while re-protected).
     pub write_faults_per_boundary: Option<f64>,
+    /// Snapshots per exit that carried them (batching).
+    pub snapshots_per_exit: Option<f64>,
     /// Mismatches the clients saw (must be 0).
     pub mismatches: u64,
 }
@@ -166,6 +168,8 @@ pub struct RecoveryBenchReport {
     pub dirty_pages_per_boundary: f64,
     /// Write-protect faults per boundary snapshot (median over the snapshots-on samples).
     pub write_faults_per_boundary: f64,
+    /// Snapshots per exit that carried them (median over the snapshots-on samples).
+    pub snapshots_per_exit: f64,
     /// Recovery latency over every kind measured, µs.
     pub recovery_us_p50: f64,
     /// 99th percentile over every kind, µs.
@@ -246,6 +250,10 @@ fn sample(exe: &Path, dir: &Path, config: &Config) -> Result<Sample, RecoveryBen
         s.vmm_us_per_boundary = Some(us / n as f64);
         s.dirty_pages_per_boundary = Some(dirty as f64 / n as f64);
         s.write_faults_per_boundary = snaps["write_faults"].as_u64().map(|f| f as f64 / n as f64);
+        s.snapshots_per_exit = snaps["exits"]
+            .as_u64()
+            .filter(|&x| x > 0)
+            .map(|x| n as f64 / x as f64);
     }
     Ok(s)
 }
@@ -403,6 +411,12 @@ pub fn run(
             .filter_map(|s| s.write_faults_per_boundary)
             .collect::<Vec<_>>(),
     );
+    let per_exit = median(
+        &on_samples
+            .iter()
+            .filter_map(|s| s.snapshots_per_exit)
+            .collect::<Vec<_>>(),
+    );
     Ok(RecoveryBenchReport {
         benchmark: "vmm bench recovery",
         backend: backend.name(),
@@ -416,6 +430,7 @@ pub fn run(
         vmm_us_per_boundary: vmm_us,
         dirty_pages_per_boundary: dirty,
         write_faults_per_boundary: faults,
+        snapshots_per_exit: per_exit,
         recovery_us_p50: percentile(&all_latencies, 50.0),
         recovery_us_p99: percentile(&all_latencies, 99.0),
         latency_by_kind: kinds,
@@ -435,14 +450,15 @@ pub fn summary(r: &RecoveryBenchReport) -> String {
         r.rounds, r.backend
     );
     out += &format!(
-        "snapshot_ipc_ratio     {:.3}  ({:.0} requests/s with snapshots, {:.0} without; +{:.1} us per request; per boundary: VMM {:.1} us, {:.2} dirty pages, {:.2} write-protect faults)\n",
+        "snapshot_ipc_ratio     {:.3}  ({:.0} requests/s with snapshots, {:.0} without; +{:.1} us per request; per snapshot: VMM {:.1} us, {:.2} dirty pages, {:.2} write-protect faults; {:.2} snapshots per exit)\n",
         r.snapshot_ipc_ratio,
         r.requests_per_s_snapshots_on.median,
         r.requests_per_s_snapshots_off.median,
         r.snapshot_us_per_request,
         r.vmm_us_per_boundary,
         r.dirty_pages_per_boundary,
-        r.write_faults_per_boundary
+        r.write_faults_per_boundary,
+        r.snapshots_per_exit
     );
     out += &format!(
         "recovery_us_p50        {:.1}\nrecovery_us_p99        {:.1}  (all kinds but hang)\n",
