@@ -39,8 +39,8 @@ pub struct ServerSummary {
 pub struct SnapshotSummary {
     /// Boundaries snapshotted.
     pub boundaries: u64,
-    /// Exits that carried them (BOUNDARY and SNAPSHOTS calls; a SNAPSHOTS call carries every
-    /// server with a snapshot pending, and a FAULT the ones pending then).
+    /// BOUNDARY and SNAPSHOTS calls that carried them (a SNAPSHOTS call carries every server
+    /// with a snapshot pending; the snapshots a FAULT hands over are not counted here).
     pub exits: u64,
     /// Pages the dirty logs reported.
     pub dirty_pages: u64,
