@@ -108,7 +108,7 @@ impl fmt::Display for Violation {
             ),
             Self::Boundary { task, seq } => write!(
                 f,
-                "BOUNDARY hypercall for task {task} with number {seq} (low 16 bits): not a server, or not its next boundary"
+                "snapshot (BOUNDARY, SNAPSHOTS or pending with a FAULT) of task {task} at boundary {seq} (low 16 bits): not a server, or not its next boundary"
             ),
             Self::UnmappedMmio { addr, write } => {
                 write!(f, "{} unmapped guest address {addr:#x}", dir(write))

@@ -57,7 +57,7 @@ pub const MAX_LOG_LEN: u64 = 1024;
 pub const MAX_PANIC_TEXT: u64 = 128;
 
 /// The port word of recovery call `call` about task `task` with 16 bits `extra` (the low bits
-/// of the boundary number, for BOUNDARY); see the module doc.
+/// of the boundary number for BOUNDARY, the mask of tasks for SNAPSHOTS); see the module doc.
 pub const fn call_word(call: Hypercall, task: u8, extra: u16) -> u32 {
     call as u32 | (task as u32) << 8 | (extra as u32) << 16
 }
@@ -65,7 +65,7 @@ pub const fn call_word(call: Hypercall, task: u8, extra: u16) -> u32 {
 /// A recovery call decoded from its port word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecoveryCall {
-    /// FAULT, BOUNDARY or RESTARTED.
+    /// FAULT, BOUNDARY, RESTARTED or SNAPSHOTS.
     pub call: Hypercall,
     /// The task index (bits 8-15).
     pub task: u8,

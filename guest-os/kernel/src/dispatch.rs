@@ -1,8 +1,9 @@
 //! Between the trap path and the kernel's logic: decode the trap, call the kernel, carry out its
 //! effect (console, hypercalls), switch to the task it picks (CR3, RSP0, FPU state) or idle.
 //!
-//! Recovery, on the machine side: a server's boundary becomes a synchronous BOUNDARY hypercall
-//! (the VMM snapshots its state arena before anything else runs); a fault becomes a FAULT
+//! Recovery, on the machine side: a server's boundary is noted as a pending snapshot, which one
+//! SNAPSHOTS hypercall hands the VMM (with every other one pending) just before the kernel
+//! returns to that server, or a FAULT hands over before the VMM decides; a fault becomes a FAULT
 //! hypercall whose verdict, written by the VMM into the monitor page during the call, the kernel
 //! then carries out ([`Kernel::recover`]); a restarted task's first instruction is announced by a
 //! RESTARTED hypercall carrying the TSC (the VMM measures recovery latency from the fault
@@ -250,9 +251,15 @@ fn perform(k: &mut TheKernel, effect: Effect, entry_tsc: u64) {
         // meanwhile is covered all the same: no crash is handled before the snapshot is taken.
         Effect::Boundary(t) => {
             let m = MACHINE.get();
-            if m.flags & FLAG_SNAPSHOTS != 0
-                && let Some(seq) = monitor_page_mut().snapshot_seq.get_mut(t)
-            {
+            if m.flags & FLAG_SNAPSHOTS != 0 {
+                // Every task has a slot: TASKS.len() <= MAX_SERVERS is checked at build time.
+                let Some(seq) = monitor_page_mut().snapshot_seq.get_mut(t) else {
+                    fatal(
+                        b"boundary of a task past the monitor page's slots",
+                        t as u64,
+                        0,
+                    );
+                };
                 *seq = k.tasks[t].snapshots as u16;
                 m.pending_snapshots |= 1 << t;
             }

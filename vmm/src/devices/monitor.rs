@@ -186,7 +186,7 @@ pub fn handle(
     }
 }
 
-/// Decodes a recovery call (FAULT, BOUNDARY, RESTARTED): its arguments are in its port word
+/// Decodes a recovery call (FAULT, BOUNDARY, RESTARTED, SNAPSHOTS): its arguments are in its port word
 /// and the monitor page, so no register (and no CPL) is read; `Err` stops the VM.
 pub fn handle_recovery(
     mem: &GuestMemory,
