@@ -341,6 +341,43 @@ fn faults_need_recovery_and_bad_specs_are_refused_in_one_line() {
     assert!(plain.stderr.contains("declares no servers"), "{plain:?}");
 }
 
+/// With four clients, servers often wait at a boundary at the same time: their snapshots share
+/// one SNAPSHOTS exit (the kernel takes a server's snapshot only before it runs again), and no
+/// client loses anything by it.
+#[test]
+fn snapshots_of_waiting_servers_share_an_exit() {
+    let r = run(
+        &[],
+        &[
+            "ops=0",
+            "namesload=100",
+            "kvload=100",
+            "fsload=100",
+            "bankload=100",
+        ],
+    );
+    assert_eq!(r.out.status, 0, "{:?}", r.out);
+    for client in ["namesload", "kvload", "fsload", "bankload"] {
+        let line = r
+            .out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{client}: ")))
+            .unwrap_or_else(|| panic!("no {client} line: {:?}", r.out));
+        assert!(line.ends_with(", mismatches 0"), "{line}");
+    }
+    let snaps = &r.report["snapshots"];
+    let (boundaries, exits) = (
+        snaps["boundaries"].as_u64().unwrap_or(0),
+        snaps["exits"].as_u64().unwrap_or(0),
+    );
+    assert!(boundaries > 100, "{snaps}");
+    assert!(
+        exits > 0 && exits < boundaries,
+        "fewer exits than snapshots: {snaps}"
+    );
+}
+
 /// One server crashes while another is being recovered: kv's policy waits 1 s before it
 /// restarts kv (a backoff, from a config file), and fs, driven by its own client, crashes in
 /// that second. Both are recovered; kv's client waits for kv, fs's keeps going; nothing is lost.
