@@ -341,6 +341,15 @@ fn faults_need_recovery_and_bad_specs_are_refused_in_one_line() {
     assert!(plain.stderr.contains("declares no servers"), "{plain:?}");
 }
 
+/// The console line of load client `client` (`kvload: 704 requests in 2000 ms, ...`).
+fn client_line<'a>(r: &'a Run, client: &str) -> &'a str {
+    r.out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{client}: ")))
+        .unwrap_or_else(|| panic!("no {client} line: {:?}", r.out))
+}
+
 /// With four clients, servers often wait at a boundary at the same time: their snapshots share
 /// one SNAPSHOTS exit (the kernel takes a server's snapshot only before it runs again), and no
 /// client loses anything by it.
@@ -358,12 +367,7 @@ fn snapshots_of_waiting_servers_share_an_exit() {
     );
     assert_eq!(r.out.status, 0, "{:?}", r.out);
     for client in ["namesload", "kvload", "fsload", "bankload"] {
-        let line = r
-            .out
-            .stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{client}: ")))
-            .unwrap_or_else(|| panic!("no {client} line: {:?}", r.out));
+        let line = client_line(&r, client);
         assert!(line.ends_with(", mismatches 0"), "{line}");
     }
     let snaps = &r.report["snapshots"];
@@ -410,12 +414,7 @@ fn a_crash_while_another_server_is_being_restored() {
     );
     // fs's client went on while kv's waited.
     let requests = |client: &str| -> u64 {
-        let line = r
-            .out
-            .stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{client}: ")))
-            .unwrap_or_else(|| panic!("no {client} line: {:?}", r.out));
+        let line = client_line(&r, client);
         line.split_whitespace()
             .nth(1)
             .and_then(|n| n.parse().ok())

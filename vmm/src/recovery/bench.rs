@@ -393,30 +393,13 @@ pub fn run(
         .flat_map(|(_, s)| s.iter().flat_map(|x| x.latencies_us.iter().copied()))
         .collect();
     let on_samples = by("snapshots-on");
-    let vmm_us = median(
-        &on_samples
-            .iter()
-            .filter_map(|s| s.vmm_us_per_boundary)
-            .collect::<Vec<_>>(),
-    );
-    let dirty = median(
-        &on_samples
-            .iter()
-            .filter_map(|s| s.dirty_pages_per_boundary)
-            .collect::<Vec<_>>(),
-    );
-    let faults = median(
-        &on_samples
-            .iter()
-            .filter_map(|s| s.write_faults_per_boundary)
-            .collect::<Vec<_>>(),
-    );
-    let per_exit = median(
-        &on_samples
-            .iter()
-            .filter_map(|s| s.snapshots_per_exit)
-            .collect::<Vec<_>>(),
-    );
+    let median_on = |figure: fn(&Sample) -> Option<f64>| {
+        median(&on_samples.iter().filter_map(figure).collect::<Vec<_>>())
+    };
+    let vmm_us = median_on(|s| s.vmm_us_per_boundary);
+    let dirty = median_on(|s| s.dirty_pages_per_boundary);
+    let faults = median_on(|s| s.write_faults_per_boundary);
+    let per_exit = median_on(|s| s.snapshots_per_exit);
     Ok(RecoveryBenchReport {
         benchmark: "vmm bench recovery",
         backend: backend.name(),
