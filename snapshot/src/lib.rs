@@ -8,6 +8,7 @@
 //!   guest region ──(dirty pages since the last boundary)──► commit(seq) ──► shadow = image@seq
 //!                                                                     └──► undo delta (old pages)
 //!   restore_latest: write shadow pages back, only for the pages dirtied since the boundary
+//!                   that differ from them
 //!   restore_to(older seq): also replay the undo deltas newer than it, newest first
 //! ```
 //!
