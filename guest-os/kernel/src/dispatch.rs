@@ -233,7 +233,7 @@ fn switch_to(k: &mut TheKernel, next: usize) -> *mut SavedRegs {
     if k.tasks[next].restarted {
         k.tasks[next].restarted = false;
         let tsc = cpu::rdtsc();
-        monitor_page_write(|page| page.restart_tsc = tsc);
+        monitor_page_mut().restart_tsc = tsc;
         hypercall::call(call_word(Hypercall::Restarted, next as u8, 0), [0; 4]);
     }
     regs
@@ -266,7 +266,7 @@ fn perform(k: &mut TheKernel, effect: Effect, entry_tsc: u64) {
         }
         Effect::Fault(text) => fault(k, text, entry_tsc),
         Effect::Report => {
-            monitor_page_write(|page| page.report = k.report);
+            monitor_page_mut().report = k.report;
             hypercall::call(Hypercall::Report as u32, [0; 4]);
         }
         Effect::Exit(status) => hypercall::exit(u64::from(status)),
@@ -293,11 +293,6 @@ fn monitor_page_mut() -> &'static mut MonitorPage {
     unsafe { &mut *monitor_page() }
 }
 
-#[inline(always)]
-fn monitor_page_write(f: impl FnOnce(&mut MonitorPage)) {
-    f(monitor_page_mut());
-}
-
 /// Tells the VMM that a task stopped (the kernel entered at guest TSC `entry_tsc`) and carries
 /// out its verdict; a task left stopped is also announced on the console (a recovered one is
 /// not: the VMM reports it, and console output from ring 0 costs an exit per byte).
@@ -321,7 +316,7 @@ fn fault(k: &mut TheKernel, text: Option<CheckedSlice>, entry_tsc: u64) {
     hypercall::call(call_word(Hypercall::Fault, t as u8, 0), [0; 4]);
     MACHINE.get().pending_snapshots = 0;
     let (action, delay) = if MACHINE.get().flags & FLAG_RECOVERY != 0 {
-        // SAFETY: as in `monitor_page_write`; the VMM wrote the verdict during the hypercall.
+        // SAFETY: as in `monitor_page_mut`; the VMM wrote the verdict during the hypercall.
         let verdict = unsafe { (&raw const (*monitor_page()).verdict).read_volatile() };
         (
             verdict.action_for(k.last_fault.seq),
