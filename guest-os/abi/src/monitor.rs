@@ -150,6 +150,22 @@ pub struct FaultRecord {
     pub entry_tsc: u64,
 }
 
+impl FaultRecord {
+    /// All zero (no fault).
+    pub const ZERO: FaultRecord = FaultRecord {
+        seq: 0,
+        task: 0,
+        generation: 0,
+        cause: 0,
+        vector: 0,
+        rip: 0,
+        addr: 0,
+        error_code: 0,
+        messages: 0,
+        entry_tsc: 0,
+    };
+}
+
 /// What the kernel adds to a fault record for the recovery decision.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,

@@ -25,6 +25,21 @@ pub fn call(number: u32, args: [u64; 4]) {
     }
 }
 
+/// Makes a recovery call (FAULT, SNAPSHOTS, RESTARTED): everything it says is in its call word
+/// `word` and the monitor page, and the VMM reads no register for it, so none is set (on
+/// KVM-PVM every instruction of the kernel's recovery path is emulated).
+pub fn recovery_call(word: u32) {
+    // SAFETY: as in `call`.
+    unsafe {
+        asm!(
+            "out dx, eax",
+            in("dx") HYPERCALL_PORT,
+            in("eax") word,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
 /// Stops the VM; `vmm` exits with `status` (the VMM accepts 0..=63 and refuses the rest).
 pub fn exit(status: u64) -> ! {
     call(Hypercall::Exit as u32, [status, 0, 0, 0]);

@@ -11,13 +11,15 @@
 
 use crate::arch::x86_64::{apic, cpu, gdt, idt, trap};
 use abi::hypercall::{Hypercall, call_word};
-use abi::monitor::{FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultCause, MonitorPage, VerdictAction};
+use abi::monitor::{
+    FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultCause, FaultRecord, MonitorPage, VerdictAction,
+};
 use bare::{hypercall, serial};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::task::{SAVED_REGS_SIZE, SavedRegs};
 use kernel::umem::CheckedSlice;
-use kernel::{Effect, Kernel, TaskSetup};
+use kernel::{Effect, Kernel, Platform, TaskSetup};
 use sysmap::TASKS;
 
 /// The VM's exit status when the kernel itself fails.
@@ -57,10 +59,9 @@ impl<T> KernelOnly<T> {
 }
 
 /// The kernel, as this machine runs it.
-type TheKernel = Kernel<NTASKS, MachineMemory>;
+type TheKernel = Kernel<NTASKS, MachinePlatform>;
 
-static KERNEL: KernelOnly<TheKernel> =
-    KernelOnly(UnsafeCell::new(Kernel::with_memory(MachineMemory)));
+static KERNEL: KernelOnly<TheKernel> = KernelOnly(UnsafeCell::new(Kernel::on(MachinePlatform)));
 static MACHINE: KernelOnly<Machine> = KernelOnly(UnsafeCell::new(Machine {
     fx: [cpu::FxArea::ZERO; NTASKS],
     roots: [0; NTASKS],
@@ -100,17 +101,29 @@ pub fn plan_fault(task: usize, fault: kernel::task::PlannedFault) -> bool {
     task < k.count && k.tasks[task].plan_fault(fault)
 }
 
-/// Task memory as the kernel reads it here: through the current task's mapped address space.
+/// The machine under the kernel: task memory read through the current task's mapped address
+/// space; the fault record kept in the monitor page, where the VMM reads it.
 #[derive(Clone, Copy, Debug)]
-struct MachineMemory;
+struct MachinePlatform;
 
-impl kernel::UserMemory for MachineMemory {
+impl Platform for MachinePlatform {
     #[inline(always)]
     fn read_u64(&self, addr: u64) -> u64 {
         // SAFETY: `addr` was checked at declaration to be an aligned `u64` inside the task's
         // state arena, which is mapped in its address space, the one loaded while it runs a
         // system call.
         unsafe { (addr as *const u64).read_volatile() }
+    }
+
+    #[inline(always)]
+    fn fault_record(&self) -> &FaultRecord {
+        // SAFETY: as in `monitor_page_mut`.
+        unsafe { &(*monitor_page()).fault }
+    }
+
+    #[inline(always)]
+    fn fault_record_mut(&mut self) -> &mut FaultRecord {
+        &mut monitor_page_mut().fault
     }
 }
 
@@ -213,7 +226,7 @@ fn switch_to(k: &mut TheKernel, next: usize) -> *mut SavedRegs {
     if m.pending_snapshots & (1 << next) != 0 {
         let mask = m.pending_snapshots as u16;
         m.pending_snapshots = 0;
-        hypercall::call(call_word(Hypercall::Snapshots, 0, mask), [0; 4]);
+        hypercall::recovery_call(call_word(Hypercall::Snapshots, 0, mask));
     }
     if m.fpu_owner != next {
         if let Some(area) = m.fx.get_mut(m.fpu_owner) {
@@ -234,7 +247,7 @@ fn switch_to(k: &mut TheKernel, next: usize) -> *mut SavedRegs {
         k.tasks[next].restarted = false;
         let tsc = cpu::rdtsc();
         monitor_page_mut().restart_tsc = tsc;
-        hypercall::call(call_word(Hypercall::Restarted, next as u8, 0), [0; 4]);
+        hypercall::recovery_call(call_word(Hypercall::Restarted, next as u8, 0));
     }
     regs
 }
@@ -297,31 +310,27 @@ fn monitor_page_mut() -> &'static mut MonitorPage {
 /// out its verdict; a task left stopped is also announced on the console (a recovered one is
 /// not: the VMM reports it, and console output from ring 0 costs an exit per byte).
 ///
-/// This is the recovery path, and every instruction of it is emulated on KVM-PVM: the record,
-/// context and window are written straight into the monitor page, nothing is kept on the
-/// stack across the hypercall.
+/// This is the recovery path, and every instruction of it is emulated on KVM-PVM: the record
+/// (by [`Kernel::crash`]), context and window are written straight into the monitor page,
+/// nothing is kept on the stack across the hypercall.
 #[inline(always)]
 fn fault(k: &mut TheKernel, text: Option<CheckedSlice>, entry_tsc: u64) {
-    let t = k.last_fault.task as usize;
-    k.last_fault.entry_tsc = entry_tsc;
+    let t = k.platform.fault_record().task as usize;
     {
         let page = monitor_page_mut();
-        page.fault = k.last_fault;
+        page.fault.entry_tsc = entry_tsc;
         k.write_crash_context(t, text, &mut page.crash);
         k.fill_window(t, &mut page.window);
         // The VMM takes the pending snapshots before it decides (the crashed server has none:
         // it was running).
         page.pending_snapshots = MACHINE.get().pending_snapshots;
     }
-    hypercall::call(call_word(Hypercall::Fault, t as u8, 0), [0; 4]);
+    hypercall::recovery_call(call_word(Hypercall::Fault, t as u8, 0));
     MACHINE.get().pending_snapshots = 0;
     let (action, delay) = if MACHINE.get().flags & FLAG_RECOVERY != 0 {
         // SAFETY: as in `monitor_page_mut`; the VMM wrote the verdict during the hypercall.
         let verdict = unsafe { (&raw const (*monitor_page()).verdict).read_volatile() };
-        (
-            verdict.action_for(k.last_fault.seq),
-            u64::from(verdict.delay_ticks),
-        )
+        (verdict.action_for(k.faults), u64::from(verdict.delay_ticks))
     } else {
         (VerdictAction::Stop, 0)
     };
@@ -336,7 +345,7 @@ fn fault(k: &mut TheKernel, text: Option<CheckedSlice>, entry_tsc: u64) {
 /// Prints why task `t` stays stopped (a kernel line: rare, and each byte is an exit).
 #[cold]
 fn announce_stopped(k: &TheKernel, t: usize, text: Option<CheckedSlice>) {
-    let record = k.last_fault;
+    let record = k.last_fault();
     let name = TASKS.get(t).map_or("?", |d| d.name);
     serial::write(b"kernel: task ");
     serial::write(name.as_bytes());

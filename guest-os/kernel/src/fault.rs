@@ -31,7 +31,7 @@
 //! Any restart also closes the task's recovery window (nothing sent) and counts as activity
 //! (a peer that was restarted is never reported quiet).
 
-use crate::kernel::{Effect, Kernel, UserMemory};
+use crate::kernel::{Effect, Kernel, Platform};
 use crate::task::{NO_TASK, State};
 use crate::umem::{CheckedSlice, UserSlice};
 use abi::ipc::Error;
@@ -42,15 +42,16 @@ use abi::monitor::{
 /// `FaultRecord::vector` for faults that are not CPU exceptions.
 pub const NO_VECTOR: u32 = u32::MAX;
 
-impl<const N: usize, M: UserMemory> Kernel<N, M> {
-    /// Stops task `t` for `cause`; its record becomes [`Kernel::last_fault`]. What happens to the
+impl<const N: usize, M: Platform> Kernel<N, M> {
+    /// Stops task `t` for `cause`; its record becomes [`Kernel::last_fault`] (written where the
+    /// platform keeps it: on the machine, straight into the monitor page). What happens to the
     /// tasks it held waits for [`Kernel::recover`].
     #[inline(always)]
     pub fn crash(&mut self, t: usize, cause: FaultCause, vector: u32, error: u64, addr: u64) {
         let task = &self.tasks[t];
         let was = task.state;
         self.faults += 1;
-        self.last_fault = FaultRecord {
+        *self.platform.fault_record_mut() = FaultRecord {
             seq: self.faults,
             task: t as u32,
             generation: task.generation,

@@ -25,12 +25,12 @@
 //! sender's next boundary; a crash reports them (`Kernel::fill_window`). A reply names the
 //! replier: the caller gets its current id in rdi.
 
-use crate::kernel::{Effect, Kernel, UserMemory};
+use crate::kernel::{Effect, Kernel, Platform};
 use crate::task::{NO_TASK, Sent, State};
 use abi::ipc::{Error, MSG_WORDS, NOTIFICATION_LABEL, STATE_CANARY, TaskId};
 use abi::monitor::FaultCause;
 
-impl<const N: usize, M: UserMemory> Kernel<N, M> {
+impl<const N: usize, M: Platform> Kernel<N, M> {
     /// Checks a target id from task `me`: the target's index, or the error (with the id to
     /// report in rdi).
     #[inline(always)]
@@ -104,7 +104,7 @@ impl<const N: usize, M: UserMemory> Kernel<N, M> {
             return Ok(Effect::None);
         }
         for addr in t.canaries {
-            if addr != 0 && self.user.read_u64(addr) != STATE_CANARY {
+            if addr != 0 && self.platform.read_u64(addr) != STATE_CANARY {
                 self.crash(me, FaultCause::Corruption, crate::fault::NO_VECTOR, 0, addr);
                 return Err(Effect::Fault(None));
             }

@@ -60,27 +60,54 @@ pub struct TaskSetup {
     pub args: [u64; 2],
 }
 
-/// How the kernel reads a word of the current task's memory at an address it checked (its
-/// state canaries, at every boundary). A type parameter, not a function pointer: on KVM-PVM an
-/// indirect call in emulated ring 0 costs more than its instructions (the call, the return and
-/// the callee's frame are all emulated).
-pub trait UserMemory {
+/// What the kernel needs of the machine under it: a word of the current task's memory at an
+/// address it checked (its state canaries, at every boundary), and the place its fault record
+/// goes (on the machine, the VMM's monitor page: written there in place, not built and then
+/// copied). A type parameter, not a function pointer: on KVM-PVM an indirect call in emulated
+/// ring 0 costs more than its instructions (the call, the return and the callee's frame are all
+/// emulated).
+pub trait Platform {
     /// The `u64` at `addr`: aligned, inside the current task's state arena (checked when it was
     /// declared), whose address space is loaded.
     fn read_u64(&self, addr: u64) -> u64;
+    /// The last fault record.
+    fn fault_record(&self) -> &FaultRecord;
+    /// The last fault record, to write the next one.
+    fn fault_record_mut(&mut self) -> &mut FaultRecord;
 }
 
-/// Every canary reads intact: a kernel with no machine under it (tests of everything else).
+/// A kernel with no machine under it (tests of everything else): every canary reads intact,
+/// the fault record is kept here.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Intact;
+pub struct Intact {
+    /// The last fault record.
+    pub record: FaultRecord,
+}
 
-impl UserMemory for Intact {
-    fn read_u64(&self, _: u64) -> u64 {
-        abi::ipc::STATE_CANARY
+impl Intact {
+    /// No fault recorded.
+    pub const fn new() -> Self {
+        Self {
+            record: FaultRecord::ZERO,
+        }
     }
 }
 
-/// The kernel of up to `N` tasks, reading task memory through `M`.
+impl Platform for Intact {
+    fn read_u64(&self, _: u64) -> u64 {
+        abi::ipc::STATE_CANARY
+    }
+
+    fn fault_record(&self) -> &FaultRecord {
+        &self.record
+    }
+
+    fn fault_record_mut(&mut self) -> &mut FaultRecord {
+        &mut self.record
+    }
+}
+
+/// The kernel of up to `N` tasks on platform `M`.
 #[derive(Debug)]
 pub struct Kernel<const N: usize, M = Intact> {
     /// The task table; entries past `count` are unused.
@@ -97,14 +124,13 @@ pub struct Kernel<const N: usize, M = Intact> {
     pub current: Option<usize>,
     /// Fault records made so far.
     pub faults: u64,
-    /// The last fault record.
-    pub last_fault: FaultRecord,
     /// The workload's figures, as last reported.
     pub report: WorkloadReport,
     /// Per-message budget of servers, in ticks.
     pub budget: u32,
-    /// Reads the current task's memory at checked addresses (its state canaries).
-    pub user: M,
+    /// Reads the current task's memory at checked addresses (its state canaries) and holds
+    /// the fault record.
+    pub platform: M,
     /// The earliest `restart_at` of a `Restarting` task (`u64::MAX`: none).
     pub next_restart: u64,
 }
@@ -112,13 +138,13 @@ pub struct Kernel<const N: usize, M = Intact> {
 impl<const N: usize> Kernel<N> {
     /// A kernel with no task, whose canaries always read intact.
     pub const fn new() -> Self {
-        Self::with_memory(Intact)
+        Self::on(Intact::new())
     }
 }
 
-impl<const N: usize, M: UserMemory> Kernel<N, M> {
-    /// A kernel with no task, reading task memory through `user`.
-    pub const fn with_memory(user: M) -> Self {
+impl<const N: usize, M: Platform> Kernel<N, M> {
+    /// A kernel with no task on `platform`.
+    pub const fn on(platform: M) -> Self {
         Self {
             tasks: [Task::EMPTY; N],
             count: 0,
@@ -127,18 +153,6 @@ impl<const N: usize, M: UserMemory> Kernel<N, M> {
             ticks: 0,
             current: None,
             faults: 0,
-            last_fault: FaultRecord {
-                seq: 0,
-                task: 0,
-                generation: 0,
-                cause: 0,
-                vector: 0,
-                rip: 0,
-                addr: 0,
-                error_code: 0,
-                messages: 0,
-                entry_tsc: 0,
-            },
             report: WorkloadReport {
                 ops: 0,
                 errors: 0,
@@ -147,9 +161,14 @@ impl<const N: usize, M: UserMemory> Kernel<N, M> {
                 mismatches: 0,
             },
             budget: DEFAULT_BUDGET,
-            user,
+            platform,
             next_restart: u64::MAX,
         }
+    }
+
+    /// The last fault record (kept by the platform).
+    pub fn last_fault(&self) -> FaultRecord {
+        *self.platform.fault_record()
     }
 
     /// Adds a task, ready to enter at `setup.entry`; returns its index.

@@ -31,7 +31,7 @@ pub mod task;
 pub mod timer;
 pub mod umem;
 
-pub use kernel::{Effect, Intact, Kernel, TaskSetup, UserMemory};
+pub use kernel::{Effect, Intact, Kernel, Platform, TaskSetup};
 
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,13 @@
 //! System-call dispatch: the call number in the current task's rax picks the handler; the
 //! result goes back into its registers (or another task's, for IPC).
 
-use crate::kernel::{Effect, Kernel, UserMemory};
+use crate::kernel::{Effect, Kernel, Platform};
 use crate::umem::UserSlice;
 use abi::ipc::{Error, Sys, TaskId};
 use abi::monitor::WorkloadReport;
 use abi::status::GUEST_MAX;
 
-impl<const N: usize, M: UserMemory> Kernel<N, M> {
+impl<const N: usize, M: Platform> Kernel<N, M> {
     /// Handles the system call of the current task.
     #[inline(always)]
     pub fn syscall(&mut self) -> Effect {

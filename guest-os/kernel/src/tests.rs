@@ -1,14 +1,15 @@
 //! Scenario tests of the kernel's state machine: tasks issue system calls by setting their
 //! saved registers, as the trap entry would leave them.
 
-use crate::kernel::{Effect, Kernel, TaskSetup, UserMemory};
+use crate::kernel::{Effect, Kernel, Platform, TaskSetup};
 use crate::task::{PlannedFault, State};
 use crate::umem::Regions;
 use abi::inject::AFTER_SEND;
 use abi::ipc::{Error, NOTIFICATION_LABEL, STATE_CANARY, Sys, TaskId};
 use abi::manifest::Range;
 use abi::monitor::{
-    CrashContext, FaultCause, NO_CALLER, SentRecord, SentWindow, VerdictAction, WINDOW_MAX,
+    CrashContext, FaultCause, FaultRecord, NO_CALLER, SentRecord, SentWindow, VerdictAction,
+    WINDOW_MAX,
 };
 
 const SERVER: usize = 0;
@@ -34,15 +35,16 @@ fn setup(priority: u8, server: bool) -> TaskSetup {
 }
 
 /// The tests' kernel: four tasks, task memory whose canaries read intact except at `corrupted`.
-type K = Kernel<4, TestMemory>;
+type K = Kernel<4, TestPlatform>;
 
-/// Task memory for the tests: every canary reads intact but the one at `corrupted` (0: none).
+/// The platform of the tests: every canary reads intact but the one at `corrupted` (0: none).
 #[derive(Clone, Copy, Debug, Default)]
-struct TestMemory {
+struct TestPlatform {
     corrupted: u64,
+    record: FaultRecord,
 }
 
-impl UserMemory for TestMemory {
+impl Platform for TestPlatform {
     fn read_u64(&self, addr: u64) -> u64 {
         if addr != 0 && addr == self.corrupted {
             0
@@ -50,11 +52,19 @@ impl UserMemory for TestMemory {
             STATE_CANARY
         }
     }
+
+    fn fault_record(&self) -> &FaultRecord {
+        &self.record
+    }
+
+    fn fault_record_mut(&mut self) -> &mut FaultRecord {
+        &mut self.record
+    }
 }
 
 /// Server (priority 1), client and another client (priority 2).
 fn kernel() -> K {
-    let mut k = Kernel::with_memory(TestMemory::default());
+    let mut k = Kernel::on(TestPlatform::default());
     k.add_task(&setup(1, true));
     k.add_task(&setup(2, false));
     k.add_task(&setup(2, false));
@@ -173,7 +183,7 @@ fn a_crash_fails_the_calls_it_held_and_reports_the_cause() {
     k.tasks[SERVER].regs.rip = 0xbad;
     let effect = k.exception(14, 4, 0, false);
     assert_eq!(effect, Effect::Fault(None));
-    let record = k.last_fault;
+    let record = k.last_fault();
     assert_eq!(record.cause, FaultCause::PageFault as u32);
     assert_eq!((record.task, record.rip, record.messages), (0, 0xbad, 1));
     assert_eq!(k.tasks[SERVER].state, State::Crashed);
@@ -216,7 +226,7 @@ fn a_server_over_budget_is_a_hang_but_blocked_time_is_not_counted() {
     }
     let (effect, _) = k.tick(true);
     assert_eq!(effect, Effect::Fault(None));
-    let record = k.last_fault;
+    let record = k.last_fault();
     assert_eq!(record.cause, FaultCause::BudgetOverrun as u32);
     k.recover(SERVER, VerdictAction::Stop, 0);
     assert_eq!(k.tasks[CLIENT].regs.rax, Error::PeerCrashed as u64);
@@ -517,12 +527,12 @@ fn a_corrupted_state_is_caught_before_the_reply_is_released() {
     sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]);
     let server = k.id(SERVER).0;
     sys(&mut k, CLIENT, Sys::Call, server, 1, [0; 6]);
-    k.user.corrupted = 0x10ff8;
+    k.platform.corrupted = 0x10ff8;
     let client = k.id(CLIENT).0;
     let e = sys(&mut k, SERVER, Sys::ReplyRecv, client, 0, [9; 6]);
     assert_eq!(e, Effect::Fault(None));
-    assert_eq!(k.last_fault.cause, FaultCause::Corruption as u32);
-    assert_eq!(k.last_fault.addr, 0x10ff8);
+    assert_eq!(k.last_fault().cause, FaultCause::Corruption as u32);
+    assert_eq!(k.last_fault().addr, 0x10ff8);
     assert_eq!(
         k.tasks[CLIENT].state,
         State::AwaitingReply {
