@@ -253,13 +253,6 @@ impl<W: Write> Vcpu<W> {
                 self.records().workload = Some(report);
                 Ok(())
             }
-            Effect::Boundary { task, seq16 } => match &mut self.engine {
-                Some(engine) => {
-                    engine.snapshot_exit();
-                    engine.boundary(task, seq16)
-                }
-                None => Ok(()),
-            },
             Effect::Snapshots(pending) => match &mut self.engine {
                 Some(engine) => {
                     engine.snapshot_exit();

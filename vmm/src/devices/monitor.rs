@@ -115,15 +115,9 @@ pub enum Effect {
     Fault(Box<Fault>),
     /// The workload's final figures: record them, keep running.
     Report(WorkloadReport),
-    /// Server `task` reached its next boundary, numbered `seq16` modulo 2^16: snapshot it.
-    Boundary {
-        /// Task index (unchecked).
-        task: u64,
-        /// The boundary number's low 16 bits (unchecked).
-        seq16: u16,
-    },
     /// These servers reached boundaries not yet snapshotted: (task index, boundary number's low
-    /// 16 bits), unchecked, in task order. Snapshot each, as for [`Effect::Boundary`].
+    /// 16 bits), unchecked, in task order (one for a BOUNDARY, every one pending for a
+    /// SNAPSHOTS): snapshot each.
     Snapshots(Vec<(u64, u16)>),
     /// Recovered task `task` runs next; the guest TSC is `tsc`.
     Restarted {
@@ -194,10 +188,7 @@ pub fn handle_recovery(
     rc: RecoveryCall,
 ) -> Result<Effect, Stop> {
     match rc.call {
-        Hypercall::Boundary => Ok(Effect::Boundary {
-            task: u64::from(rc.task),
-            seq16: rc.extra,
-        }),
+        Hypercall::Boundary => Ok(Effect::Snapshots(vec![(u64::from(rc.task), rc.extra)])),
         Hypercall::Restarted => Ok(Effect::Restarted {
             task: u64::from(rc.task),
             tsc: read_page(mem, monitor)?.restart_tsc,
@@ -383,10 +374,7 @@ mod tests {
         let call = abi::hypercall::recovery_call(word).expect("recovery call");
         assert_eq!(
             handle_recovery(&m, &info(), call).expect("ok"),
-            Effect::Boundary {
-                task: 200,
-                seq16: 0xbeef
-            }
+            Effect::Snapshots(vec![(200, 0xbeef)])
         );
         let mut page = valid_page();
         page.restart_tsc = 12345;
