@@ -209,19 +209,15 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
 
     /// A timer tick. `running` is true when it interrupted a task (not the idle loop): that task
     /// is charged the tick. Returns the effect (a hang's fault record) and whether the current
-    /// task's time slice is over.
+    /// task's time slice is over. One comparison for the timers unless one is due: a hang is
+    /// found here, and its recovery latency starts at this entry. A hang does not rotate: the
+    /// hung task is stopped, and restarted (if it is) with a fresh slice, first in line as after
+    /// any other fault.
+    #[inline(always)]
     pub fn tick(&mut self, running: bool) -> (Effect, bool) {
         self.ticks += 1;
-        let mut fired = [0u64; N];
-        self.timers.expire(self.ticks, |task, bits| {
-            if let Some(f) = fired.get_mut(task) {
-                *f |= bits;
-            }
-        });
-        for (task, bits) in fired.iter().enumerate() {
-            if *bits != 0 {
-                self.post(task, *bits);
-            }
+        if self.timers.due(self.ticks) {
+            self.fire_timers();
         }
         if self.ticks >= self.next_restart {
             self.restart_due();
@@ -233,10 +229,25 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         if task.server && task.in_message {
             task.budget_used += 1;
             if task.budget_used > self.budget {
-                return (self.hang(c), true);
+                return (self.hang(c), false);
             }
         }
         (Effect::None, true)
+    }
+
+    /// Posts the notification bits of every timer due now.
+    fn fire_timers(&mut self) {
+        let mut fired = [0u64; N];
+        self.timers.expire(self.ticks, |task, bits| {
+            if let Some(f) = fired.get_mut(task) {
+                *f |= bits;
+            }
+        });
+        for (task, bits) in fired.iter().enumerate() {
+            if *bits != 0 {
+                self.post(task, *bits);
+            }
+        }
     }
 
     /// ORs `bits` into `task`'s notifications, delivering them if it waits in receive.

@@ -232,6 +232,38 @@ fn a_server_over_budget_is_a_hang_but_blocked_time_is_not_counted() {
     assert_eq!(k.tasks[CLIENT].regs.rax, Error::PeerCrashed as u64);
 }
 
+/// A hang ends the hung server's slice without a rotation: restarted, it runs first, as after
+/// any other fault, even with a peer of its priority ready (the recovery latency of a hang is
+/// the same path as an exception's).
+#[test]
+fn a_hung_server_restarted_runs_first_like_after_any_fault() {
+    let mut k = Kernel::on(TestPlatform::default());
+    k.add_task(&setup(1, true));
+    k.add_task(&setup(2, false));
+    k.add_task(&setup(1, true));
+    k.queues.remove(OTHER);
+    k.budget = 1;
+    server_receives(&mut k);
+    let server = k.id(SERVER).0;
+    sys(&mut k, CLIENT, Sys::Call, server, 1, [0; 6]);
+    assert_eq!(k.current, Some(SERVER));
+    k.queues.insert(OTHER);
+    assert_eq!(
+        k.tick(true),
+        (Effect::None, true),
+        "a plain tick ends the slice"
+    );
+    let (effect, rotate) = k.tick(true);
+    assert_eq!(effect, Effect::Fault(None));
+    k.recover(SERVER, VerdictAction::Rollback, 0);
+    assert_eq!(
+        k.schedule(rotate),
+        Some(SERVER),
+        "the restarted server runs first"
+    );
+    assert_eq!(k.tasks[CLIENT].regs.rax, Error::PeerRestarted as u64);
+}
+
 #[test]
 fn timers_and_notifications_wake_a_receiver() {
     let mut k = kernel();

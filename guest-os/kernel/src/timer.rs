@@ -46,6 +46,12 @@ impl<const N: usize> Timers<N> {
         }
     }
 
+    /// Whether a timer is due at tick `now`.
+    #[inline(always)]
+    pub fn due(&self, now: u64) -> bool {
+        now >= self.next
+    }
+
     /// Calls `fire(task, bits)` for every timer due at tick `now` and disarms it.
     pub fn expire(&mut self, now: u64, mut fire: impl FnMut(usize, u64)) {
         if now < self.next {
@@ -82,8 +88,10 @@ mod tests {
         assert!(t.set(2, 5, 0b10));
         assert!(!t.set(9, 5, 1));
         let mut fired = Vec::new();
+        assert!(!t.due(4));
         t.expire(4, |task, bits| fired.push((task, bits)));
         assert!(fired.is_empty());
+        assert!(t.due(5));
         t.expire(5, |task, bits| fired.push((task, bits)));
         assert_eq!(fired, vec![(2, 0b10)]);
         t.expire(20, |task, bits| fired.push((task, bits)));
