@@ -237,6 +237,37 @@ pub fn summary(r: &BootReport) -> String {
     out
 }
 
+/// Why a JSON file cannot be written at `path`, checked before a run whose results it is to
+/// hold (so that a bad path is reported at once, not after the run): its directory must exist
+/// and take a new file (one is created and removed again).
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        return Err(format!(
+            "{}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        ));
+    }
+    match tempfile::NamedTempFile::new_in(&dir) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "{}: cannot create a file in {}: {}",
+            path.display(),
+            dir.display(),
+            e.kind()
+        )),
+    }
+}
+
+/// The directory a file at `path` goes into (`.` for a bare name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Writes `value` as pretty JSON to `path` atomically (temporary file in the same directory,
 /// then rename), so that a reader never sees half a file.
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), BenchError> {
@@ -245,16 +276,14 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), Benc
         source,
     };
     let json = serde_json::to_vec_pretty(value).map_err(|e| err(std::io::Error::other(e)))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
+    // tempfile's errors name the temporary file; the message names the file asked for.
+    let plain = |e: std::io::Error| err(std::io::Error::from(e.kind()));
+    let mut tmp = tempfile::NamedTempFile::new_in(parent_dir(path)).map_err(plain)?;
     tmp.write_all(&json)
         .and_then(|()| tmp.write_all(b"\n"))
         .map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
+    tmp.persist(path).map_err(|e| plain(e.error))?;
     Ok(())
 }
 

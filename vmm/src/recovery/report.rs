@@ -83,6 +83,9 @@ pub struct RecoveryEntry {
     /// Every other server's state arena was byte for byte the same after the restore as
     /// before it (only with the isolation check on).
     pub peers_intact: Option<bool>,
+    /// How long the isolation check's hashing took, in µs (only with the check on; not part of
+    /// `latency_us`).
+    pub isolation_check_us: Option<f64>,
     /// Servers that were being recovered when this one crashed (restored, but not yet back at
     /// their first instruction, e.g. waiting out a backoff).
     pub during_recovery_of: Vec<String>,
@@ -130,6 +133,7 @@ impl RecoveryEntry {
             messages: r.messages,
             panic: fault.text.clone(),
             peers_intact,
+            isolation_check_us: None,
             during_recovery_of: Vec::new(),
             peers_rolled_back: Vec::new(),
             decision: decision.clone(),
