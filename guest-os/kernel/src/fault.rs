@@ -175,7 +175,8 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
     }
 
     /// Carries out the VMM's verdict on crashed task `t` (see the module doc); a restart waits
-    /// `delay` ticks first (its callers stay queued).
+    /// `delay` ticks first (its callers stay queued): `delay` whole tick periods at least, so
+    /// it runs at the `delay + 1`-th tick from now (the current period has partly gone).
     #[inline(always)]
     pub fn recover(&mut self, t: usize, action: VerdictAction, delay: u64) {
         if self
@@ -193,7 +194,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
             self.queues.remove(t);
             let task = &mut self.tasks[t];
             task.state = State::Restarting;
-            task.restart_at = self.ticks.saturating_add(delay);
+            task.restart_at = self.ticks.saturating_add(delay).saturating_add(1);
             self.next_restart = self.next_restart.min(task.restart_at);
         }
     }
