@@ -169,6 +169,38 @@ struct BuiltVm {
     engine: Option<Engine<KvmDirtyLog>>,
 }
 
+/// What `--fault` and the `[recovery]` table ask of this layout's servers, checked against
+/// them (before anything is printed or created).
+struct RecoveryPlan {
+    /// Server names by task index; `None` for apps (clients), which can be neither crashed on
+    /// purpose nor configured.
+    tasks: Vec<Option<String>>,
+    /// The faults to inject, as the monitor page carries them.
+    faults: [abi::monitor::FaultPlan; abi::monitor::MAX_PLANNED_FAULTS],
+    /// Each server's policy.
+    policies: policies::PolicySet,
+}
+
+fn plan_recovery(
+    config: &VmConfig,
+    layout: &Layout,
+    recovery: &RecoveryOptions,
+) -> Result<RecoveryPlan, RunError> {
+    let tasks: Vec<Option<String>> = layout
+        .servers
+        .iter()
+        .map(|s| (!s.app).then(|| s.name.clone()))
+        .collect();
+    let faults = inject::plan(&recovery.faults, &tasks)?;
+    let names: Vec<&String> = tasks.iter().flatten().collect();
+    let policies = config.recovery.build(&names)?;
+    Ok(RecoveryPlan {
+        tasks,
+        faults,
+        policies,
+    })
+}
+
 /// Steps 3-7: KVM VM, memory and memslots, image, boot structures (and the monitor page's
 /// flags and fault plan), irqchip, vCPU, and the recovery engine's first snapshots.
 fn build(
@@ -177,16 +209,13 @@ fn build(
     layout: &Layout,
     backend: Backend,
     recovery: &RecoveryOptions,
+    planned: RecoveryPlan,
 ) -> Result<BuiltVm, RunError> {
-    // By task index; apps (clients) can be neither crashed on purpose nor configured.
-    let tasks: Vec<Option<String>> = layout
-        .servers
-        .iter()
-        .map(|s| (!s.app).then(|| s.name.clone()))
-        .collect();
-    let plan = inject::plan(&recovery.faults, &tasks)?;
-    let names: Vec<&String> = tasks.iter().flatten().collect();
-    let policies = config.recovery.build(&names)?;
+    let RecoveryPlan {
+        tasks,
+        faults: plan,
+        policies,
+    } = planned;
     // Memory first: locals drop in reverse order, so on any error below the VM fd (and its
     // memslots) goes before the mapping they point into.
     let mem = memory::create(layout)?;
@@ -247,6 +276,7 @@ pub fn run(
     let started = Instant::now();
     let image = load_image(config, bundled)?;
     let layout = layout::plan(&image, config.memory_bytes())?;
+    let planned = plan_recovery(config, &layout, recovery)?;
     let backend = backend::detect();
     if !quiet {
         let kind = match image.manifest() {
@@ -269,7 +299,7 @@ pub fn run(
     }
     // Block the stop signals before any other thread exists, so that they reach only the loop.
     let signals = SignalFd::new().map_err(os("signalfd"))?;
-    let built = build(config, &image, &layout, backend, recovery)?;
+    let built = build(config, &image, &layout, backend, recovery, planned)?;
     vcpu::install_kick_handler().map_err(os("the vCPU kick signal"))?;
 
     let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(os("COM1 irqfd"))?;
