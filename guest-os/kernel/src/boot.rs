@@ -1,7 +1,7 @@
 //! Boot: from the VMM's entry state to the first task in ring 3.
 
 use crate::arch::x86_64::{apic, cpu, gdt, idt, paging, trap};
-use crate::dispatch::{self, KERNEL_FAULT_STATUS};
+use crate::dispatch::{self, BAD_CMDLINE_STATUS, KERNEL_FAULT_STATUS};
 use abi::inject::FaultKind;
 use abi::manifest::Range;
 use abi::monitor::{MONITOR_MAGIC, MONITOR_VERSION, MonitorPage};
@@ -28,6 +28,13 @@ pub fn boot(boot_info: u64) -> ! {
     };
     let cmdline = boot::cmdline(info);
     banner(info, cmdline);
+    if let Err(bad) = kernel::bootargs::check(cmdline) {
+        serial::write(b"kernel: bad command line: ");
+        serial::write(bad.token);
+        serial::write(b": ");
+        serial::line(bad.why.as_bytes());
+        hypercall::exit(BAD_CMDLINE_STATUS)
+    }
     if !apic::has_x2apic() {
         serial::line(b"kernel: the CPU offers no x2APIC; cannot run the timer");
         hypercall::exit(KERNEL_FAULT_STATUS)
@@ -120,14 +127,10 @@ fn init_monitor_page() {
 fn task_args(index: usize, cmdline: &[u8]) -> [u64; 2] {
     let name = TASKS[index].name.as_bytes();
     if name == b"workload" {
+        // Checked at boot: a value present is a number.
         let number = |key: &[u8], default| match cmdline::dec_arg(cmdline, key) {
             Some(Ok(n)) => n,
-            Some(Err(_)) => {
-                serial::write(b"kernel: ignoring a bad ");
-                serial::line(key);
-                default
-            }
-            None => default,
+            _ => default,
         };
         return [number(b"ops", DEFAULT_OPS), number(b"seed", DEFAULT_SEED)];
     }

@@ -24,6 +24,9 @@ use sysmap::TASKS;
 
 /// The VM's exit status when the kernel itself fails.
 pub const KERNEL_FAULT_STATUS: u64 = 62;
+/// The VM's exit status when the guest command line has a token the kernel does not accept
+/// ([`kernel::bootargs`]).
+pub const BAD_CMDLINE_STATUS: u64 = 2;
 /// Offset of the `ud2` system-call stub in a task's text area (measured alternative trap).
 pub const UD2_STUB_OFFSET: u64 = 16;
 const NTASKS: usize = TASKS.len();

@@ -1,7 +1,8 @@
 //! The guest kernel's algorithms, host-testable: tasks and their saved registers ([`task`]),
 //! the run queues ([`sched`]), message passing ([`ipc`]), system-call dispatch ([`syscall`]),
-//! fault confinement ([`fault`]), one-shot timers ([`timer`]), user-pointer checks ([`umem`])
-//! and address-space layout and page-table building ([`aspace`]). The binary (`main.rs`,
+//! fault confinement ([`fault`]), one-shot timers ([`timer`]), user-pointer checks ([`umem`]),
+//! address-space layout and page-table building ([`aspace`]) and the boot command line's check
+//! ([`bootargs`]). The binary (`main.rs`,
 //! `arch/x86_64`) adds what only the machine can do: traps, page-table switches, the LAPIC
 //! timer, the console and the hypercalls.
 //!
@@ -22,6 +23,7 @@
 
 pub mod api;
 pub mod aspace;
+pub mod bootargs;
 pub mod fault;
 pub mod ipc;
 pub mod kernel;

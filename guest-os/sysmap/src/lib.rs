@@ -57,6 +57,18 @@ pub enum Kind {
     App,
 }
 
+/// What a task takes from the guest command line under its own name (`NAME=VALUE`), checked
+/// by the kernel at boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// Nothing (its name is not a command-line key).
+    None,
+    /// A whole number, at most 16 digits (a load client's ticks).
+    Number,
+    /// One of these words.
+    Word(&'static [&'static str]),
+}
+
 /// One task of the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TaskDef {
@@ -68,14 +80,17 @@ pub struct TaskDef {
     pub priority: u8,
     /// May stop the VM and report workload figures.
     pub may_exit: bool,
+    /// Its command-line value.
+    pub arg: Arg,
 }
 
-const fn task(name: &'static str, kind: Kind, priority: u8, may_exit: bool) -> TaskDef {
+const fn task(name: &'static str, kind: Kind, priority: u8, may_exit: bool, arg: Arg) -> TaskDef {
     TaskDef {
         name,
         kind,
         priority,
         may_exit,
+        arg,
     }
 }
 
@@ -84,17 +99,24 @@ pub const NAMES: usize = 0;
 
 /// The tasks, in task-index order.
 pub const TASKS: &[TaskDef] = &[
-    task("names", Kind::Server, 1, false),
-    task("kv", Kind::Server, 1, false),
-    task("fs", Kind::Server, 1, false),
-    task("bank", Kind::Server, 1, false),
-    task("crasher", Kind::Server, 2, false),
-    task("workload", Kind::App, 3, true),
+    task("names", Kind::Server, 1, false, Arg::None),
+    task("kv", Kind::Server, 1, false, Arg::None),
+    task("fs", Kind::Server, 1, false, Arg::None),
+    task("bank", Kind::Server, 1, false, Arg::None),
+    task(
+        "crasher",
+        Kind::Server,
+        2,
+        false,
+        Arg::Word(crasher_api::MODES),
+    ),
+    // Takes `ops` and `seed` instead (see the kernel's boot arguments).
+    task("workload", Kind::App, 3, true, Arg::None),
     // Load clients, one per server (idle unless given a duration on the command line).
-    task("namesload", Kind::App, 3, false),
-    task("kvload", Kind::App, 3, false),
-    task("fsload", Kind::App, 3, false),
-    task("bankload", Kind::App, 3, false),
+    task("namesload", Kind::App, 3, false, Arg::Number),
+    task("kvload", Kind::App, 3, false, Arg::Number),
+    task("fsload", Kind::App, 3, false, Arg::Number),
+    task("bankload", Kind::App, 3, false, Arg::Number),
 ];
 
 /// Number of priority levels.

@@ -84,6 +84,29 @@ fn seed_and_op_count_come_from_the_command_line() {
     assert!(b.stdout.contains("workload: seed 2, 300 requests"), "{b:?}");
 }
 
+/// A command line the kernel does not accept stops the VM at boot, before any task runs, with
+/// status 2 and one console line naming the token; nothing runs with a default instead.
+#[test]
+fn a_bad_command_line_stops_the_boot_with_the_token_named() {
+    for (arg, why) in [
+        ("ops=abc", "expected a whole number"),
+        ("opps=5", "unknown key"),
+        ("crasher=bogus", "unknown mode"),
+        ("kvload=3s", "ticks"),
+    ] {
+        let out = boot("60", &["seed=3", arg]);
+        assert_eq!(out.status, 2, "{arg}: {out:?}");
+        let line = format!("kernel: bad command line: {arg}: ");
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with(&line) && l.contains(why)),
+            "{arg}: {out:?}"
+        );
+        assert!(!out.stdout.contains("workload:"), "no task ran: {out:?}");
+    }
+}
+
 /// `crasher=MODE` makes the crasher take that fault under the workload's midpoint call. With
 /// recovery off, the crasher stays stopped: the kernel fails that call (`PeerCrashed`), the
 /// fault is reported once, by the real cause, and the workload still finishes clean. (With

@@ -16,6 +16,21 @@ use abi::ipc::{Client, ClientError, TaskId, Transport};
 /// The server's name in the system map.
 pub const SERVER: &str = "crasher";
 
+/// Its modes (`crasher=MODE` on the guest command line, checked by the kernel at boot): the
+/// faults it takes while handling a POKE, `init` (a fault while it starts, before its first
+/// boundary) and `bench` (it times the kernel's trap paths and prints them).
+pub const MODES: &[&str] = &[
+    "page-fault",
+    "illegal",
+    "divide",
+    "gp",
+    "stack",
+    "panic",
+    "hang",
+    "init",
+    "bench",
+];
+
 /// Opcodes.
 pub mod op {
     /// Take the configured fault now (or answer, without one).

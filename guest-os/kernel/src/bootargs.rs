@@ -1,0 +1,105 @@
+//! The guest command line, checked at boot: `ops=N` and `seed=N` (the workload's), and
+//! `NAME=VALUE` for each task that takes a value ([`sysmap::Arg`]: a load client's ticks, the
+//! crasher's mode). Anything else stops the boot with one console line: a mistyped key or value
+//! would otherwise run something other than what was asked for.
+
+use sysmap::{Arg, TASKS};
+
+/// Keys of the workload.
+const WORKLOAD_KEYS: [&[u8]; 2] = [b"ops", b"seed"];
+/// Longest value a task gets (packed into two registers).
+const MAX_VALUE: usize = 16;
+
+/// A token of the command line that is not accepted, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadArg<'a> {
+    /// The token.
+    pub token: &'a [u8],
+    /// Why, in words.
+    pub why: &'static str,
+}
+
+/// Checks every token of `cmdline` (separated by ASCII whitespace, as `bare::cmdline` reads
+/// them; this library stays off `bare`, whose runtime symbols clash with std in host tests).
+pub fn check(cmdline: &[u8]) -> Result<(), BadArg<'_>> {
+    let mut tokens = cmdline
+        .split(u8::is_ascii_whitespace)
+        .filter(|t| !t.is_empty());
+    tokens.try_for_each(|token| {
+        let bad = |why| Err(BadArg { token, why });
+        let Some(eq) = token.iter().position(|&b| b == b'=') else {
+            return bad("expected KEY=VALUE");
+        };
+        let (key, value) = (&token[..eq], &token[eq + 1..]);
+        // At most 16 digits: always a u64, and what a task's two registers carry.
+        let number =
+            !value.is_empty() && value.len() <= MAX_VALUE && value.iter().all(u8::is_ascii_digit);
+        if WORKLOAD_KEYS.contains(&key) {
+            return if number {
+                Ok(())
+            } else {
+                bad("expected a whole number")
+            };
+        }
+        match TASKS.iter().find(|t| t.name.as_bytes() == key).map(|t| t.arg) {
+            Some(Arg::Number) if number => Ok(()),
+            Some(Arg::Number) => bad("expected a whole number of 10 ms ticks (16 digits at most)"),
+            Some(Arg::Word(words)) if words.iter().any(|w| w.as_bytes() == value) => Ok(()),
+            Some(Arg::Word(_)) => bad("unknown mode (docs/servers.md lists them)"),
+            Some(Arg::None) | None => {
+                bad("unknown key: expected ops, seed, a load client (namesload, kvload, fsload, bankload) or crasher")
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_arguments_pass() {
+        for line in [
+            &b""[..],
+            b"ops=2000 seed=7",
+            b"  ops=0\tkvload=300 fsload=300 namesload=1 bankload=600 ",
+            b"crasher=page-fault",
+            b"crasher=bench ops=10",
+        ] {
+            assert_eq!(check(line), Ok(()), "{}", String::from_utf8_lossy(line));
+        }
+        for mode in crasher_api::MODES {
+            let line = format!("crasher={mode}");
+            assert_eq!(check(line.as_bytes()), Ok(()), "{line}");
+        }
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (line, token) in [
+            (&b"ops=abc"[..], &b"ops=abc"[..]),
+            (b"ops=-5", b"ops=-5"),
+            (b"ops=1 seed=xyz", b"seed=xyz"),
+            (
+                b"ops=99999999999999999999999",
+                b"ops=99999999999999999999999",
+            ),
+            (b"foo=1", b"foo=1"),
+            (b"ops=1 kv=1", b"kv=1"),
+            (b"workload=1", b"workload=1"),
+            (b"kvload=3s", b"kvload=3s"),
+            (
+                b"kvload=00000000000000000300",
+                b"kvload=00000000000000000300",
+            ),
+            (b"crasher=bogus", b"crasher=bogus"),
+            (b"crasher=", b"crasher="),
+            (b"ops", b"ops"),
+            (b"ops=", b"ops="),
+        ] {
+            let e = check(line).expect_err(&String::from_utf8_lossy(line));
+            assert_eq!(e.token, token, "{}", String::from_utf8_lossy(line));
+            assert!(!e.why.is_empty());
+        }
+    }
+}
