@@ -120,7 +120,8 @@ pub struct RunArgs {
     /// recovery, no final line).
     #[arg(short, long)]
     pub quiet: bool,
-    /// Crash server SERVER with fault KIND while it handles its N-th message (repeatable). KIND:
+    /// Crash server SERVER with fault KIND while it handles its N-th message (repeatable).
+    /// SERVER: a server of the image (the bundled guest's: names, kv, fs, bank, crasher). KIND:
     /// null-deref, illegal-insn, div-zero, panic, hang, stack-overflow, corrupt-state, gp. Each
     /// fault fires once (`@N+P`: again every P messages); the server is recovered by its policy
     /// (default: roll back to its last boundary, "peer restarted" to the caller, whose client

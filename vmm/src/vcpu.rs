@@ -238,7 +238,10 @@ impl<W: Write> Vcpu<W> {
                             engine.boundary(task, seq16)?;
                         }
                         let result = engine.fault(&fault);
-                        engine.log_fault(&fault);
+                        // A fail-stop has logged the fault with its decision.
+                        if !matches!(result, Err(Stop::FailStop { .. })) {
+                            engine.log_fault(&fault);
+                        }
                         result
                     }
                     None => {

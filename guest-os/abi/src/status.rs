@@ -103,7 +103,7 @@ pub const TABLE: &[StatusRow] = &[
         SIGNAL_BASE + 1,
         SIGNAL_BASE + 64,
         "signal",
-        "stopped by signal N: 128 + N",
+        "stopped by signal N (130: SIGINT, Ctrl-C; 143: SIGTERM; 129: SIGHUP)",
     ),
 ];
 

@@ -79,7 +79,7 @@ impl fmt::Display for Fault {
         }
         if matches!(
             self.cause,
-            Some(FaultCause::PageFault | FaultCause::StackOverflow)
+            Some(FaultCause::PageFault | FaultCause::StackOverflow | FaultCause::Corruption)
         ) {
             write!(f, " addr {:#x}", r.addr)?;
         }

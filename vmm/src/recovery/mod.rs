@@ -716,6 +716,9 @@ impl<L: DirtyLog> Engine<L> {
         let (Some(own), Some(peers)) = (decision.action.own(), peers) else {
             decision_record.outcome = Outcome::Stopped;
             self.push_record(fault, &decision_record, 0, None);
+            // The VM stops: the fault's line first, then the decision's (a recovered fault's
+            // line is the caller's to send, after the restore).
+            self.log_fault(fault);
             self.log_record(self.records.len() - 1);
             return Err(Stop::FailStop {
                 server: name,
