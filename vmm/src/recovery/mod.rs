@@ -777,8 +777,12 @@ impl<L: DirtyLog> Engine<L> {
         pages: u64,
         peers_intact: Option<bool>,
     ) -> usize {
-        self.records
-            .push(RecoveryEntry::new(fault, decision, pages, peers_intact));
+        let mut entry = RecoveryEntry::new(fault, decision, pages, peers_intact);
+        entry.snapshots_taken_first = (fault.pending_snapshots.iter())
+            .filter_map(|&(t, _)| self.servers.get(usize::try_from(t).ok()?))
+            .map(|s| s.name.clone())
+            .collect();
+        self.records.push(entry);
         self.records.len() - 1
     }
 

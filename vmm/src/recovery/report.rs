@@ -86,6 +86,10 @@ pub struct RecoveryEntry {
     /// How long the isolation check's hashing took, in µs (only with the check on; not part of
     /// `latency_us`).
     pub isolation_check_us: Option<f64>,
+    /// Servers whose boundary was still waiting for its snapshot when this one crashed (the
+    /// kernel batches snapshots): taken before the decision, so that a rollback of theirs goes
+    /// back to that boundary at the latest.
+    pub snapshots_taken_first: Vec<String>,
     /// Servers that were being recovered when this one crashed (restored, but not yet back at
     /// their first instruction, e.g. waiting out a backoff).
     pub during_recovery_of: Vec<String>,
@@ -134,6 +138,7 @@ impl RecoveryEntry {
             panic: fault.text.clone(),
             peers_intact,
             isolation_check_us: None,
+            snapshots_taken_first: Vec::new(),
             during_recovery_of: Vec::new(),
             peers_rolled_back: Vec::new(),
             decision: decision.clone(),
