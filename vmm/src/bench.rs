@@ -241,6 +241,9 @@ pub fn summary(r: &BootReport) -> String {
 /// hold (so that a bad path is reported at once, not after the run): its directory must exist
 /// and take a new file (one is created and removed again).
 pub fn check_writable(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!("{} is a directory", path.display()));
+    }
     let dir = parent_dir(path);
     if !dir.is_dir() {
         return Err(format!(

@@ -555,6 +555,8 @@ mod tests {
         let e =
             bench::check_writable(std::path::Path::new(missing)).expect_err("missing directory");
         assert!(e.contains("does not exist"), "{e}");
+        let e = bench::check_writable(dir.path()).expect_err("a directory");
+        assert!(e.contains("is a directory"), "{e}");
     }
 
     #[test]

@@ -231,19 +231,7 @@ impl<W: Write> Vcpu<W> {
                 // the engine's log thread, not to delay the recovery.
                 self.records().faults += 1;
                 match &mut self.engine {
-                    Some(engine) => {
-                        // Other servers' boundaries still waiting for their snapshot first:
-                        // the decision may roll them back to those versions.
-                        for &(task, seq16) in &fault.pending_snapshots {
-                            engine.boundary(task, seq16)?;
-                        }
-                        let result = engine.fault(&fault);
-                        // A fail-stop has logged the fault with its decision.
-                        if !matches!(result, Err(Stop::FailStop { .. })) {
-                            engine.log_fault(&fault);
-                        }
-                        result
-                    }
+                    Some(engine) => engine.fault(&fault),
                     None => {
                         if !self.quiet {
                             eprintln!("vmm: fault: {fault}");

@@ -10,6 +10,9 @@ const WORKLOAD_KEYS: [&[u8]; 2] = [b"ops", b"seed"];
 /// Longest value a task gets (packed into two registers).
 const MAX_VALUE: usize = 16;
 
+/// Why a key is refused: it names every key there is (a test keeps it in step with `TASKS`).
+const UNKNOWN_KEY: &str = "unknown key: expected ops, seed, a load client (namesload, kvload, fsload, bankload) or crasher";
+
 /// A token of the command line that is not accepted, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadArg<'a> {
@@ -41,14 +44,16 @@ pub fn check(cmdline: &[u8]) -> Result<(), BadArg<'_>> {
                 bad("expected a whole number")
             };
         }
-        match TASKS.iter().find(|t| t.name.as_bytes() == key).map(|t| t.arg) {
+        match TASKS
+            .iter()
+            .find(|t| t.name.as_bytes() == key)
+            .map(|t| t.arg)
+        {
             Some(Arg::Number) if number => Ok(()),
             Some(Arg::Number) => bad("expected a whole number of 10 ms ticks (16 digits at most)"),
             Some(Arg::Word(words)) if words.iter().any(|w| w.as_bytes() == value) => Ok(()),
             Some(Arg::Word(_)) => bad("unknown mode (docs/servers.md lists them)"),
-            Some(Arg::None) | None => {
-                bad("unknown key: expected ops, seed, a load client (namesload, kvload, fsload, bankload) or crasher")
-            }
+            Some(Arg::None) | None => bad(UNKNOWN_KEY),
         }
     })
 }
@@ -72,6 +77,20 @@ mod tests {
             let line = format!("crasher={mode}");
             assert_eq!(check(line.as_bytes()), Ok(()), "{line}");
         }
+    }
+
+    #[test]
+    fn the_unknown_key_message_names_every_key() {
+        for t in TASKS.iter().filter(|t| t.arg != Arg::None) {
+            assert!(UNKNOWN_KEY.contains(t.name), "{}", t.name);
+        }
+        let named = UNKNOWN_KEY.matches("load").count();
+        let loads = TASKS.iter().filter(|t| t.arg == Arg::Number).count();
+        assert_eq!(
+            named - 1,
+            loads,
+            "one \"load client\" plus each client's name"
+        );
     }
 
     #[test]

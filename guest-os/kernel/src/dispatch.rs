@@ -105,8 +105,9 @@ pub fn plan_fault(task: usize, fault: kernel::task::PlannedFault) -> bool {
 }
 
 /// The machine under the kernel: task memory read through the current task's mapped address
-/// space; the fault record kept in the monitor page, where the VMM reads it.
-#[derive(Clone, Copy, Debug)]
+/// space; the fault record kept in the monitor page, where the VMM reads it. Not `Copy`: the
+/// kernel's one value is the only way to the record.
+#[derive(Debug)]
 struct MachinePlatform;
 
 impl Platform for MachinePlatform {
@@ -318,16 +319,18 @@ fn monitor_page_mut() -> &'static mut MonitorPage {
 /// nothing is kept on the stack across the hypercall.
 #[inline(always)]
 fn fault(k: &mut TheKernel, text: Option<CheckedSlice>, entry_tsc: u64) {
+    k.platform.fault_record_mut().entry_tsc = entry_tsc;
     let t = k.platform.fault_record().task as usize;
-    {
-        let page = monitor_page_mut();
-        page.fault.entry_tsc = entry_tsc;
-        k.write_crash_context(t, text, &mut page.crash);
-        k.fill_window(t, &mut page.window);
-        // The VMM takes the pending snapshots before it decides (the crashed server has none:
-        // it was running).
-        page.pending_snapshots = MACHINE.get().pending_snapshots;
-    }
+    let page = monitor_page();
+    // SAFETY: as in `monitor_page_mut`; these are fields the kernel's record accessors never
+    // reach (they touch only `fault`), so they alias nothing the calls below use.
+    let (crash, window) = unsafe { (&mut (*page).crash, &mut (*page).window) };
+    k.write_crash_context(t, text, crash);
+    k.fill_window(t, window);
+    // The VMM takes the pending snapshots before it decides (the crashed server has none: it
+    // was running).
+    // SAFETY: as above.
+    unsafe { (*page).pending_snapshots = MACHINE.get().pending_snapshots };
     hypercall::recovery_call(call_word(Hypercall::Fault, t as u8, 0));
     MACHINE.get().pending_snapshots = 0;
     let (action, delay) = if MACHINE.get().flags & FLAG_RECOVERY != 0 {

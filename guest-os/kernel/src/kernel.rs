@@ -18,7 +18,8 @@ pub const DEFAULT_BUDGET: u32 = 200;
 pub const USER_RFLAGS: u64 = 0x202;
 
 /// What the architecture layer must do after a kernel entry. Small on purpose (records stay
-/// in the kernel): it is returned on every trap, and every byte moved costs in ring 0.
+/// where they are, in the kernel or with its platform): it is returned on every trap, and every
+/// byte moved costs in ring 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// Nothing.

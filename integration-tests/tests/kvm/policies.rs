@@ -58,7 +58,9 @@ fn a_crash_after_a_state_changing_send_rolls_the_peer_back_too() {
         // kv answered the audit call and waits at its boundary, its snapshot batched: the
         // FAULT hands that snapshot over and the VMM takes it before it decides, so that kv
         // goes back to just before the call, not to an older boundary. (Other servers waiting
-        // at theirs are taken too.)
+        // at theirs are taken too.) Not a matter of timing: between kv's reply and the bank's
+        // crash nothing else is ready at the servers' priority, so no switch (which would take
+        // every pending snapshot) comes between.
         let first = e["snapshots_taken_first"].as_array().expect("a list");
         assert!(first.contains(&Value::from("kv")), "{e}");
         assert!(

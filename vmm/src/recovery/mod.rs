@@ -283,7 +283,7 @@ impl<L: DirtyLog> Engine<L> {
 
     /// Prints the line of `fault` on stderr without holding the guest up: formatted by the
     /// writer thread, and not even copied when lines are off (`-q`).
-    pub fn log_fault(&self, fault: &Fault) {
+    fn log_fault(&self, fault: &Fault) {
         if self.events.enabled() {
             self.events
                 .send(events::Event::Fault(Box::new(fault.clone())));
@@ -646,10 +646,32 @@ impl<L: DirtyLog> Engine<L> {
         Ok(stats.pages as u64)
     }
 
-    /// FAULT: a task stopped. Decides with its server's policy, restores its pages (and, for a
+    /// FAULT: a task stopped. First takes the snapshots still pending with it (other servers'
+    /// boundaries: a decision may roll them back to those; the crashed task's own is refused,
+    /// it was running), then decides with its server's policy, restores its pages (and, for a
     /// consistent cut, its dependent peers' pages) and writes the verdict the kernel carries
-    /// out; `Err` stops the VM (fail-stop, or a failed restore).
+    /// out; the fault's line goes to the log after the restore. `Err` stops the VM (fail-stop,
+    /// a bad pending snapshot, a failed restore).
     pub fn fault(&mut self, fault: &Fault) -> Result<(), Stop> {
+        for &(task, seq16) in &fault.pending_snapshots {
+            if task == u64::from(fault.record.task) {
+                return Err(Stop::Protocol(Violation::Boundary {
+                    task,
+                    seq: u64::from(seq16),
+                }));
+            }
+            self.boundary(task, seq16)?;
+        }
+        let result = self.decide(fault);
+        // A fail-stop has logged the fault with its decision.
+        if !matches!(result, Err(Stop::FailStop { .. })) {
+            self.log_fault(fault);
+        }
+        result
+    }
+
+    /// [`Engine::fault`] once the pending snapshots are taken.
+    fn decide(&mut self, fault: &Fault) -> Result<(), Stop> {
         let (record, context) = (&fault.record, &fault.context);
         let now = self.now();
         let index = usize::try_from(record.task)
@@ -778,7 +800,9 @@ impl<L: DirtyLog> Engine<L> {
         peers_intact: Option<bool>,
     ) -> usize {
         let mut entry = RecoveryEntry::new(fault, decision, pages, peers_intact);
-        entry.snapshots_taken_first = (fault.pending_snapshots.iter())
+        entry.snapshots_taken_first = fault
+            .pending_snapshots
+            .iter()
             .filter_map(|&(t, _)| self.servers.get(usize::try_from(t).ok()?))
             .map(|s| s.name.clone())
             .collect();
@@ -812,7 +836,10 @@ impl<L: DirtyLog> Engine<L> {
             Some(khz) if p.entry_tsc != 0 && tsc > p.entry_tsc => {
                 let window = (tsc - p.entry_tsc) as f64 * 1000.0 / f64::from(khz);
                 // `--check-isolation` hashed the peers inside that window: not recovery work.
-                let check = (self.records.get(p.record)).and_then(|r| r.isolation_check_us);
+                let check = self
+                    .records
+                    .get(p.record)
+                    .and_then(|r| r.isolation_check_us);
                 (window - check.unwrap_or(0.0)).max(0.0)
             }
             _ => p.at.elapsed().as_secs_f64() * 1e6,
@@ -1023,6 +1050,38 @@ mod tests {
         );
         assert_eq!(r.peers_intact, Some(true));
         assert_eq!((s.servers[0].crashes, s.servers[0].generation), (1, 1));
+    }
+
+    /// A FAULT hands over the snapshots still pending (batched boundaries of other servers):
+    /// taken before the decision and listed in the record. One naming the crashed task itself
+    /// (it was running, so it has none) is a protocol violation, never a snapshot of its
+    /// crashed state.
+    #[test]
+    fn a_fault_takes_the_pending_snapshots_first_but_never_the_crashed_one() {
+        let (mut e, mem) = engine();
+        e.boundary(0, 1).expect("kv boundary 1");
+        poke(&mem, 1, 2, 4);
+        let mut f = fault(0, 1, 1);
+        f.pending_snapshots = vec![(1, 1)];
+        e.fault(&f).expect("recovered");
+        assert_eq!(e.summary().recoveries[0].snapshots_taken_first, ["fs"]);
+        assert!(
+            matches!(e.boundary(1, 1), Err(Stop::Protocol(_))),
+            "fs's boundary 1 was taken with the fault"
+        );
+        e.boundary(1, 2).expect("so its next one is 2");
+        poke(&mem, 0, 1, 9);
+        let mut f = fault(0, 2, 1);
+        f.pending_snapshots = vec![(0, 2)];
+        assert!(matches!(
+            e.fault(&f),
+            Err(Stop::Protocol(Violation::Boundary { task: 0, .. }))
+        ));
+        assert_eq!(
+            peek(&mem, 0, 1),
+            9,
+            "the crashed state was neither kept nor restored"
+        );
     }
 
     #[test]

@@ -105,6 +105,8 @@ fn main(_me: TaskId, a0: u64, a1: u64) -> ! {
     serve(&mut crasher)
 }
 
+/// Takes the fault of `mode`: the modes here, with `init` and `bench` in `main`, are
+/// `crasher_api::MODES` (the kernel refuses any other at boot): keep the two in step.
 fn fault(mode: &[u8]) {
     match mode {
         b"page-fault" => {
