@@ -9,7 +9,10 @@
 //! ```
 //!
 //! The kernel owns generations; the name server caches the task table it read from the kernel
-//! at start and refreshes an entry on REFRESH (e.g. after a client saw "peer restarted").
+//! at start. LOOKUP answers the kernel's current id (it re-reads the entry it finds, so that a
+//! client never starts with an id from before a restart); ENTRY answers the cache; REFRESH
+//! re-reads an entry by index (e.g. after a client saw "peer restarted"). Re-reading changes
+//! nothing a client can see but the freshness of an id, so LOOKUP stays read-only.
 //! Errors: `NOT_FOUND`, `BAD_REQUEST`.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]

@@ -68,8 +68,17 @@ impl Table {
         let reply = |words| Message::new(REPLY_OK, words);
         let fail = |code| Message::new(code, [0; MSG_WORDS]);
         match (msg.label, index) {
-            (op::LOOKUP, _) => match self.entries[..n].iter().find(|e| e.name == [w[0], w[1]]) {
-                Some(e) => reply([e.id, 0, 0, 0, 0, 0]),
+            // Names never change, generations do: the entry is found in the cache and its id
+            // read again, so that a client never starts with an id older than the server's
+            // last restart (after a fresh restart, such an id is answered "state lost").
+            (op::LOOKUP, _) => match self.entries[..n]
+                .iter()
+                .position(|e| e.name == [w[0], w[1]])
+            {
+                Some(i) => {
+                    self.refresh(i, kernel);
+                    reply([self.entries[i].id, 0, 0, 0, 0, 0])
+                }
                 None => fail(code::NOT_FOUND),
             },
             (op::ENTRY, Some(i)) => {
@@ -102,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn lookups_hit_the_cache_and_refresh_reads_the_kernel() {
+    fn lookups_and_refreshes_answer_the_kernel_s_current_id() {
         let mut table = Box::new(Table::new_zeroed());
         let generation = core::cell::Cell::new(0);
         let mut t = Loopback(|_, m: &Message| table.handle(m, &mut kernel(generation.get())));
@@ -118,8 +127,17 @@ mod tests {
             Err(ClientError::Server(code::NOT_FOUND))
         );
         generation.set(4);
-        assert_eq!(names.lookup(&mut t, "kv"), Ok(TaskId::new(1, 0)), "cached");
-        assert_eq!(names.refresh(&mut t, 1), Ok(TaskId::new(1, 4)));
-        assert_eq!(names.lookup(&mut t, "kv"), Ok(TaskId::new(1, 4)));
+        assert_eq!(
+            names.lookup(&mut t, "kv"),
+            Ok(TaskId::new(1, 4)),
+            "not the cached 0"
+        );
+        assert_eq!(
+            names.entry(&mut t, 2).map(|e| e.id),
+            Ok(TaskId::new(2, 0)),
+            "cached"
+        );
+        assert_eq!(names.refresh(&mut t, 2), Ok(TaskId::new(2, 4)));
+        assert_eq!(names.entry(&mut t, 2).map(|e| e.id), Ok(TaskId::new(2, 4)));
     }
 }
