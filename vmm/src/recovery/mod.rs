@@ -1333,6 +1333,11 @@ mod tests {
                             m.label = u64::from(cause) + i as u64;
                             m.peer_boundary = u64::from(n % 5);
                         }
+                        // Pending snapshots as a buggy kernel might hand them over: any task
+                        // (the crashed one too, or none the VMM knows), any number.
+                        f.pending_snapshots = (0..u64::from(n % 4))
+                            .map(|i| ((task + i) % 5, n.wrapping_add(i as u16)))
+                            .collect();
                         let _ = e.fault(&f);
                     }
                     _ => e.restarted(task, u64::from(n)),
