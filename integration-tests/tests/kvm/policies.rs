@@ -24,6 +24,14 @@ fn example(name: &str) -> String {
     format!("{}/../docs/examples/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The actions of `name`'s recoveries, in order.
+fn actions<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
+    recoveries(report, name)
+        .into_iter()
+        .map(|e| &e["action"])
+        .collect()
+}
+
 /// The workload's result line.
 fn result_line(r: &Run) -> &str {
     r.out
@@ -98,10 +106,7 @@ fn a_crash_on_the_retry_is_cut_again() {
     let faults = ["bank:panic@10:after-send", "bank:panic@11:after-send"].map(String::from);
     let r = with_faults(&faults, &[], &[OPS, "seed=3"]);
     assert_clean(&r);
-    let cuts: Vec<&Value> = recoveries(&r.report, "bank")
-        .iter()
-        .map(|e| &e["action"])
-        .collect();
+    let cuts: Vec<&Value> = actions(&r.report, "bank");
     assert_eq!(cuts, ["rollback-peers", "rollback-peers"], "{}", r.report);
     assert_eq!(server_entry(&r.report, "kv")["peer_rollbacks"], 2);
     assert_eq!(r.report["workload"]["retries"], 2, "{}", r.report);
@@ -220,11 +225,8 @@ fn a_request_is_replayed_at_most_once() {
         &[OPS, "seed=3"],
     );
     assert_clean(&r);
-    let actions: Vec<&Value> = recoveries(&r.report, "kv")
-        .iter()
-        .map(|e| &e["action"])
-        .collect();
-    assert_eq!(actions, ["replay", "rollback"], "{}", r.report);
+    let kv: Vec<&Value> = actions(&r.report, "kv");
+    assert_eq!(kv, ["replay", "rollback"], "{}", r.report);
     let second = recoveries(&r.report, "kv")[1];
     assert_eq!(second["decision"]["in_flight"]["replays"], 1, "{second}");
     assert_eq!(r.report["workload"]["retries"], 1, "{}", r.report);
@@ -270,12 +272,9 @@ fn repeated_crashes_escalate_to_a_fresh_restart_then_a_fail_stop() {
         "{:?}",
         r.out
     );
-    let actions: Vec<&Value> = recoveries(&r.report, "kv")
-        .iter()
-        .map(|e| &e["action"])
-        .collect();
+    let kv: Vec<&Value> = actions(&r.report, "kv");
     assert_eq!(
-        actions,
+        kv,
         ["rollback", "rollback", "restart-fresh", "fail-stop"],
         "{}",
         r.report
