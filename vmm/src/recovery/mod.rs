@@ -475,9 +475,11 @@ impl<L: DirtyLog> Engine<L> {
         Micros(micros(self.clock.elapsed()))
     }
 
-    /// Hashes of every server's state arena but `except` (for the isolation check).
-    fn peer_hashes(&self, except: usize) -> Vec<u64> {
+    /// Hashes of every server's state arena but `except` (for the isolation check), and how
+    /// long hashing took (not part of a recovery's latency).
+    fn peer_hashes(&self, except: usize) -> (Vec<u64>, Duration) {
         use std::hash::{Hash, Hasher};
+        let started = Instant::now();
         let mut hashes = Vec::new();
         let mut page = vec![0u8; PAGE_SIZE];
         for (i, server) in self
@@ -498,7 +500,7 @@ impl<L: DirtyLog> Engine<L> {
             (i, h.finish()).hash(&mut h);
             hashes.push(h.finish());
         }
-        hashes
+        (hashes, started.elapsed())
     }
 
     /// Puts server `s`'s state arena back: to its last boundary, or (`fresh`) to its boot
@@ -747,9 +749,7 @@ impl<L: DirtyLog> Engine<L> {
                 reason: decision.reason.clone(),
             });
         };
-        let check_started = Instant::now();
         let before = self.options.check_isolation.then(|| self.peer_hashes(s));
-        let mut check = check_started.elapsed();
         let mut rolled_back = Vec::with_capacity(peers.len());
         for &(p, to) in &peers {
             let pages = self.roll_back_peer(p, to)?;
@@ -761,16 +761,16 @@ impl<L: DirtyLog> Engine<L> {
         }
         let pages = self.restore(s, own == ServerAction::RestartFresh)?;
         // With peers rolled back, "intact" is about the servers outside the cut.
-        let peers_intact = before.map(|b| {
-            let check_started = Instant::now();
-            let after = self.peer_hashes(s);
-            check += check_started.elapsed();
+        let isolation = before.map(|(b, took_before)| {
+            let (after, took_after) = self.peer_hashes(s);
             let others: Vec<usize> = (0..self.servers.len()).filter(|&i| i != s).collect();
-            others
+            let intact = others
                 .iter()
                 .zip(b.iter().zip(&after))
-                .all(|(i, (x, y))| x == y || peers.iter().any(|(p, _)| p == i))
+                .all(|(i, (x, y))| x == y || peers.iter().any(|(p, _)| p == i));
+            (intact, took_before + took_after)
         });
+        let peers_intact = isolation.map(|(intact, _)| intact);
         let action = match own {
             ServerAction::Rollback => VerdictAction::Rollback,
             ServerAction::Replay => VerdictAction::Replay,
@@ -779,7 +779,8 @@ impl<L: DirtyLog> Engine<L> {
         self.write_verdict(record.seq, action, decision.delay)?;
         let entry = self.push_record(fault, &decision_record, pages, peers_intact);
         self.records[entry].during_recovery_of = busy;
-        self.records[entry].isolation_check_us = peers_intact.map(|_| check.as_secs_f64() * 1e6);
+        self.records[entry].isolation_check_us =
+            isolation.map(|(_, took)| took.as_secs_f64() * 1e6);
         self.records[entry].peers_rolled_back = rolled_back;
         let server = &mut self.servers[s];
         server.restores += 1;
