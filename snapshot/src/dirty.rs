@@ -108,6 +108,28 @@ mod tests {
     }
 
     #[test]
+    fn word_boundaries() {
+        for pages in [64usize, 65, 128, 129] {
+            let mut d = DirtyPages::clean(pages);
+            assert_eq!(d.words().len(), pages.div_ceil(64));
+            for p in [63, 64, 127, 128] {
+                d.set(p);
+            }
+            let inside: Vec<usize> = [63, 64, 127, 128]
+                .into_iter()
+                .filter(|&p| p < pages)
+                .collect();
+            assert_eq!(d.iter().collect::<Vec<_>>(), inside, "{pages} pages");
+            assert_eq!(d.count(), inside.len());
+            for p in 0..pages + 2 {
+                assert_eq!(d.contains(p), inside.contains(&p), "page {p} of {pages}");
+            }
+            assert_eq!(DirtyPages::all(pages).count(), pages);
+            assert_eq!(DirtyPages::all(pages).iter().last(), Some(pages - 1));
+        }
+    }
+
+    #[test]
     fn union_adds_pages() {
         let mut a = DirtyPages::clean(100);
         a.set(1);
@@ -116,6 +138,15 @@ mod tests {
         b.set(1);
         a.union_with(&b);
         assert_eq!(a.iter().collect::<Vec<_>>(), vec![1, 99]);
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            vec![1, 99],
+            "the other is unchanged"
+        );
+        // A longer bitmap: its pages past this one's end are ignored.
+        let mut c = DirtyPages::clean(3);
+        c.union_with(&DirtyPages::all(70));
+        assert_eq!((c.count(), c.words()), (3, &[0b111][..]));
         assert_eq!(DirtyPages::all(65).count(), 65);
     }
 }

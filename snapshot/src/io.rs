@@ -10,12 +10,7 @@ pub const PAGE_SIZE: usize = 4096;
 /// A region read and written one page at a time.
 pub trait PageIo {
     /// Size in bytes.
-    fn len(&self) -> usize;
-
-    /// True for an empty region.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    fn size(&self) -> usize;
 
     /// Copies page `page` into `buf` (`PAGE_SIZE` bytes).
     fn read_page(&self, page: usize, buf: &mut [u8]) -> Result<(), SnapshotError>;
@@ -32,7 +27,7 @@ fn mem_err(page: usize) -> impl FnOnce(vm_memory::guest_memory::Error) -> Snapsh
 }
 
 impl<B: Bitmap> PageIo for GuestRegionMmap<B> {
-    fn len(&self) -> usize {
+    fn size(&self) -> usize {
         GuestMemoryRegion::len(self) as usize
     }
 

@@ -14,6 +14,10 @@
 //!
 //! * [`DirtyPages`] is a page bitmap: KVM's dirty log for the slot ORed with the pages the VMM
 //!   wrote itself (KVM does not see those), e.g. from vm-memory's `AtomicBitmap`.
+//! * The store trusts its dirty maps: a map must name every page written since the previous
+//!   commit. Naming more costs a compare and changes nothing; a page left out is neither
+//!   captured by the commit nor put back by a restore (its images keep the contents of the last
+//!   commit that named it). Tests pin both.
 //! * [`RegionSnapshots`] holds the shadow image (the newest version) plus up to `max_versions - 1`
 //!   undo deltas, each holding the previous contents of the pages that changed between two
 //!   versions. Memory use is one region copy plus the pages that changed in the window.

@@ -886,10 +886,34 @@ mod tests {
     const MONITOR: u64 = 0x1000;
     const ARENA: u64 = 4 * PAGE;
     const SERVERS: [&str; 2] = ["kv", "fs"];
+    /// The tasks of the test layout: the two servers, then an app.
+    const TASKS: [(&str, bool); 3] = [("kv", false), ("fs", false), ("client", true)];
+    /// Task index of the app.
+    const APP: usize = 2;
 
     /// KVM's log, as the test says: pages to report per slot, cleared when cleared.
     #[derive(Debug, Default)]
-    struct FakeLog(Mutex<Vec<(u32, usize)>>);
+    struct FakeLog(Mutex<Vec<(u32, usize)>>, Mutex<Option<Sabotage>>);
+
+    /// A test-only hook: a write into guest memory made the next time the engine clears the
+    /// log of `slot` (as it does in the middle of a restore), to show what the isolation check
+    /// sees when a restore touches memory it should not.
+    #[derive(Debug)]
+    struct Sabotage {
+        slot: u32,
+        mem: GuestMemory,
+        addr: u64,
+    }
+
+    impl FakeLog {
+        fn sabotage(&self, slot: u32, mem: &GuestMemory, server: usize) {
+            *self.1.lock().expect("lock") = Some(Sabotage {
+                slot,
+                mem: mem.clone(),
+                addr: arena(server) + 2 * PAGE + 5,
+            });
+        }
+    }
 
     impl DirtyLog for FakeLog {
         fn fetch(&self, slot: u32, pages: usize) -> Result<DirtyPages, kvm_ioctls::Error> {
@@ -903,11 +927,24 @@ mod tests {
         fn clear(&self, slot: u32, dirty: &DirtyPages) -> Result<(), kvm_ioctls::Error> {
             let mut log = self.0.lock().expect("lock");
             log.retain(|(s, p)| *s != slot || !dirty.contains(*p));
+            let mut hook = self.1.lock().expect("lock");
+            if hook.as_ref().is_some_and(|h| h.slot == slot)
+                && let Some(h) = hook.take()
+            {
+                h.mem
+                    .write_slice(&[0xee], GuestAddress(h.addr))
+                    .expect("sabotage");
+            }
             Ok(())
         }
     }
 
-    /// Slot 0: low memory with the monitor page; then per server a state arena of 4 pages and
+    /// The state slot of task `t` in the test layout.
+    fn slot(t: usize) -> u32 {
+        1 + 2 * t as u32
+    }
+
+    /// Slot 0: low memory with the monitor page; then per task a state arena of 4 pages and
     /// a scratch of 1.
     fn layout() -> Layout {
         let mut slots = vec![Slot {
@@ -917,7 +954,7 @@ mod tests {
         }];
         let mut servers = Vec::new();
         let mut base = 0x10_0000;
-        for (i, name) in SERVERS.iter().enumerate() {
+        for (i, (name, app)) in TASKS.iter().enumerate() {
             slots.push(Slot {
                 base,
                 size: ARENA,
@@ -932,7 +969,7 @@ mod tests {
                 name: (*name).to_owned(),
                 state: Range::new(base, ARENA),
                 scratch: Range::new(base + ARENA, PAGE),
-                app: false,
+                app: *app,
             });
             base += ARENA + PAGE;
         }
@@ -946,8 +983,14 @@ mod tests {
     }
 
     fn engine() -> (Engine<FakeLog>, GuestMemory) {
+        engine_booted_with(|_| {})
+    }
+
+    /// An engine whose tasks' arenas hold what `boot` wrote when it took their boot images.
+    fn engine_booted_with(boot: impl FnOnce(&GuestMemory)) -> (Engine<FakeLog>, GuestMemory) {
         let layout = layout();
         let mem = crate::memory::create(&layout).expect("memory");
+        boot(&mem);
         let options = RecoveryOptions {
             log_events: false,
             check_isolation: true,
@@ -973,6 +1016,14 @@ mod tests {
     fn poke(mem: &GuestMemory, server: usize, page: u64, byte: u8) {
         mem.write_slice(&[byte], GuestAddress(arena(server) + page * PAGE))
             .expect("write");
+    }
+
+    /// Task `server`'s whole state arena.
+    fn arena_image(mem: &GuestMemory, server: usize) -> Vec<u8> {
+        let mut image = vec![0u8; ARENA as usize];
+        mem.read_slice(&mut image, GuestAddress(arena(server)))
+            .expect("read");
+        image
     }
 
     fn peek(mem: &GuestMemory, server: usize, page: u64) -> u8 {
@@ -1096,9 +1147,9 @@ mod tests {
     }
 
     #[test]
-    fn bad_boundaries_are_violations_and_apps_stay_stopped() {
-        let (mut e, mem) = engine();
-        for (task, seq) in [(2, 1), (u64::MAX, 1), (0, 0), (0, 2)] {
+    fn bad_boundaries_are_violations() {
+        let (mut e, _mem) = engine();
+        for (task, seq) in [(APP as u64, 1), (3, 1), (u64::MAX, 1), (0, 0), (0, 2)] {
             assert!(
                 matches!(
                     e.boundary(task, seq),
@@ -1107,17 +1158,154 @@ mod tests {
                 "{task} {seq}"
             );
         }
+        assert_eq!(e.summary().snapshots.boundaries, 0);
         e.boundary(0, 1).expect("the next one is fine");
+        assert_eq!(e.summary().snapshots.boundaries, 1);
+    }
+
+    /// An app that faults, a task the kernel did not flag as a server, and a task index the
+    /// VMM does not know: each is told to stay stopped, and nothing of theirs is restored.
+    #[test]
+    fn apps_and_strangers_stay_stopped() {
+        let (mut e, mem) = engine();
+        e.boundary(0, 1).expect("kv boundary 1");
+        poke(&mem, APP, 1, 6);
+        poke(&mem, 0, 1, 4);
+        let app = e.fault(&fault(APP as u32, 3, 0));
+        app.expect("the app's fault stops only the app");
+        assert_eq!(
+            (verdict(&mem).fault_seq, verdict(&mem).action),
+            (3, VerdictAction::Stop as u32)
+        );
+        assert_eq!(peek(&mem, APP, 1), 6, "the app's memory is left as it was");
         let mut f = fault(0, 4, 1);
         f.context.flags = 0; // not a server
         e.fault(&f).expect("no recovery");
-        assert_eq!(verdict(&mem).action, VerdictAction::Stop as u32);
-        let f = fault(99, 5, 1);
-        e.fault(&f).expect("unknown task");
-        assert_eq!(verdict(&mem).action, VerdictAction::Stop as u32);
-        assert!(e.summary().recoveries.is_empty());
+        assert_eq!(
+            (verdict(&mem).fault_seq, verdict(&mem).action),
+            (4, VerdictAction::Stop as u32)
+        );
+        assert_eq!(peek(&mem, 0, 1), 4, "kv not restored");
+        e.fault(&fault(99, 5, 1)).expect("unknown task");
+        assert_eq!(
+            (verdict(&mem).fault_seq, verdict(&mem).action),
+            (5, VerdictAction::Stop as u32)
+        );
+        let s = e.summary();
+        assert!(s.recoveries.is_empty());
+        assert_eq!(
+            s.servers
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            SERVERS,
+            "apps are not in the report's servers"
+        );
+        assert_eq!((s.servers[0].restores, s.servers[0].generation), (0, 0));
+        // RESTARTED for a task with nothing pending, or none at all, completes nothing.
+        e.restarted(APP as u64, 1);
         e.restarted(7, 1);
         e.restarted(0, 1);
+        assert!(e.summary().recoveries.is_empty());
+    }
+
+    /// fs (task 1) sent kv a PUT after both passed boundary 1; kv applied it, passed boundary 2,
+    /// then wrote more pages before fs crashed. Rolling kv back as fs's peer puts back every
+    /// page: those the PUT changed (kept in the store) and those written after its newest
+    /// snapshot (known only from the dirty log).
+    #[test]
+    fn a_peer_rollback_restores_every_page_the_peer_wrote() {
+        let (mut e, mem) = engine();
+        poke(&mem, 0, 1, 7);
+        e.boundary(0, 1).expect("kv 1");
+        e.boundary(1, 1).expect("fs 1");
+        let at1 = arena_image(&mem, 0);
+        poke(&mem, 0, 1, 8);
+        poke(&mem, 0, 2, 5);
+        e.boundary(0, 2).expect("kv 2");
+        // After boundary 2: a write KVM logs (page 0) and one through the VMM (page 3).
+        e.log.0.lock().expect("lock").push((slot(0), 0));
+        mem.write_slice(&[3], GuestAddress(arena(0)))
+            .expect("write");
+        poke(&mem, 0, 3, 4);
+        e.fault(&fs_crash_after_a_put(true)).expect("recovered");
+        assert_eq!(arena_image(&mem, 0), at1, "kv as it was at boundary 1");
+        let r = &e.summary().recoveries[0];
+        assert_eq!(r.peers_rolled_back.len(), 1);
+        assert_eq!(
+            r.peers_rolled_back[0].pages, 4,
+            "pages 1 and 2 from the store, 0 and 3 from the dirty log"
+        );
+    }
+
+    /// The isolation check reports a peer whose arena changed during a restore (the test's
+    /// dirty log writes into it when the engine clears the crashed server's log).
+    #[test]
+    fn the_isolation_check_catches_a_peer_changed_during_a_restore() {
+        let (mut e, mem) = engine();
+        e.boundary(0, 1).expect("kv 1");
+        e.boundary(1, 1).expect("fs 1");
+        poke(&mem, 0, 1, 9);
+        e.log.sabotage(slot(0), &mem, 1);
+        e.fault(&fault(0, 1, 1)).expect("recovered");
+        assert_eq!(peek(&mem, 0, 1), 0, "kv restored");
+        let r = &e.summary().recoveries[0];
+        assert_eq!(
+            r.peers_intact,
+            Some(false),
+            "fs changed during kv's restore"
+        );
+    }
+
+    /// In a consistent cut the peers rolled back may change, but nobody else: the app's arena
+    /// changing during the restore makes the check fail, kv's (in the cut) does not.
+    #[test]
+    fn the_isolation_check_spares_only_the_cut() {
+        for (victim, intact) in [(0, true), (APP, false)] {
+            let (mut e, mem) = engine();
+            put_from_fs(&mut e, &mem);
+            e.log.sabotage(slot(1), &mem, victim);
+            e.fault(&fs_crash_after_a_put(true)).expect("recovered");
+            let r = &e.summary().recoveries[0];
+            assert_eq!(r.action, "rollback-peers");
+            assert_eq!(r.peers_intact, Some(intact), "task {victim} changed");
+        }
+    }
+
+    /// A fresh restart after boundaries writes the boot image back over everything written
+    /// since boot, and the boot image is then the only version.
+    #[test]
+    fn a_fresh_restart_after_boundaries_puts_back_the_boot_image() {
+        let (mut e, mem) = engine_booted_with(|mem| {
+            poke(mem, 0, 0, 0x11);
+            poke(mem, 0, 2, 0x22);
+        });
+        let boot = arena_image(&mem, 0);
+        let config =
+            policies::RecoveryConfig::from_toml("[recovery.servers.kv]\npolicy = \"restart\"\n")
+                .expect("valid");
+        let set = config.build(&SERVERS).expect("builds");
+        e.set_policies(set.into_policies().into_iter().map(|(_, p)| p).collect());
+        for (seq, page, byte) in [(1u16, 0, 1u8), (2, 1, 2), (3, 3, 3)] {
+            poke(&mem, 0, page, byte);
+            e.boundary(0, seq).expect("kv boundary");
+        }
+        poke(&mem, 0, 2, 4); // after the last boundary
+        e.fault(&fault(0, 1, 3)).expect("recovered");
+        assert_eq!(arena_image(&mem, 0), boot, "kv as it booted");
+        let s = e.summary();
+        assert_eq!(s.recoveries[0].action, "restart-fresh");
+        assert_eq!(s.recoveries[0].pages_restored, 4, "every page had changed");
+        assert_eq!(verdict(&mem).action, VerdictAction::RestartFresh as u32);
+        assert_eq!(
+            s.servers[0].snapshot_versions,
+            [3],
+            "the boot image, under kv's count"
+        );
+        // A later rollback goes back to the boot image, not to what boundary 3 held.
+        poke(&mem, 0, 1, 5);
+        e.fault(&fault(0, 2, 3)).expect("recovered");
+        assert_eq!(arena_image(&mem, 0), boot);
     }
 
     #[test]
