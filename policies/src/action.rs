@@ -194,9 +194,26 @@ impl Decision {
     }
 }
 
-/// `text` with every run of whitespace (newlines included) turned into one space.
+/// `text` as one line that cannot act on a terminal: every run of whitespace (line breaks
+/// included) becomes one space, and every other control character and bidirectional
+/// formatting character (which can make a line read differently from what it holds) is
+/// escaped as `\u{..}`.
 pub(crate) fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    use std::fmt::Write as _;
+    let mut line = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        for c in word.chars() {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                let _ = write!(line, "\\u{{{:x}}}", u32::from(c));
+            } else {
+                line.push(c);
+            }
+        }
+    }
+    line
 }
 
 #[cfg(test)]
@@ -251,5 +268,7 @@ mod tests {
         let d = Decision::new(Action::Rollback, "rollback", "a\nb\r\n  c").via("x", "why\nnot");
         assert_eq!(d.reason, "why not; a b c");
         assert_eq!(d.policy, "x>rollback");
+        let d = Decision::new(Action::Rollback, "rollback", "\x1b[2J\u{202e}x\u{0}");
+        assert_eq!(d.reason, "\\u{1b}[2J\\u{202e}x\\u{0}");
     }
 }

@@ -575,16 +575,7 @@ fn parse_error(text: &str, e: &toml::de::Error) -> ConfigError {
     if message.contains(" as i128") {
         message = "integer out of range".to_owned();
     }
-    let text = shown
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect();
+    let text = one_line(&shown);
     ConfigError::Parse {
         line,
         text,

@@ -284,6 +284,42 @@ mod tests {
         assert_eq!(d.action, Action::RestartFresh);
     }
 
+    /// A backoff's delay stays on a fallback that restarts the server, and a fail-stop carries
+    /// none; so does a cut.
+    #[test]
+    fn a_fallback_keeps_the_backoff_only_for_a_restart() {
+        use crate::compose::Backoff;
+        use std::time::Duration;
+        let backoff = || {
+            Backoff::new(
+                Duration::from_millis(250),
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+                Rollback,
+            )
+        };
+        let unsafe_send = || vec![send("kv", true, None)];
+        let d = decide(
+            &DependencyGuard::with_fallback(backoff(), UnsafeFallback::RestartFresh),
+            unsafe_send(),
+        );
+        assert_eq!(
+            (d.action, d.delay),
+            (Action::RestartFresh, Some(Duration::from_millis(250)))
+        );
+        let d = decide(
+            &DependencyGuard::with_fallback(backoff(), UnsafeFallback::FailStop),
+            unsafe_send(),
+        );
+        assert_eq!((d.action, d.delay), (Action::FailStop, None));
+        let d = decide(
+            &DependencyGuard::new(backoff()),
+            vec![send("kv", true, Some(4))],
+        );
+        assert_eq!(d.delay, Some(Duration::from_millis(250)));
+        assert!(matches!(d.action, Action::RollbackPeers { .. }));
+    }
+
     #[test]
     fn fail_stop_passes_through_and_self_sends_are_ignored() {
         let d = decide(
