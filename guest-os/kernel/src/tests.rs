@@ -163,8 +163,24 @@ fn bad_targets_fail_with_their_error() {
     let other = k.id(OTHER).0;
     sys(&mut k, CLIENT, Sys::Reply, other, 1, [0; 6]);
     assert_eq!(k.tasks[CLIENT].regs.rax, Error::NoReplyPending as u64);
-    sys(&mut k, CLIENT, Sys::Report, 0, 0, [0; 6]);
-    sys(&mut k, CLIENT, Sys::Null, 0, 0, [0; 6]);
+    // An app's REPORT hands its figures to the kernel (ops, errors, retries, lost, then
+    // mismatches in r12).
+    k.tasks[CLIENT].regs.rax = 99;
+    let e = sys(&mut k, CLIENT, Sys::Report, 0, 0, [40, 1, 2, 3, 4, 77]);
+    assert_eq!((e, k.tasks[CLIENT].regs.rax), (Effect::Report, 0));
+    assert_eq!(
+        (
+            k.report.ops,
+            k.report.errors,
+            k.report.retries,
+            k.report.lost,
+            k.report.mismatches
+        ),
+        (40, 1, 2, 3, 4)
+    );
+    k.tasks[CLIENT].regs.rax = 99;
+    assert_eq!(sys(&mut k, CLIENT, Sys::Null, 0, 0, [0; 6]), Effect::None);
+    assert_eq!(k.tasks[CLIENT].regs.rax, 0, "NULL succeeds");
     k.tasks[CLIENT].regs.rax = 77;
     assert_eq!(k.syscall(), Effect::None);
     assert_eq!(k.tasks[CLIENT].regs.rax, Error::UnknownCall as u64);

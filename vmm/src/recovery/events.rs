@@ -8,7 +8,9 @@
 use crate::devices::monitor::Fault;
 use policies::DecisionRecord;
 use std::fmt;
+use std::io::Write;
 use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Something to print as one line.
@@ -32,15 +34,34 @@ impl fmt::Display for Event {
     }
 }
 
+/// Where the lines are written (stderr, or a test's buffer).
+type Output = Arc<Mutex<dyn Write + Send>>;
+
 /// Where the engine's lines go.
-#[derive(Debug)]
 enum Sink {
     /// Nowhere.
     Off,
     /// To the writer thread.
     Thread(Sender<Event>, JoinHandle<()>),
-    /// Straight to stderr (the writer thread could not be started).
-    Inline,
+    /// Straight to the output (the writer thread could not be started).
+    Inline(Output),
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Off => "Off",
+            Self::Thread(..) => "Thread",
+            Self::Inline(_) => "Inline",
+        })
+    }
+}
+
+/// Writes `event` and a newline; a failed write (stderr closed) loses only the line.
+fn write_line(out: &Output, event: &Event) {
+    if let Ok(mut out) = out.lock() {
+        let _ = writeln!(out, "{event}");
+    }
 }
 
 /// The engine's event lines.
@@ -53,18 +74,24 @@ impl EventLog {
         if !enabled {
             return Self(Some(Sink::Off));
         }
+        Self::writing_to(Arc::new(Mutex::new(std::io::stderr())))
+    }
+
+    /// A log writing its lines to `out`, from the writer thread.
+    fn writing_to(out: Output) -> Self {
         let (tx, rx) = channel::<Event>();
+        let thread_out = Arc::clone(&out);
         let writer = std::thread::Builder::new()
             .name("vmm-events".into())
             .spawn(move || {
                 lowest_priority();
                 for event in rx {
-                    eprintln!("{event}");
+                    write_line(&thread_out, &event);
                 }
             });
         Self(Some(match writer {
             Ok(writer) => Sink::Thread(tx, writer),
-            Err(_) => Sink::Inline,
+            Err(_) => Sink::Inline(out),
         }))
     }
 
@@ -78,7 +105,7 @@ impl EventLog {
         match &self.0 {
             // The writer only stops once the sender is dropped.
             Some(Sink::Thread(tx, _)) => drop(tx.send(event)),
-            Some(Sink::Inline) => eprintln!("{event}"),
+            Some(Sink::Inline(out)) => write_line(out, &event),
             Some(Sink::Off) | None => {}
         }
     }
@@ -110,14 +137,23 @@ fn lowest_priority() {
 mod tests {
     use super::*;
 
+    /// Every line sent reaches the output, in order, by the time the log is dropped; a log
+    /// that is off sends nothing anywhere.
     #[test]
-    fn logs_start_and_stop_cleanly() {
-        let on = EventLog::new(true);
+    fn lines_arrive_in_order_by_the_drop() {
+        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let on = EventLog::writing_to(buf.clone());
         assert!(on.enabled());
-        on.line("vmm: test line from the event log".into());
+        for i in 0..100 {
+            on.line(format!("vmm: line {i}"));
+        }
         drop(on);
+        let text = String::from_utf8(buf.lock().expect("lock").clone()).expect("utf-8");
+        let expected: String = (0..100).map(|i| format!("vmm: line {i}\n")).collect();
+        assert_eq!(text, expected);
         let off = EventLog::new(false);
         assert!(!off.enabled());
         off.line("never printed".into());
+        assert!(matches!(off.0, Some(Sink::Off)));
     }
 }
