@@ -67,6 +67,24 @@ pub fn require_kvm() {
     }
 }
 
+/// The KVM backend this host has, as the test suite observes it rather than as `vmm` detects
+/// it: a ring-0 SSE instruction (testguest `mode=sse`) stops the VM with KVM's internal error on
+/// KVM-PVM, whose ring-0 emulator has no SSE, and runs on hardware KVM. `"pvm"` or
+/// `"hardware"`, the names boot-info and `vmm`'s lines use. Probed once per test process with
+/// the `vmm` binary `bin`.
+pub fn observed_backend(bin: &str) -> &'static str {
+    static BACKEND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    BACKEND.get_or_init(|| {
+        require_kvm();
+        let out = vmm_run(bin, &[TESTGUEST, "--", "mode=sse"]).run();
+        match out.status {
+            0 => "hardware",
+            s if s == i32::from(abi::status::GUEST_INTERNAL_ERROR) => "pvm",
+            _ => panic!("the SSE probe ended neither way: {out:?}"),
+        }
+    })
+}
+
 /// What one `vmm` run produced.
 #[derive(Debug)]
 pub struct Outcome {

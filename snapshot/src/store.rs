@@ -291,7 +291,7 @@ mod tests {
     fn commit_copies_only_changed_dirty_pages_and_restore_writes_only_dirty_ones() {
         let mem = Mem::new(8);
         let (mut s, full) = RegionSnapshots::new(&mem, 1, 3).expect("snapshot");
-        assert_eq!(full.pages, 8);
+        assert_eq!((full.pages, s.pages()), (8, 8));
         mem.poke(5, 1);
         mem.poke(3 * PAGE_SIZE, 2);
         // Page 7 is reported dirty but did not change: nothing to keep for it.

@@ -1,7 +1,7 @@
 //! Our images boot: serial output, exit status, command line, boot-info, memslots, stdin.
 
 use crate::VMM;
-use integration_tests::{TESTGUEST, require_kvm, vmm_run};
+use integration_tests::{TESTGUEST, observed_backend, require_kvm, vmm_run};
 
 #[test]
 fn bundled_demo_guest_boots_and_exits_0() {
@@ -40,7 +40,7 @@ fn testguest_sees_command_line_backend_and_regions() {
     assert_eq!(out.status, 0, "{out:?}");
     assert!(out.stdout.contains("testguest: hello"), "{out:?}");
     assert!(out.stdout.contains("cmdline=mode=hello seed=7"), "{out:?}");
-    let backend = vmm::backend::detect().name();
+    let backend = observed_backend(VMM);
     assert!(
         out.stdout.contains(&format!("backend={backend}")),
         "{out:?}"

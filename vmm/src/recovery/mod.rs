@@ -1672,6 +1672,9 @@ mod tests {
             taken >= CASES * 4,
             "only {taken} snapshots taken in {CASES} runs"
         );
-        assert!(decided >= CASES / 2, "only {decided} decisions in {CASES} runs");
+        assert!(
+            decided >= CASES / 2,
+            "only {decided} decisions in {CASES} runs"
+        );
     }
 }
