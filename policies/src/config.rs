@@ -118,7 +118,6 @@ impl PolicyKind {
     /// crashes the server again.
     fn leaf(self, again: PolicyKind) -> Box<dyn RecoveryPolicy> {
         match self {
-            Self::Replay if again == Self::Replay => Box::new(Replay::default()),
             Self::Replay => Box::new(Replay::new(again.leaf(Self::Rollback))),
             Self::Rollback => Box::new(Rollback),
             Self::Restart => Box::new(RestartFresh),

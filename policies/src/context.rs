@@ -220,4 +220,12 @@ mod tests {
         assert_eq!(h.len(), History::CAPACITY);
         assert_eq!(h.crashes().next().map(|c| c.at.0), Some(10));
     }
+
+    #[test]
+    fn empty_until_the_first_crash() {
+        let mut h = History::new();
+        assert!(h.is_empty());
+        h.record(crash(1));
+        assert!(!h.is_empty());
+    }
 }

@@ -23,12 +23,6 @@ impl Micros {
     }
 }
 
-impl fmt::Display for Micros {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} us", self.0)
-    }
-}
-
 /// A guest server: its task index (as in the image's manifest and the kernel's fault record) and
 /// its name (as in the configuration). Serialized as its name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -224,4 +224,28 @@ mod tests {
         assert_eq!(json["at_us"], 1_000_050);
         assert_eq!(json["in_flight"]["label"], 3);
     }
+
+    /// Without a backoff the line names no delay; a cause other than a page fault has no
+    /// address.
+    #[test]
+    fn no_delay_and_no_address_are_left_out() {
+        let mut f = fault();
+        f.cause = Cause::Panic;
+        let (h, w) = (History::new(), RecoveryWindow::default());
+        let crash = Crash {
+            fault: &f,
+            history: &h,
+            window: &w,
+            in_flight: None,
+            now: Micros(7),
+        };
+        let d = Decision::new(Action::Rollback, "rollback", "r");
+        let rec = DecisionRecord::new(&crash, &d);
+        assert_eq!((rec.delay_us, rec.addr), (0, None));
+        assert_eq!(
+            rec.to_string(),
+            "recovery: kv gen 1 panic at rip 0x401000 after 500 msgs; window 0 sent, \
+             0 state-changing; rollback -> rollback [pending]: r"
+        );
+    }
 }

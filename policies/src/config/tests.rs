@@ -340,3 +340,87 @@ fn hand_built_settings_still_end_in_fail_stop() {
     });
     assert_eq!(d.action, Action::FailStop);
 }
+
+/// A replayed message that crashes the server again gets `on_replay_crash`'s policy.
+#[test]
+fn on_replay_crash_decides_a_second_crash_of_a_replay() {
+    let text = "[recovery.default]\npolicy = \"replay\"\non_replay_crash = \"restart\"";
+    let set = load(text, &SERVERS).expect("valid");
+    let f = FaultRecord {
+        server: ServerRef::new(1, "kv"),
+        generation: 1,
+        cause: Cause::Panic,
+        rip: 0,
+        messages: 3,
+        at: Micros(1),
+    };
+    let (h, w) = (
+        History::new(),
+        RecoveryWindow {
+            boundary: Some(2),
+            sent: vec![],
+        },
+    );
+    let decide = |replays| {
+        let m = InFlight {
+            label: 1,
+            idempotent: true,
+            state_changing: true,
+            replays,
+        };
+        let crash = Crash {
+            fault: &f,
+            history: &h,
+            window: &w,
+            in_flight: Some(&m),
+            now: f.at,
+        };
+        set.policy("kv").expect("declared").decide(&crash).action
+    };
+    assert_eq!(decide(0), Action::Replay);
+    assert_eq!(decide(1), Action::RestartFresh);
+}
+
+/// Section names in messages: a server name of letters, digits, `-` and `_` bare, anything else
+/// quoted.
+#[test]
+fn sections_are_named_as_written() {
+    let servers = ["my-srv_2"];
+    let e = load("[recovery.servers.my-srv_2]\npolicy = \"x\"", &servers).expect_err("bad");
+    assert!(
+        e.to_string()
+            .starts_with("recovery.servers.my-srv_2.policy"),
+        "{e}"
+    );
+    let e = load(
+        "[recovery.servers.\"a b\"]\npolicy = \"rollback\"",
+        &servers,
+    )
+    .expect_err("bad");
+    assert!(e.to_string().contains("recovery.servers.\"a b\""), "{e}");
+}
+
+/// A backoff may start at its cap.
+#[test]
+fn a_backoff_equal_to_its_cap_is_accepted() {
+    let s = settings(
+        "[recovery.default]\nbackoff_ms = 500\nbackoff_max_ms = 500",
+        "kv",
+    );
+    assert_eq!(
+        (s.backoff, s.backoff_max),
+        (Duration::from_millis(500), Duration::from_millis(500))
+    );
+}
+
+/// A parse error quotes its line: up to 60 characters whole, a longer one cut with "...".
+#[test]
+fn parse_errors_quote_at_most_60_characters() {
+    for (len, cut) in [(59, false), (60, false), (61, true)] {
+        let line = format!("x{}", "y".repeat(len - 1));
+        let msg = err(&line);
+        let shown: String = line.chars().take(60).collect();
+        assert!(msg.contains(&shown), "{msg}");
+        assert_eq!(msg.contains(&format!("{shown}...")), cut, "{len}: {msg}");
+    }
+}
