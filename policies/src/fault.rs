@@ -58,32 +58,35 @@ impl Serialize for ServerRef {
 /// Page faults below this address are null-pointer dereferences.
 pub const NULL_PAGE_END: u64 = 4096;
 
-/// Why a server stopped.
+/// Why a server stopped. Its names are the fault vocabulary every part of the system uses:
+/// the `--fault` kind that produces a cause has the cause's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cause {
-    /// #PF outside the stack guard; `addr` is CR2.
+    /// #PF outside the stack guard; `addr` is CR2. In the null page: `null-deref`.
     PageFault {
         /// The faulting address.
         addr: u64,
     },
-    /// #UD.
-    IllegalInstruction,
-    /// #DE.
-    DivideError,
-    /// #GP.
+    /// #UD: `illegal-insn`.
+    IllegalInsn,
+    /// #DE: `div-zero`.
+    DivZero,
+    /// #GP: `gp`.
     GeneralProtection,
-    /// #PF in the guard page below the stack.
+    /// #PF in the guard page below the stack: `stack-overflow`.
     StackOverflow,
-    /// #MF / #XM.
+    /// #MF / #XM: `floating-point`.
     FloatingPoint,
-    /// The server's own panic.
+    /// The server's own panic: `panic`.
     Panic,
-    /// The server overran its per-message time budget.
+    /// The server overran its per-message time budget: `hang`.
     Hang,
-    /// A canary or checksum over the server's declared state did not match.
-    Corruption,
-    /// Anything else: a CPU exception vector or a cause number this crate does not know.
-    Other(u32),
+    /// A canary or checksum over the server's declared state did not match: `corrupt-state`.
+    CorruptState,
+    /// Another CPU exception, with its vector: `exception`.
+    Exception(u32),
+    /// A cause number this crate does not know: `unknown(N)`.
+    Unknown(u32),
 }
 
 impl Cause {
@@ -100,21 +103,21 @@ impl Cause {
         }
     }
 
-    /// Lower-case name, as on the console and in reports; `null-deref` for a page fault in the
-    /// null page.
+    /// Its name in the fault vocabulary, as on the console and in reports.
     pub fn name(self) -> &'static str {
         match self {
             Self::PageFault { .. } if self.is_null_deref() => "null-deref",
             Self::PageFault { .. } => "page-fault",
-            Self::IllegalInstruction => "illegal-instruction",
-            Self::DivideError => "divide-error",
-            Self::GeneralProtection => "general-protection",
+            Self::IllegalInsn => "illegal-insn",
+            Self::DivZero => "div-zero",
+            Self::GeneralProtection => "gp",
             Self::StackOverflow => "stack-overflow",
             Self::FloatingPoint => "floating-point",
             Self::Panic => "panic",
             Self::Hang => "hang",
-            Self::Corruption => "corruption",
-            Self::Other(_) => "other",
+            Self::CorruptState => "corrupt-state",
+            Self::Exception(_) => "exception",
+            Self::Unknown(_) => "unknown",
         }
     }
 }
@@ -122,7 +125,7 @@ impl Cause {
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Other(code) => write!(f, "other({code})"),
+            Self::Unknown(code) => write!(f, "unknown({code})"),
             _ => f.write_str(self.name()),
         }
     }
@@ -170,7 +173,8 @@ mod tests {
         assert!(!Cause::Panic.is_null_deref());
         assert_eq!(Cause::PageFault { addr: 8 }.name(), "null-deref");
         assert_eq!(Cause::PageFault { addr: 0xdead_0000 }.name(), "page-fault");
-        assert_eq!(Cause::Other(17).to_string(), "other(17)");
+        assert_eq!(Cause::Unknown(17).to_string(), "unknown(17)");
+        assert_eq!(Cause::Exception(17).to_string(), "exception");
         assert_eq!(Cause::Hang.addr(), None);
         assert_eq!(Cause::PageFault { addr: 5 }.addr(), Some(5));
     }

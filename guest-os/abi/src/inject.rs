@@ -89,6 +89,22 @@ impl FaultKind {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
+
+    /// The cause the kernel records when this fault strikes (a null dereference is a page
+    /// fault in the null page). Its name is the kind's own name.
+    pub const fn cause(self) -> crate::monitor::FaultCause {
+        use crate::monitor::FaultCause;
+        match self {
+            Self::NullDeref => FaultCause::PageFault,
+            Self::IllegalInsn => FaultCause::InvalidOpcode,
+            Self::DivZero => FaultCause::DivideError,
+            Self::Panic => FaultCause::Panic,
+            Self::Hang => FaultCause::BudgetOverrun,
+            Self::StackOverflow => FaultCause::StackOverflow,
+            Self::CorruptState => FaultCause::Corruption,
+            Self::GeneralProtection => FaultCause::GeneralProtection,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -104,5 +120,29 @@ mod tests {
         assert_eq!(FaultKind::from_number(0), None);
         assert_eq!(FaultKind::from_number(9), None);
         assert_eq!(FaultKind::from_name("nope"), None);
+    }
+
+    /// One name per fault: the cause a kind produces is recorded under the kind's name.
+    #[test]
+    fn each_kind_is_recorded_under_its_own_name() {
+        use crate::monitor::{FaultCause, FaultRecord};
+        for k in FaultKind::ALL {
+            let record = FaultRecord {
+                cause: k.cause() as u32,
+                ..FaultRecord::ZERO
+            };
+            assert_eq!(record.cause_name(), Some(k.name()), "{k:?}");
+        }
+        let far = FaultRecord {
+            cause: FaultCause::PageFault as u32,
+            addr: 0x5000,
+            ..FaultRecord::ZERO
+        };
+        assert_eq!(far.cause_name(), Some("page-fault"));
+        let unknown = FaultRecord {
+            cause: 99,
+            ..FaultRecord::ZERO
+        };
+        assert_eq!(unknown.cause_name(), None);
     }
 }

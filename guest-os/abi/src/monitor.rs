@@ -92,19 +92,22 @@ impl FaultCause {
         })
     }
 
-    /// Lower-case name, as in the VMM's fault line.
+    /// Its name in the fault vocabulary: the name of the `--fault` kind that produces it where
+    /// one does (`div-zero`, `illegal-insn`, `gp`, `stack-overflow`, `panic`, `hang`,
+    /// `corrupt-state`), else its own (`page-fault`, `floating-point`, `exception`). A page
+    /// fault in the null page is `null-deref`: see [`FaultRecord::cause_name`].
     pub const fn name(self) -> &'static str {
         match self {
-            Self::DivideError => "divide-error",
-            Self::InvalidOpcode => "invalid-opcode",
-            Self::GeneralProtection => "general-protection",
+            Self::DivideError => "div-zero",
+            Self::InvalidOpcode => "illegal-insn",
+            Self::GeneralProtection => "gp",
             Self::PageFault => "page-fault",
             Self::StackOverflow => "stack-overflow",
             Self::OtherException => "exception",
             Self::Panic => "panic",
             Self::BudgetOverrun => "hang",
             Self::FloatingPoint => "floating-point",
-            Self::Corruption => "corruption",
+            Self::Corruption => "corrupt-state",
         }
     }
 
@@ -120,6 +123,40 @@ impl FaultCause {
             _ => Self::OtherException,
         }
     }
+}
+
+/// `FaultRecord::vector` of faults that are not CPU exceptions (panics, hangs, corruption).
+pub const NO_VECTOR: u32 = u32::MAX;
+
+/// Page faults below this address are null-pointer dereferences (`null-deref`).
+pub const NULL_PAGE_END: u64 = 4096;
+
+/// The CPU's name of exception `vector` (Intel SDM vol. 3, table 6-1), lower-case; `None` past
+/// the architectural ones.
+pub const fn exception_name(vector: u32) -> Option<&'static str> {
+    Some(match vector {
+        0 => "divide-error",
+        1 => "debug",
+        2 => "nmi",
+        3 => "breakpoint",
+        4 => "overflow",
+        5 => "bound-range",
+        6 => "invalid-opcode",
+        7 => "device-not-available",
+        8 => "double-fault",
+        10 => "invalid-tss",
+        11 => "segment-not-present",
+        12 => "stack-segment",
+        13 => "general-protection",
+        14 => "page-fault",
+        16 => "x87-floating-point",
+        17 => "alignment-check",
+        18 => "machine-check",
+        19 => "simd-floating-point",
+        20 => "virtualization",
+        21 => "control-protection",
+        _ => return None,
+    })
 }
 
 /// One stopped task.
@@ -151,6 +188,16 @@ pub struct FaultRecord {
 }
 
 impl FaultRecord {
+    /// The cause's name in the fault vocabulary ([`FaultCause::name`]), with a page fault in
+    /// the null page named `null-deref`; `None` for a cause number this contract does not know.
+    pub const fn cause_name(&self) -> Option<&'static str> {
+        match FaultCause::from_number(self.cause) {
+            Some(FaultCause::PageFault) if self.addr < NULL_PAGE_END => Some("null-deref"),
+            Some(c) => Some(c.name()),
+            None => None,
+        }
+    }
+
     /// All zero (no fault).
     pub const ZERO: FaultRecord = FaultRecord {
         seq: 0,
@@ -179,7 +226,9 @@ pub struct CrashContext {
     /// Task index of the caller waiting for the in-flight request's reply, or [`NO_CALLER`].
     pub caller: u32,
     /// Bit 0: the task is a server (it has boundaries and can be recovered); bit 1: the
-    /// in-flight request is a replay (it was delivered again after an earlier crash).
+    /// in-flight request is a replay (it was delivered again after an earlier crash); bits
+    /// 8-15: the [`crate::inject::FaultKind`] planned for the message it was handling (0: none),
+    /// i.e. the crash was injected.
     pub flags: u32,
     /// Guest-physical address of the task's panic text (0: none).
     pub text_addr: u64,
@@ -192,6 +241,14 @@ impl CrashContext {
     pub const SERVER: u32 = 1 << 0;
     /// `flags` bit: the in-flight request is a replay.
     pub const REPLAY: u32 = 1 << 1;
+    /// Shift of the planned fault kind's number in `flags`.
+    pub const INJECTED_SHIFT: u32 = 8;
+
+    /// The fault kind planned for the message the task was handling, if one was (unknown
+    /// numbers read as none).
+    pub const fn injected(&self) -> Option<crate::inject::FaultKind> {
+        crate::inject::FaultKind::from_number(((self.flags >> Self::INJECTED_SHIFT) & 0xff) as u64)
+    }
 
     /// The caller waiting for the in-flight request, if any.
     pub fn caller(&self) -> Option<u32> {

@@ -122,7 +122,7 @@ fn init_monitor_page() {
 }
 
 /// What task `index` finds in rsi and rdx: the workload gets `ops` and `seed`; any other task
-/// the value of the command-line key named after it (e.g. `crasher=page-fault`), its first 16
+/// the value of the command-line key named after it (e.g. `crasher=null-deref`), its first 16
 /// bytes packed little-endian.
 fn task_args(index: usize, cmdline: &[u8]) -> [u64; 2] {
     let name = TASKS[index].name.as_bytes();

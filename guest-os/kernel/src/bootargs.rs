@@ -3,6 +3,7 @@
 //! crasher's mode). Anything else stops the boot with one console line: a mistyped key or value
 //! would otherwise run something other than what was asked for.
 
+use abi::inject::FaultKind;
 use sysmap::{Arg, TASKS};
 
 /// Keys of the workload.
@@ -51,8 +52,13 @@ pub fn check(cmdline: &[u8]) -> Result<(), BadArg<'_>> {
         {
             Some(Arg::Number) if number => Ok(()),
             Some(Arg::Number) => bad("expected a whole number of 10 ms ticks (16 digits at most)"),
-            Some(Arg::Word(words)) if words.iter().any(|w| w.as_bytes() == value) => Ok(()),
-            Some(Arg::Word(_)) => bad("unknown mode (docs/servers.md lists them)"),
+            Some(Arg::FaultOr(words))
+                if words.iter().any(|w| w.as_bytes() == value)
+                    || FaultKind::ALL.iter().any(|k| k.name().as_bytes() == value) =>
+            {
+                Ok(())
+            }
+            Some(Arg::FaultOr(_)) => bad("unknown mode: expected a fault kind, init or bench"),
             Some(Arg::None) | None => bad(UNKNOWN_KEY),
         }
     })
@@ -68,13 +74,14 @@ mod tests {
             &b""[..],
             b"ops=2000 seed=7",
             b"  ops=0\tkvload=300 fsload=300 namesload=1 bankload=600 ",
-            b"crasher=page-fault",
+            b"crasher=null-deref",
             b"crasher=bench ops=10",
+            b"crasher=init",
         ] {
             assert_eq!(check(line), Ok(()), "{}", String::from_utf8_lossy(line));
         }
-        for mode in crasher_api::MODES {
-            let line = format!("crasher={mode}");
+        for kind in FaultKind::ALL {
+            let line = format!("crasher={}", kind.name());
             assert_eq!(check(line.as_bytes()), Ok(()), "{line}");
         }
     }
@@ -106,6 +113,7 @@ mod tests {
             "kvload=3s",
             "kvload=00000000000000000300",
             "crasher=bogus",
+            "crasher=page-fault",
             "crasher=",
             "ops",
             "ops=",

@@ -36,11 +36,9 @@ use crate::task::{NO_TASK, State};
 use crate::umem::{CheckedSlice, UserSlice};
 use abi::ipc::Error;
 use abi::monitor::{
-    CrashContext, FaultCause, FaultRecord, NO_CALLER, SentRecord, SentWindow, VerdictAction,
+    CrashContext, FaultCause, FaultRecord, NO_CALLER, NO_VECTOR, SentRecord, SentWindow,
+    VerdictAction,
 };
-
-/// `FaultRecord::vector` for faults that are not CPU exceptions.
-pub const NO_VECTOR: u32 = u32::MAX;
 
 impl<const N: usize, M: Platform> Kernel<N, M> {
     /// Stops task `t` for `cause`; its record becomes [`Kernel::last_fault`] (written where the
@@ -100,7 +98,9 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
     ) {
         let task = &self.tasks[t];
         let caller = self.in_flight_caller(t);
-        let mut flags = 0;
+        // The kind of a fault planned for this message (its low byte; the after-send bit is
+        // above it): the crash was injected.
+        let mut flags = (task.held_fault & 0xff) << CrashContext::INJECTED_SHIFT;
         if task.server {
             flags |= CrashContext::SERVER;
         }
@@ -242,6 +242,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         task.generation = task.generation.wrapping_add(1);
         task.regs = task.start_regs(t, true);
         task.budget_used = 0;
+        task.held_fault = 0;
         task.restarted = true;
         task.notifications |= core::mem::take(&mut task.consumed);
         task.in_flight = NO_TASK;

@@ -105,7 +105,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         }
         for addr in t.canaries {
             if addr != 0 && self.platform.read_u64(addr) != STATE_CANARY {
-                self.crash(me, FaultCause::Corruption, crate::fault::NO_VECTOR, 0, addr);
+                self.crash(me, FaultCause::Corruption, abi::monitor::NO_VECTOR, 0, addr);
                 return Err(Effect::Fault(None));
             }
         }

@@ -231,9 +231,10 @@ pub struct Task {
     pub restart_at: u64,
     /// Planned faults, by ascending message; unused entries are [`NO_FAULT`].
     pub faults: [PlannedFault; PLANNED_FAULTS],
-    /// The message being handled came with an after-send fault ([`Task::take_fault`]): a
-    /// crash now consumes that plan.
-    pub after_send_held: bool,
+    /// The fault word the message being handled came with ([`Task::take_fault`]; 0: none):
+    /// a crash now reports its kind as injected, and consumes an after-send plan. Cleared by
+    /// the next message and by a restart.
+    pub held_fault: u32,
     /// Things it did that may have touched others or changed what it does next: messages and
     /// notifications it began, sends, calls and notifies it made, timers it set, restarts.
     /// Only differences matter (a recovery window's `PEER_QUIET`).
@@ -284,7 +285,7 @@ impl Task {
         restarted: false,
         restart_at: 0,
         faults: [NO_FAULT; PLANNED_FAULTS],
-        after_send_held: false,
+        held_fault: 0,
         activity: 0,
         sent_count: 0,
         sent: [NO_SENT; WINDOW_MAX],
@@ -345,7 +346,7 @@ impl Task {
     /// while holding it ([`Task::crashed_holding_fault`]).
     #[inline(always)]
     pub fn take_fault(&mut self) -> u64 {
-        self.after_send_held = false;
+        self.held_fault = 0;
         // The plans are sorted by message: nothing is due before the first one. This is the
         // path of every message (in emulated ring 0 under KVM-PVM, where each instruction, and
         // each call, counts).
@@ -367,11 +368,12 @@ impl Task {
                 *f = NO_FAULT;
             }
             self.sort_faults();
+            self.held_fault = kind;
             return u64::from(kind);
         }
         match self.armed_after_send() {
             Some(i) => {
-                self.after_send_held = true;
+                self.held_fault = self.faults[i].kind;
                 u64::from(self.faults[i].kind)
             }
             None => 0,
@@ -388,7 +390,7 @@ impl Task {
     /// `period` messages after this one, or removed).
     #[inline]
     pub fn crashed_holding_fault(&mut self) {
-        if core::mem::take(&mut self.after_send_held) {
+        if self.held_fault & AFTER_SEND != 0 {
             self.consume_after_send();
         }
     }

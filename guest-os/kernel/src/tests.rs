@@ -4,7 +4,7 @@
 use crate::kernel::{Effect, Kernel, Platform, TaskSetup};
 use crate::task::{PlannedFault, State};
 use crate::umem::Regions;
-use abi::inject::AFTER_SEND;
+use abi::inject::{AFTER_SEND, FaultKind};
 use abi::ipc::{Error, NOTIFICATION_LABEL, STATE_CANARY, Sys, TaskId};
 use abi::manifest::Range;
 use abi::monitor::{
@@ -628,6 +628,43 @@ fn planned_faults_are_handed_over_with_their_message_once() {
     assert!(!t.plan_fault(plan(20, 1, 0)), "the plan is full");
 }
 
+/// A crash on a message that came with a planned fault reports that fault's kind as injected;
+/// a crash on any other message, or before the restarted task's next message, reports none.
+#[test]
+fn a_crash_reports_the_fault_planned_for_its_message() {
+    let mut k = kernel();
+    let planned = PlannedFault {
+        message: 2,
+        kind: FaultKind::DivZero as u32,
+        period: 0,
+    };
+    assert!(k.tasks[SERVER].plan_fault(planned));
+    server_receives(&mut k);
+    let server = k.id(SERVER).0;
+    let injected = |k: &mut K| {
+        k.current = Some(SERVER);
+        k.exception(0, 0, 0, false);
+        let injected = k.crash_context(SERVER).injected();
+        k.recover(SERVER, VerdictAction::Rollback, 0);
+        injected
+    };
+    k.current = Some(CLIENT);
+    sys(&mut k, CLIENT, Sys::Call, server, 1, [0; 6]);
+    assert_eq!(injected(&mut k), None, "message 1 had no plan");
+    assert_eq!(
+        injected(&mut k),
+        None,
+        "nor does the restarted task before its next message"
+    );
+    k.schedule(false);
+    sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]);
+    k.current = Some(CLIENT);
+    let server = k.id(SERVER).0;
+    sys(&mut k, CLIENT, Sys::Call, server, 1, [0; 6]);
+    assert_eq!(k.tasks[SERVER].messages, 2);
+    assert_eq!(injected(&mut k), Some(FaultKind::DivZero));
+}
+
 proptest::proptest! {
     /// Any sequence of system calls, ticks and faults keeps the kernel's books straight: a
     /// ready task is runnable, a sender is queued at its target, a crashed task stays out.
@@ -968,7 +1005,7 @@ fn after_send_faults_stay_armed_until_the_task_crashes_holding_one() {
     let f = k.tasks[SERVER].faults[0];
     assert_eq!((f.message, f.kind), (8, panic | AFTER_SEND));
     k.current = Some(SERVER);
-    k.tasks[SERVER].after_send_held = false;
+    k.tasks[SERVER].held_fault = 0;
     k.exception(6, 0, 0, false);
     assert_eq!(k.tasks[SERVER].faults[0].message, 8);
     // Once, without a period: removed when it strikes.

@@ -65,8 +65,9 @@ pub enum Arg {
     None,
     /// A whole number, at most 16 digits (a load client's ticks).
     Number,
-    /// One of these words.
-    Word(&'static [&'static str]),
+    /// The name of a fault kind (`null-deref`, `panic`, ...: [`abi::inject::FaultKind`]), or one
+    /// of these words.
+    FaultOr(&'static [&'static str]),
 }
 
 /// One task of the image.
@@ -103,12 +104,14 @@ pub const TASKS: &[TaskDef] = &[
     task("kv", Kind::Server, 1, false, Arg::None),
     task("fs", Kind::Server, 1, false, Arg::None),
     task("bank", Kind::Server, 1, false, Arg::None),
+    // `crasher=KIND`: the fault to take under a POKE; `init`: a fault before its first
+    // boundary; `bench`: time the system-call traps.
     task(
         "crasher",
         Kind::Server,
         2,
         false,
-        Arg::Word(crasher_api::MODES),
+        Arg::FaultOr(&["init", "bench"]),
     ),
     // Takes `ops` and `seed` instead (see the kernel's boot arguments).
     task("workload", Kind::App, 3, true, Arg::None),

@@ -108,7 +108,7 @@ pub(crate) fn assert_recovered_by(r: &Run, name: &str, count: u64, action: &str)
         .out
         .stderr
         .lines()
-        .filter(|l| l.starts_with(&format!("vmm: fault: task {name} cause ")))
+        .filter(|l| l.starts_with(&format!("vmm: fault: {name} ")))
         .count();
     let restore_lines = r
         .out
@@ -126,28 +126,40 @@ pub(crate) fn assert_recovered_by(r: &Run, name: &str, count: u64, action: &str)
     }
 }
 
-/// What the report must say about a fault of `kind` in server `index`: the cause, the vector,
-/// and where (the rip in that server's own text; the address for page faults).
-fn assert_cause(e: &Value, index: usize, kind: &str) {
+/// What the report must say about a fault of `kind` in server `index`: the cause, whether a
+/// `--fault` planned it, the CPU exception, and where (the rip in that server's own text; the
+/// address for page faults).
+fn assert_cause(e: &Value, index: usize, kind: &str, planned: bool) {
     let text = sysmap::text(index);
     let rip = e["rip"].as_u64().expect("rip");
     assert!(
         text.contains(rip),
         "rip {rip:#x} not in the server's text {text:?}: {e}"
     );
-    let (cause, vector) = match kind {
-        "null-deref" => ("null-deref", Some(14)),
-        "illegal-insn" => ("illegal-instruction", Some(6)),
-        "div-zero" => ("divide-error", Some(0)),
-        "gp" => ("general-protection", Some(13)),
-        "stack-overflow" => ("stack-overflow", Some(14)),
-        "panic" => ("panic", None),
-        "hang" => ("hang", None),
-        "corrupt-state" => ("corruption", None),
+    // One name per fault: the report's cause is the kind's own name (and so is `injected`,
+    // when a --fault planned it). What the CPU raised is the exception's own vocabulary.
+    let exception = match kind {
+        "null-deref" | "stack-overflow" => Some((14, "page-fault")),
+        "illegal-insn" => Some((6, "invalid-opcode")),
+        "div-zero" => Some((0, "divide-error")),
+        "gp" => Some((13, "general-protection")),
+        "panic" | "hang" | "corrupt-state" => None,
         other => panic!("unknown kind {other}"),
     };
-    assert_eq!(e["cause"], cause, "{e}");
-    assert_eq!(e["vector"].as_u64(), vector, "{e}");
+    assert_eq!(e["cause"], kind, "{e}");
+    let injected = if planned {
+        Value::from(kind)
+    } else {
+        Value::Null
+    };
+    assert_eq!(e["injected"], injected, "{e}");
+    match exception {
+        Some((vector, name)) => {
+            assert_eq!(e["exception"]["vector"], vector, "{e}");
+            assert_eq!(e["exception"]["name"], name, "{e}");
+        }
+        None => assert!(e["exception"].is_null(), "{e}"),
+    }
     match kind {
         "null-deref" => assert_eq!(e["addr"], 0, "{e}"),
         "stack-overflow" => {
@@ -176,7 +188,7 @@ fn every_server_recovers_from(kind: &str) {
     for (index, (name, n)) in SERVERS.iter().enumerate() {
         assert_recovered(&r, name, 1);
         let e = recoveries(&r.report, name)[0];
-        assert_cause(e, index, kind);
+        assert_cause(e, index, kind, true);
         assert_eq!(e["messages"], *n, "struck at its {n}-th message: {e}");
         assert_eq!(e["generation"], 0, "{e}");
     }
@@ -229,7 +241,7 @@ fn kv_recovers_from_a_null_dereference_at_its_500th_message() {
     assert_clean(&r);
     assert_recovered(&r, "kv", 1);
     let e = recoveries(&r.report, "kv")[0];
-    assert_cause(e, 1, "null-deref");
+    assert_cause(e, 1, "null-deref", true);
     assert_eq!(e["messages"], 500);
     assert_eq!(
         r.report["workload"]["retries"], 1,
@@ -299,7 +311,7 @@ fn a_crash_before_the_first_boundary_restores_the_boot_image() {
     let e = recoveries(&r.report, "crasher")[0];
     assert_eq!(e["messages"], 0, "{e}");
     assert_eq!(e["decision"]["window"]["boundary"], Value::Null, "{e}");
-    assert_cause(e, 4, "null-deref");
+    assert_cause(e, 4, "null-deref", false);
 }
 
 /// Without recovery nothing is snapshotted and a crashed server stays stopped (see

@@ -17,7 +17,7 @@ use crate::memory::GuestMemory;
 use crate::outcome::{Stop, Violation};
 use abi::hypercall::{Hypercall, MAX_LOG_LEN, MAX_PANIC_TEXT, RecoveryCall};
 use abi::monitor::{
-    CrashContext, FaultCause, FaultRecord, MonitorPage, SentWindow, WorkloadReport,
+    CrashContext, FaultCause, FaultRecord, MonitorPage, NO_VECTOR, SentWindow, WorkloadReport,
 };
 use abi::status::GUEST_MAX;
 use std::fmt;
@@ -45,9 +45,6 @@ pub struct GuestRecords {
     pub recovery: Option<crate::recovery::report::Summary>,
 }
 
-/// `FaultRecord::vector` of faults that are not CPU exceptions.
-pub const NO_VECTOR: u32 = u32::MAX;
-
 /// A fault record, decoded for printing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fault {
@@ -69,21 +66,31 @@ pub struct Fault {
 }
 
 impl fmt::Display for Fault {
-    /// `task kv cause page-fault addr 0x0 rip 0x300123 after 12 messages`
+    /// `kv null-deref at rip 0x300123 addr 0x0 after 12 messages; exception page-fault
+    /// (vector 14); injected null-deref`: the cause in the fault vocabulary, what the CPU
+    /// raised (for exceptions), the planned fault it was (if one was), then a panic's text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.record;
-        write!(f, "task {} cause ", self.task)?;
-        match self.cause {
-            Some(c) => f.write_str(c.name())?,
+        write!(f, "{} ", self.task)?;
+        match r.cause_name() {
+            Some(name) => f.write_str(name)?,
             None => write!(f, "unknown({})", r.cause)?,
         }
+        write!(f, " at rip {:#x}", r.rip)?;
         if matches!(
             self.cause,
             Some(FaultCause::PageFault | FaultCause::StackOverflow | FaultCause::Corruption)
         ) {
             write!(f, " addr {:#x}", r.addr)?;
         }
-        write!(f, " rip {:#x} after {} messages", r.rip, r.messages)?;
+        write!(f, " after {} messages", r.messages)?;
+        if r.vector != NO_VECTOR {
+            let name = abi::monitor::exception_name(r.vector).unwrap_or("unknown");
+            write!(f, "; exception {name} (vector {})", r.vector)?;
+        }
+        if let Some(kind) = self.context.injected() {
+            write!(f, "; injected {}", kind.name())?;
+        }
         if let Some(text) = &self.text {
             write!(f, ": {text}")?;
         }
@@ -326,7 +333,8 @@ mod tests {
         };
         assert_eq!(
             fault.to_string(),
-            "task kv cause page-fault addr 0x0 rip 0x300123 after 12 messages"
+            "kv null-deref at rip 0x300123 addr 0x0 after 12 messages; exception page-fault \
+             (vector 14)"
         );
         page.fault.task = 77;
         page.fault.cause = 999;
@@ -336,8 +344,21 @@ mod tests {
         };
         assert_eq!(
             fault.to_string(),
-            "task #77 cause unknown(999) rip 0x300123 after 12 messages"
+            "#77 unknown(999) at rip 0x300123 after 12 messages; exception page-fault (vector 14)"
         );
+        // A planned fault's kind, from the crash context.
+        page.crash.flags =
+            (abi::inject::FaultKind::Hang as u32) << abi::monitor::CrashContext::INJECTED_SHIFT;
+        page.fault.vector = NO_VECTOR;
+        write_page(&m, &page);
+        let Effect::Fault(fault) = handle(&m, 3, &frame([0; 4])).expect("ok") else {
+            panic!("not a fault");
+        };
+        assert_eq!(
+            fault.to_string(),
+            "#77 unknown(999) at rip 0x300123 after 12 messages; injected hang"
+        );
+        page.crash.flags = 0;
         // A panic message (named in the crash context) is read bounded, escaped; one outside
         // memory is left out.
         let mut text_at = |addr, len| {

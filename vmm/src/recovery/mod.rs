@@ -194,15 +194,15 @@ fn cause_of(record: &abi::monitor::FaultRecord) -> Cause {
     match FaultCause::from_number(record.cause) {
         Some(FaultCause::PageFault) => Cause::PageFault { addr: record.addr },
         Some(FaultCause::StackOverflow) => Cause::StackOverflow,
-        Some(FaultCause::InvalidOpcode) => Cause::IllegalInstruction,
-        Some(FaultCause::DivideError) => Cause::DivideError,
+        Some(FaultCause::InvalidOpcode) => Cause::IllegalInsn,
+        Some(FaultCause::DivideError) => Cause::DivZero,
         Some(FaultCause::GeneralProtection) => Cause::GeneralProtection,
         Some(FaultCause::FloatingPoint) => Cause::FloatingPoint,
         Some(FaultCause::Panic) => Cause::Panic,
         Some(FaultCause::BudgetOverrun) => Cause::Hang,
-        Some(FaultCause::Corruption) => Cause::Corruption,
-        Some(FaultCause::OtherException) => Cause::Other(record.vector),
-        None => Cause::Other(record.cause),
+        Some(FaultCause::Corruption) => Cause::CorruptState,
+        Some(FaultCause::OtherException) => Cause::Exception(record.vector),
+        None => Cause::Unknown(record.cause),
     }
 }
 
@@ -1144,6 +1144,47 @@ mod tests {
         e.fault(&f).expect("recovered");
         assert_eq!(peek(&mem, 1, 0), 0);
         assert_eq!(e.summary().recoveries[0].action, "restart-fresh");
+    }
+
+    /// One name per fault kind: `--fault`'s kinds, the cause the kernel records for each (as
+    /// abi and the policies name it), the `--help` text and the table in docs/recovery.md.
+    #[test]
+    fn one_name_per_fault_kind_everywhere() {
+        use abi::inject::FaultKind;
+        use clap::CommandFactory;
+        let kinds: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+        for k in FaultKind::ALL {
+            let record = FaultRecord {
+                cause: k.cause() as u32,
+                ..FaultRecord::ZERO
+            };
+            assert_eq!(record.cause_name(), Some(k.name()), "abi, {k:?}");
+            assert_eq!(cause_of(&record).name(), k.name(), "policies, {k:?}");
+        }
+        let help = crate::cli::Cli::command()
+            .find_subcommand_mut("run")
+            .expect("run")
+            .render_long_help()
+            .to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            help.contains(&kinds.join(", ")),
+            "--help lists {kinds:?}: {help}"
+        );
+        let doc = include_str!("../../../docs/recovery.md");
+        let table = doc
+            .split("<!-- fault-kinds:")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .expect("the fault-kinds table in docs/recovery.md");
+        let documented: Vec<&str> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+            .collect();
+        let (mut a, mut b) = (kinds.clone(), documented.clone());
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b, "docs/recovery.md lists {documented:?}");
     }
 
     #[test]

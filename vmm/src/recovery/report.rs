@@ -13,7 +13,8 @@
 //! same directory, then a rename).
 
 use crate::devices::monitor::Fault;
-use abi::monitor::WorkloadReport;
+use abi::inject::FaultKind;
+use abi::monitor::{NO_VECTOR, WorkloadReport, exception_name};
 use policies::{Cause, DecisionRecord, Outcome};
 use serde::Serialize;
 
@@ -58,8 +59,14 @@ pub struct SnapshotSummary {
 pub struct RecoveryEntry {
     /// The crashed server.
     pub server: String,
-    /// Why it crashed (`null-deref`, `illegal-instruction`, ...).
+    /// Why it crashed, in the fault vocabulary (`null-deref`, `illegal-insn`, ...: the
+    /// `--fault` kind's name where one produces it).
     pub cause: String,
+    /// The `--fault` kind planned for the message it was handling (null: nobody planned this
+    /// crash).
+    pub injected: Option<&'static str>,
+    /// What the CPU raised, for a crash that was a CPU exception (null otherwise).
+    pub exception: Option<Exception>,
     /// What was done (`rollback`, `replay`, `restart-fresh`, `fail-stop`).
     pub action: String,
     /// Pages written back.
@@ -69,12 +76,10 @@ pub struct RecoveryEntry {
     pub latency_us: Option<f64>,
     /// Its generation when it crashed.
     pub generation: u32,
-    /// The CPU exception vector, for exceptions.
-    pub vector: Option<u32>,
     /// Where it was (guest virtual = physical).
     pub rip: u64,
-    /// The faulting address for page faults (the guard page's for a stack overflow); the
-    /// overwritten canary's for a corruption.
+    /// The address the cause is about: the faulting one for page faults (the guard page's for
+    /// a stack overflow); the overwritten canary's for a corrupt state.
     pub addr: Option<u64>,
     /// Messages it had received.
     pub messages: u64,
@@ -98,6 +103,18 @@ pub struct RecoveryEntry {
     pub peers_rolled_back: Vec<PeerRestore>,
     /// The policy's decision record.
     pub decision: DecisionRecord,
+}
+
+/// A CPU exception, as the CPU raised it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Exception {
+    /// Its vector.
+    pub vector: u32,
+    /// The CPU's name for it (`page-fault`, `invalid-opcode`, ...; `unknown` past the
+    /// architectural ones).
+    pub name: &'static str,
+    /// CR2, for a page fault.
+    pub addr: Option<u64>,
 }
 
 /// One peer rolled back in a consistent cut.
@@ -127,11 +144,16 @@ impl RecoveryEntry {
             pages_restored: pages,
             latency_us: None,
             generation: r.generation,
-            vector: (r.vector != crate::devices::monitor::NO_VECTOR).then_some(r.vector),
+            injected: fault.context.injected().map(FaultKind::name),
+            exception: (r.vector != NO_VECTOR).then(|| Exception {
+                vector: r.vector,
+                name: exception_name(r.vector).unwrap_or("unknown"),
+                addr: (r.vector == 14).then_some(r.addr),
+            }),
             rip: r.rip,
             addr: match decision.cause {
                 // The guard-page address, and the overwritten canary's.
-                Cause::StackOverflow | Cause::Corruption => Some(r.addr),
+                Cause::StackOverflow | Cause::CorruptState => Some(r.addr),
                 _ => decision.addr,
             },
             messages: r.messages,

@@ -5,8 +5,8 @@
 //!  POKE  1      -        -                      no     yes
 //! ```
 //!
-//! Given a fault mode on the guest command line (`crasher=MODE`), the crasher takes that fault
-//! while handling a POKE, so the caller's call is cut off: the kernel answers it with
+//! Given a fault kind on the guest command line (`crasher=KIND`, the names `vmm run --fault`
+//! takes), the crasher takes that fault while handling a POKE, so the caller's call is cut off: the kernel answers it with
 //! `PeerCrashed` ([`abi::ipc::ClientError::Crashed`]). Without a mode it answers 0.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -15,21 +15,6 @@ use abi::ipc::{Client, ClientError, TaskId, Transport};
 
 /// The server's name in the system map.
 pub const SERVER: &str = "crasher";
-
-/// Its modes (`crasher=MODE` on the guest command line, checked by the kernel at boot): the
-/// faults it takes while handling a POKE, `init` (a fault while it starts, before its first
-/// boundary) and `bench` (it times the kernel's trap paths and prints them).
-pub const MODES: &[&str] = &[
-    "page-fault",
-    "illegal",
-    "divide",
-    "gp",
-    "stack",
-    "panic",
-    "hang",
-    "init",
-    "bench",
-];
 
 /// Opcodes.
 pub mod op {

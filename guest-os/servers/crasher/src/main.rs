@@ -2,10 +2,11 @@
 //! check the kernel confines it; and the trap benchmark of docs/kernel.md.
 //!
 //! Its mode comes from the command line, `crasher=MODE` (the kernel packs the value into its
-//! arguments): `page-fault`, `illegal`, `divide`, `gp`, `stack`, `panic` or `hang` take that
-//! fault while handling a message (so the fault record counts it): the workload's POKE call at
-//! the midpoint of its run (the kernel then fails that call with `PeerCrashed`), or else a
-//! timer's notification [`FALLBACK_TICKS`] after boot. `bench` times the null system call
+//! arguments): a fault kind (`null-deref`, `illegal-insn`, `div-zero`, `gp`, `stack-overflow`,
+//! `panic`, `hang`, `corrupt-state`: the names `--fault` takes) takes that fault while handling
+//! a message (so the fault record counts it): the workload's POKE call at the midpoint of its
+//! run (the kernel then fails that call with `PeerCrashed`), or else a timer's notification
+//! [`FALLBACK_TICKS`] after boot. `bench` times the null system call
 //! through `int3`, the `ud2` stub and `int 0x80` and prints the results. Without a fault mode it
 //! answers every POKE (interface: `crasher-api`), counting them in its state.
 //!
@@ -105,22 +106,15 @@ fn main(_me: TaskId, a0: u64, a1: u64) -> ! {
     serve(&mut crasher)
 }
 
-/// Takes the fault of `mode`: the modes here, with `init` and `bench` in `main`, are
-/// `crasher_api::MODES` (the kernel refuses any other at boot): keep the two in step.
+/// Takes the fault of `mode`, a fault kind's name (the kernel refuses any other at boot), the
+/// way userlib takes a planned one.
 fn fault(mode: &[u8]) {
-    match mode {
-        b"page-fault" => {
-            let _ = inject::null_read();
-        }
-        b"illegal" => inject::illegal_instruction(),
-        b"divide" => {
-            let _ = inject::divide_by_zero(ipc::ticks());
-        }
-        b"gp" => inject::privileged_instruction(),
-        b"stack" => inject::stack_overflow(),
-        b"panic" => panic!("deliberate"),
-        b"hang" => inject::hang(),
-        _ => {
+    let kind = core::str::from_utf8(mode)
+        .ok()
+        .and_then(abi::inject::FaultKind::from_name);
+    match kind {
+        Some(kind) => inject::planned(kind as u64),
+        None => {
             let mut l = Line::new();
             l.push(b"crasher: unknown mode ").push(mode);
             l.print();
