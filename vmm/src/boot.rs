@@ -313,7 +313,7 @@ mod tests {
             MIB,
             &[Seg(MIB, vec![0xf4, 0x90, 0x90], 0x1000)],
             Some(&m),
-            None,
+            &[],
         );
         let image = Image::from_bytes("t".into(), bytes).expect("valid");
         let layout = plan(&image, 16 * MIB).expect("valid");

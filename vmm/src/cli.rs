@@ -249,6 +249,7 @@ fn run_report(status: i32, result: Result<&vm::RunReport, &String>) -> report::R
         servers: Vec::new(),
         recoveries: Vec::new(),
         snapshots: report::SnapshotSummary::default(),
+        misdeclared_requests: Vec::new(),
         faults: 0,
     };
     match result {
@@ -262,6 +263,7 @@ fn run_report(status: i32, result: Result<&vm::RunReport, &String>) -> report::R
                 r.servers = summary.servers;
                 r.recoveries = summary.recoveries;
                 r.snapshots = summary.snapshots;
+                r.misdeclared_requests = summary.misdeclared_requests;
             }
         }
         Err(message) => r.message = Some(message.clone()),

@@ -5,7 +5,10 @@
 //! job, since that depends on the memory size.
 
 use abi::layout::MAX_MEMORY_MIB;
-use abi::manifest::{MANIFEST_MAGIC, Manifest, NOTE_NAME, NOTE_NAMESZ, NOTE_TYPE_MANIFEST};
+use abi::manifest::{
+    MANIFEST_MAGIC, MAX_SERVERS, Manifest, NOTE_NAME, NOTE_NAMESZ, NOTE_TYPE_MANIFEST,
+};
+use abi::requests::{NOTE_TYPE_REQUESTS, RequestTable, TableError};
 use std::io::Read;
 use std::path::Path;
 use zerocopy::FromBytes;
@@ -69,6 +72,9 @@ pub struct Image {
     pub segments: Vec<Segment>,
     /// Ours or plain.
     pub kind: ImageKind,
+    /// The servers' request tables ([`abi::requests`]), each checked and naming a server the
+    /// manifest declares, at most one per server (plain images have none).
+    pub requests: Vec<RequestTable>,
 }
 
 /// A rejected image: which one, and why.
@@ -186,6 +192,36 @@ pub enum ImageErrorKind {
     /// More than one manifest.
     #[error("more than one region manifest note")]
     DuplicateManifest,
+    /// A request-table note of the wrong size.
+    #[error(
+        "request table note has {got} bytes, expected {expected} (built against another abi version?)"
+    )]
+    RequestsSize {
+        /// descsz.
+        got: u32,
+        /// size_of::<RequestTable>().
+        expected: usize,
+    },
+    /// A malformed request table.
+    #[error("request table {index}: {reason}")]
+    Requests {
+        /// Its position among the image's request tables.
+        index: usize,
+        /// What is wrong.
+        reason: TableError,
+    },
+    /// More request tables than servers an image may declare.
+    #[error("more than {MAX_SERVERS} request tables")]
+    TooManyRequestTables,
+    /// A request table for a server the manifest does not declare (or a second one for a
+    /// server).
+    #[error("request table of server {server:?}: {why}")]
+    RequestsServer {
+        /// The name it gives.
+        server: String,
+        /// Why it does not fit.
+        why: &'static str,
+    },
     /// Xen PVH entry note.
     #[error(
         "image has a Xen PVH entry note: vmm does not implement the 32-bit PVH boot path; \
@@ -260,12 +296,13 @@ impl Image {
     /// Checks an image held in memory; `label` names it in errors.
     pub fn from_bytes(label: String, bytes: Vec<u8>) -> Result<Self, ImageError> {
         match inspect(&bytes) {
-            Ok((entry, segments, kind)) => Ok(Self {
+            Ok((entry, segments, kind, requests)) => Ok(Self {
                 label,
                 bytes,
                 entry,
                 segments,
                 kind,
+                requests,
             }),
             Err(reason) => Err(ImageError {
                 image: label,
@@ -283,7 +320,10 @@ impl Image {
     }
 }
 
-fn inspect(b: &[u8]) -> Result<(u64, Vec<Segment>, ImageKind), ImageErrorKind> {
+/// What [`inspect`] finds: entry, loadable segments, kind, request tables.
+type Inspected = (u64, Vec<Segment>, ImageKind, Vec<RequestTable>);
+
+fn inspect(b: &[u8]) -> Result<Inspected, ImageErrorKind> {
     let len = b.len() as u64;
     if b.len() < 4 || b[..4] != *b"\x7fELF" {
         return Err(ImageErrorKind::NotElf);
@@ -335,6 +375,7 @@ fn inspect(b: &[u8]) -> Result<(u64, Vec<Segment>, ImageKind), ImageErrorKind> {
 
     let mut segments = Vec::new();
     let mut manifest = None;
+    let mut requests = Vec::new();
     for index in 0..phnum {
         let ph = &b[phoff as usize + index * PHDR64_SIZE..][..PHDR64_SIZE];
         let p_type = u32_at(ph, 0);
@@ -353,7 +394,7 @@ fn inspect(b: &[u8]) -> Result<(u64, Vec<Segment>, ImageKind), ImageErrorKind> {
         }
         if p_type == PT_NOTE {
             let data = &b[offset as usize..file_end as usize];
-            scan_notes(data, index, &mut manifest)?;
+            scan_notes(data, index, &mut manifest, &mut requests)?;
             continue;
         }
         if filesz > memsz {
@@ -391,11 +432,47 @@ fn inspect(b: &[u8]) -> Result<(u64, Vec<Segment>, ImageKind), ImageErrorKind> {
     if !segments.iter().any(|s| entry >= s.paddr && entry < s.end()) {
         return Err(ImageErrorKind::EntryOutsideSegments(entry));
     }
+    check_request_servers(manifest.as_ref(), &requests)?;
     let kind = match manifest {
         Some(m) => ImageKind::Ours(Box::new(m)),
         None => ImageKind::Plain,
     };
-    Ok((entry, segments, kind))
+    Ok((entry, segments, kind, requests))
+}
+
+/// Every request table names a server the manifest declares (an app has no requests), one
+/// table per server.
+fn check_request_servers(
+    manifest: Option<&Manifest>,
+    requests: &[RequestTable],
+) -> Result<(), ImageErrorKind> {
+    for (i, table) in requests.iter().enumerate() {
+        // Checked when read: the name is valid.
+        let server = table.server_str().unwrap_or_default();
+        let bad = |why| {
+            Err(ImageErrorKind::RequestsServer {
+                server: server.to_owned(),
+                why,
+            })
+        };
+        let Some(m) = manifest else {
+            return bad("the image has no region manifest");
+        };
+        let Some(index) = m
+            .declared_servers()
+            .iter()
+            .position(|d| d.name_str() == Some(server))
+        else {
+            return bad("the manifest declares no such server");
+        };
+        if m.is_app(index) {
+            return bad("it is an app, which serves no requests");
+        }
+        if requests[..i].iter().any(|t| t.server == table.server) {
+            return bad("a second table for it");
+        }
+    }
+    Ok(())
 }
 
 /// Walks the notes of one `PT_NOTE` segment (4-byte aligned entries).
@@ -403,6 +480,7 @@ fn scan_notes(
     data: &[u8],
     index: usize,
     manifest: &mut Option<Manifest>,
+    requests: &mut Vec<RequestTable>,
 ) -> Result<(), ImageErrorKind> {
     let align4 = |n: usize| n.checked_add(3).map(|v| v & !3);
     let mut at = 0usize;
@@ -437,6 +515,20 @@ fn scan_notes(
                 return Err(ImageErrorKind::ManifestMagic(m.magic));
             }
             *manifest = Some(m);
+        } else if name == &NOTE_NAME[..NOTE_NAMESZ as usize] && ntype == NOTE_TYPE_REQUESTS {
+            if requests.len() == MAX_SERVERS {
+                return Err(ImageErrorKind::TooManyRequestTables);
+            }
+            let table =
+                RequestTable::read_from_bytes(desc).map_err(|_| ImageErrorKind::RequestsSize {
+                    got: descsz as u32,
+                    expected: core::mem::size_of::<RequestTable>(),
+                })?;
+            table.check().map_err(|reason| ImageErrorKind::Requests {
+                index: requests.len(),
+                reason,
+            })?;
+            requests.push(table);
         } else if name == b"Xen\0" && ntype == XEN_ELFNOTE_PHYS32_ENTRY {
             return Err(ImageErrorKind::PvhNote);
         }
@@ -454,18 +546,19 @@ pub(crate) mod testelf {
     /// A loadable segment: (paddr, file bytes, memsz).
     pub struct Seg(pub u64, pub Vec<u8>, pub u64);
 
-    /// An x86_64 ET_EXEC with these segments and, if given, our manifest note.
+    /// An x86_64 ET_EXEC with these segments and, if given, our manifest note and other
+    /// notes (name, type, descriptor).
     pub fn build(
         entry: u64,
         segs: &[Seg],
         manifest: Option<&Manifest>,
-        extra_note: Option<(&[u8], u32, &[u8])>,
+        extra_notes: &[(&[u8], u32, &[u8])],
     ) -> Vec<u8> {
         let mut notes = Vec::new();
         if let Some(m) = manifest {
             notes.extend_from_slice(ManifestNote::new(*m).as_bytes());
         }
-        if let Some((name, ty, desc)) = extra_note {
+        for &(name, ty, desc) in extra_notes {
             notes.extend_from_slice(&(name.len() as u32).to_le_bytes());
             notes.extend_from_slice(&(desc.len() as u32).to_le_bytes());
             notes.extend_from_slice(&ty.to_le_bytes());
@@ -530,7 +623,7 @@ mod tests {
             0x10_0000,
             &[Seg(0x10_0000, vec![0xf4; 16], 0x2000)],
             None,
-            None,
+            &[],
         )
     }
 
@@ -558,7 +651,7 @@ mod tests {
             0x10_0000,
             &[Seg(0x10_0000, vec![0; 8], 8)],
             Some(&m),
-            None,
+            &[],
         ))
         .expect("valid");
         assert_eq!(img.manifest(), Some(&m));
@@ -609,7 +702,7 @@ mod tests {
 
     #[test]
     fn segment_errors() {
-        let e = check(build(0x1000, &[Seg(0x1000, vec![0; 32], 16)], None, None)).unwrap_err();
+        let e = check(build(0x1000, &[Seg(0x1000, vec![0; 32], 16)], None, &[])).unwrap_err();
         assert!(matches!(
             e,
             ImageErrorKind::FileszExceedsMemsz {
@@ -622,7 +715,7 @@ mod tests {
             0x1000,
             &[Seg(u64::MAX - 4, vec![0; 1], 16)],
             None,
-            None,
+            &[],
         ))
         .unwrap_err();
         assert!(matches!(e, ImageErrorKind::SegmentOverflow(0)));
@@ -631,13 +724,13 @@ mod tests {
             Seg(0x2000, vec![0; 1], 0x10),
         ];
         assert!(matches!(
-            check(build(0x1000, &two, None, None)),
+            check(build(0x1000, &two, None, &[])),
             Err(ImageErrorKind::SegmentsOverlap { .. })
         ));
-        let e = check(build(0x9000, &[Seg(0x1000, vec![0; 1], 0x10)], None, None)).unwrap_err();
+        let e = check(build(0x9000, &[Seg(0x1000, vec![0; 1], 0x10)], None, &[])).unwrap_err();
         assert!(matches!(e, ImageErrorKind::EntryOutsideSegments(0x9000)));
         assert!(matches!(
-            check(build(0, &[], None, None)),
+            check(build(0, &[], None, &[])),
             Err(ImageErrorKind::NoLoadableSegment)
         ));
     }
@@ -645,20 +738,20 @@ mod tests {
     #[test]
     fn note_errors() {
         let seg = [Seg(0x10_0000, vec![0; 8], 8)];
-        let e = check(build(0x10_0000, &seg, None, Some((b"Xen\0", 18, &[0; 4])))).unwrap_err();
+        let e = check(build(0x10_0000, &seg, None, &[(b"Xen\0", 18, &[0; 4])])).unwrap_err();
         assert!(matches!(e, ImageErrorKind::PvhNote));
         let e = check(build(
             0x10_0000,
             &seg,
             None,
-            Some((b"CRASHMON\0", NOTE_TYPE_MANIFEST, &[0; 16])),
+            &[(b"CRASHMON\0", NOTE_TYPE_MANIFEST, &[0; 16])],
         ))
         .unwrap_err();
         assert!(matches!(e, ImageErrorKind::ManifestSize { got: 16, .. }));
         let mut m = Manifest::EMPTY;
         m.magic = 7;
         assert!(matches!(
-            check(build(0x10_0000, &seg, Some(&m), None)),
+            check(build(0x10_0000, &seg, Some(&m), &[])),
             Err(ImageErrorKind::ManifestMagic(7))
         ));
         let m = Manifest::EMPTY;
@@ -667,18 +760,99 @@ mod tests {
             0x10_0000,
             &seg,
             Some(&m),
-            Some((b"CRASHMON\0", NOTE_TYPE_MANIFEST, &dup)),
+            &[(b"CRASHMON\0", NOTE_TYPE_MANIFEST, &dup)],
         ))
         .unwrap_err();
         assert!(matches!(e, ImageErrorKind::DuplicateManifest));
         // Other vendors' notes are skipped.
-        assert!(check(build(0x10_0000, &seg, None, Some((b"GNU\0", 3, &[1; 20])))).is_ok());
+        assert!(check(build(0x10_0000, &seg, None, &[(b"GNU\0", 3, &[1; 20])])).is_ok());
+    }
+
+    /// A manifest declaring server `kv` (state and scratch) and app `client`, with the
+    /// segment of `seg` inside kv's state arena.
+    fn kv_manifest() -> Manifest {
+        use abi::manifest::{Range, ServerDecl};
+        let mut m = Manifest::EMPTY;
+        m.kernel = Range::new(0x10_0000, 0x10_0000);
+        m.monitor_page = 0x20_0000;
+        m.server_count = 2;
+        m.servers[0] = ServerDecl::new(
+            b"kv",
+            Range::new(0x40_0000, 0x1000),
+            Range::new(0x50_0000, 0x1000),
+        );
+        m.servers[1] = ServerDecl::new(
+            b"client",
+            Range::new(0x60_0000, 0x1000),
+            Range::new(0x70_0000, 0x1000),
+        );
+        m.apps = 1 << 1;
+        m
+    }
+
+    /// Request tables are read from the image, checked, and matched with the manifest's
+    /// servers; a bad one refuses the image with its reason.
+    #[test]
+    fn request_tables_are_read_and_checked() {
+        use abi::requests::RequestDecl;
+        use zerocopy::IntoBytes;
+        let seg = [Seg(0x10_0000, vec![0; 8], 8)];
+        let m = kv_manifest();
+        let table = |server: &str| {
+            RequestTable::new(
+                server,
+                &[
+                    RequestDecl::new(1, "PUT", RequestDecl::CHANGES_STATE),
+                    RequestDecl::new(2, "GET", RequestDecl::IDEMPOTENT),
+                ],
+            )
+        };
+        let kv = table("kv");
+        let note = |t: &RequestTable| -> Vec<u8> { t.as_bytes().to_vec() };
+        let with = |notes: &[Vec<u8>]| {
+            let list: Vec<(&[u8], u32, &[u8])> = notes
+                .iter()
+                .map(|d| (&b"CRASHMON\0"[..], NOTE_TYPE_REQUESTS, d.as_slice()))
+                .collect();
+            check(build(0x10_0000, &seg, Some(&m), &list))
+        };
+        let img = with(&[note(&kv)]).expect("valid");
+        assert_eq!(img.requests, vec![kv]);
+        assert!(check(build(0x10_0000, &seg, Some(&m), &[])).is_ok_and(|i| i.requests.is_empty()));
+        let mut bad = kv;
+        bad.requests[1].label = 1;
+        assert!(matches!(
+            with(&[note(&bad)]),
+            Err(ImageErrorKind::Requests {
+                index: 0,
+                reason: TableError::DuplicateLabel(1)
+            })
+        ));
+        let e = with(&[note(&kv)[..100].to_vec()]).unwrap_err();
+        assert!(
+            matches!(e, ImageErrorKind::RequestsSize { got: 100, .. }),
+            "{e}"
+        );
+        for (notes, why) in [
+            (vec![note(&table("fs"))], "no such server"),
+            (vec![note(&table("client"))], "an app"),
+            (vec![note(&kv), note(&kv)], "a second table"),
+        ] {
+            let e = with(&notes).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
+        let e = with(&vec![note(&kv); MAX_SERVERS + 1]).unwrap_err();
+        assert!(matches!(e, ImageErrorKind::TooManyRequestTables), "{e}");
+        // A plain image with a request table: there is no server for it.
+        let plain_notes = [(&b"CRASHMON\0"[..], NOTE_TYPE_REQUESTS, kv.as_bytes())];
+        let e = check(build(0x10_0000, &seg, None, &plain_notes)).unwrap_err();
+        assert!(e.to_string().contains("no region manifest"), "{e}");
     }
 
     #[test]
     fn note_lengths_are_bounds_checked() {
         let seg = [Seg(0x10_0000, vec![0; 8], 8)];
-        let mut b = build(0x10_0000, &seg, None, Some((b"GNU\0", 3, &[1; 8])));
+        let mut b = build(0x10_0000, &seg, None, &[(b"GNU\0", 3, &[1; 8])]);
         let n = b.len();
         // Note header is 24 bytes from the end: namesz at -24, descsz at -20.
         b[n - 20..n - 16].copy_from_slice(&u32::MAX.to_le_bytes());

@@ -58,6 +58,9 @@ pub struct ServerRegions {
     /// Declared an app by the manifest: a client with regions but no boundaries, never
     /// recovered, not a server to configure or crash on purpose.
     pub app: bool,
+    /// What its requests mean, from the image (`None`: it declares nothing; every request is
+    /// then taken as state-changing and not idempotent).
+    pub requests: Option<abi::requests::RequestTable>,
 }
 
 /// The validated plan for guest memory.
@@ -226,6 +229,11 @@ fn plan_inner(image: &Image, mem_size: u64) -> Result<Layout, LayoutErrorKind> {
             state: d.state,
             scratch: d.scratch,
             app: manifest.is_app(i),
+            requests: image
+                .requests
+                .iter()
+                .find(|t| t.server_str() == d.name_str())
+                .copied(),
         })
         .collect();
     Ok(Layout {
@@ -447,7 +455,7 @@ mod tests {
     }
 
     fn image(m: Option<&Manifest>, segs: &[Seg]) -> Image {
-        Image::from_bytes("t.elf".into(), build(segs[0].0, segs, m, None)).expect("valid image")
+        Image::from_bytes("t.elf".into(), build(segs[0].0, segs, m, &[])).expect("valid image")
     }
 
     fn ours(m: &Manifest) -> Result<Layout, LayoutErrorKind> {

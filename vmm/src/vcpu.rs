@@ -249,7 +249,7 @@ impl<W: Write> Vcpu<W> {
                     engine.snapshot_exit();
                     pending
                         .into_iter()
-                        .try_for_each(|(task, seq16)| engine.boundary(task, seq16))
+                        .try_for_each(|snapshot| engine.boundary(snapshot))
                 }
                 None => Ok(()),
             },

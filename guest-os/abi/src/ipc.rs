@@ -333,21 +333,20 @@ impl Endpoint {
     }
 }
 
-/// A client of one server: its endpoint, and which of its requests are idempotent (from the
-/// server's `*-api` crate; recovery policies replay only those). The typed clients wrap one.
+/// A client of one server: its endpoint. The typed clients (one per server, in its `*-api`
+/// crate) wrap one; their methods are [`Client::request`] with the request's arguments in and
+/// its reply words out.
 #[derive(Clone, Copy, Debug)]
 pub struct Client {
     /// The endpoint (id and retry count).
     pub ep: Endpoint,
-    idempotent: fn(u64) -> bool,
 }
 
 impl Client {
-    /// A client of the server `id`, whose idempotent requests `idempotent` tells by label.
-    pub const fn new(id: TaskId, idempotent: fn(u64) -> bool) -> Self {
+    /// A client of the server `id`.
+    pub const fn new(id: TaskId) -> Self {
         Self {
             ep: Endpoint::new(id),
-            idempotent,
         }
     }
 
@@ -361,10 +360,18 @@ impl Client {
         self.ep.call(t, &Message::new(label, words))
     }
 
-    /// True when request `label` is declared idempotent (delivering it twice has the effect
-    /// of once).
-    pub fn idempotent(&self, label: u64) -> bool {
-        (self.idempotent)(label)
+    /// Sends request `label` with its first `N` words `args` (the rest zero) and returns the
+    /// reply's words: the shape of every typed client's method.
+    pub fn request<const N: usize>(
+        &mut self,
+        t: &mut impl Transport,
+        label: u64,
+        args: [u64; N],
+    ) -> Result<[u64; MSG_WORDS], ClientError> {
+        const { assert!(N <= MSG_WORDS) };
+        let mut words = [0u64; MSG_WORDS];
+        words[..N].copy_from_slice(&args);
+        Ok(self.call(t, label, words)?.words)
     }
 }
 

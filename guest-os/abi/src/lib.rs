@@ -4,7 +4,7 @@
 //! builds before entering the guest ([`layout`]), the region manifest an image declares in an ELF
 //! note ([`manifest`]), the boot-info block the VMM hands the guest ([`boot`]), the hypercall
 //! (monitor) interface ([`hypercall`]) with the records of the monitor page ([`monitor`]), fault
-//! injection ([`inject`]), the
+//! injection ([`inject`]), what each server's requests mean ([`requests`]), the
 //! system-call interface between tasks and the guest kernel ([`ipc`]) and the `vmm` process exit-status table ([`status`]).
 //!
 //! Rules: `no_std`, no `unsafe`, no allocation. Every shared structure is `#[repr(C)]` with
@@ -22,6 +22,7 @@ pub mod ipc;
 pub mod layout;
 pub mod manifest;
 pub mod monitor;
+pub mod requests;
 pub mod status;
 
 pub use boot::{Backend, BootInfo, MemKind, MemRange};

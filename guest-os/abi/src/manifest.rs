@@ -123,22 +123,26 @@ impl ServerDecl {
 
     /// The name, if it is a valid server name: 1-16 bytes of `[A-Za-z0-9_-]`, then only NULs.
     pub fn name_str(&self) -> Option<&str> {
-        let len = self
-            .name
+        server_name(&self.name)
+    }
+}
+
+/// `bytes` as a server name, if valid: 1-16 bytes of `[A-Za-z0-9_-]`, then only NULs.
+pub fn server_name(bytes: &[u8; SERVER_NAME_LEN]) -> Option<&str> {
+    let len = bytes
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(SERVER_NAME_LEN);
+    let (name, rest) = bytes.split_at(len);
+    let valid = !name.is_empty()
+        && name
             .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(SERVER_NAME_LEN);
-        let (name, rest) = self.name.split_at(len);
-        let valid = !name.is_empty()
-            && name
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-            && rest.iter().all(|&b| b == 0);
-        if valid {
-            core::str::from_utf8(name).ok()
-        } else {
-            None
-        }
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        && rest.iter().all(|&b| b == 0);
+    if valid {
+        core::str::from_utf8(name).ok()
+    } else {
+        None
     }
 }
 

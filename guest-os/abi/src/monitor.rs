@@ -24,6 +24,8 @@
 //!  768     32    snapshot_seq: [u16;16] kernel      at a boundary it snapshots later
 //!  800     4     pending_snapshots      kernel      before a FAULT hypercall
 //!  804     4     reserved (zero)
+//!  808     128   read_only: [u64; 16]   VMM         before boot, during any exit
+//!  936     32    snapshot_label: [u16;16] kernel    with snapshot_seq
 //! ```
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -31,7 +33,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `MonitorPage::magic`: "CMMONPG1" little-endian.
 pub const MONITOR_MAGIC: u64 = 0x3147_504e_4f4d_4d43;
 /// `MonitorPage::version` this contract describes.
-pub const MONITOR_VERSION: u32 = 4;
+pub const MONITOR_VERSION: u32 = 5;
 
 /// `MonitorPage::flags`: the VMM snapshots servers at their boundaries (the kernel reports them
 /// with BOUNDARY or SNAPSHOTS hypercalls, and pending ones with a FAULT).
@@ -447,6 +449,15 @@ pub struct MonitorPage {
     pub pending_snapshots: u32,
     /// Zero.
     pub reserved: u32,
+    /// Per task: bit `l` set when a boundary that closes a request with label `l` needs no
+    /// snapshot (the VMM trusts that request not to change the task's state). Written by the
+    /// VMM before boot and during any exit; read by the kernel at every boundary. A label the
+    /// VMM has not set here is snapshotted.
+    pub read_only: [u64; crate::manifest::MAX_SERVERS],
+    /// Per task, beside `snapshot_seq`: the label of the request the pending boundary closed
+    /// (0: none, e.g. the first receive), so that the VMM can check what the request's
+    /// declaration says against what the snapshot finds written.
+    pub snapshot_label: [u16; crate::manifest::MAX_SERVERS],
 }
 
 impl MonitorPage {
@@ -473,7 +484,9 @@ mod tests {
         assert_eq!(core::mem::size_of::<SentWindow>(), 200);
         assert_eq!(core::mem::offset_of!(MonitorPage, snapshot_seq), 768);
         assert_eq!(core::mem::offset_of!(MonitorPage, pending_snapshots), 800);
-        assert_eq!(core::mem::size_of::<MonitorPage>(), 808);
+        assert_eq!(core::mem::offset_of!(MonitorPage, read_only), 808);
+        assert_eq!(core::mem::offset_of!(MonitorPage, snapshot_label), 936);
+        assert_eq!(core::mem::size_of::<MonitorPage>(), 968);
         assert!(core::mem::size_of::<MonitorPage>() <= crate::layout::PAGE_SIZE as usize);
     }
 

@@ -1,5 +1,6 @@
-//! Just enough ELF64 reading for bundling: the entry point and the `PT_LOAD` segments of a guest
-//! binary this workspace built (so malformed input is a build error, never a panic).
+//! Just enough ELF64 reading for bundling: the entry point, the `PT_LOAD` segments and named
+//! sections of a guest binary this workspace built (so malformed input is a build error, never
+//! a panic).
 
 use std::path::{Path, PathBuf};
 
@@ -108,6 +109,50 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Executable, ElfError> {
         });
     }
     Ok(Executable { entry, segments })
+}
+
+/// The contents of the section called `name`, if the file has one with contents.
+pub fn section<'b>(path: &Path, bytes: &'b [u8], name: &str) -> Result<Option<&'b [u8]>, ElfError> {
+    let bad = |what| ElfError::Malformed {
+        path: path.to_path_buf(),
+        what,
+    };
+    let shoff = u64_at(bytes, 40).ok_or(bad("header"))? as usize;
+    let shentsize = usize::from(u16_at(bytes, 58).ok_or(bad("header"))?);
+    let shnum = usize::from(u16_at(bytes, 60).ok_or(bad("header"))?);
+    let shstrndx = usize::from(u16_at(bytes, 62).ok_or(bad("header"))?);
+    if shnum == 0 {
+        return Ok(None);
+    }
+    // A section header: (name offset, type, file offset, size).
+    let header = |i: usize| -> Result<(usize, u32, usize, usize), ElfError> {
+        let at = shoff + i * shentsize;
+        let name = u32_at(bytes, at).ok_or(bad("section header"))? as usize;
+        let kind = u32_at(bytes, at + 4).ok_or(bad("section header"))?;
+        let offset = u64_at(bytes, at + 24).ok_or(bad("section header"))? as usize;
+        let size = u64_at(bytes, at + 32).ok_or(bad("section header"))? as usize;
+        Ok((name, kind, offset, size))
+    };
+    let contents = |offset: usize, size: usize| {
+        offset
+            .checked_add(size)
+            .and_then(|end| bytes.get(offset..end))
+            .ok_or(bad("section outside the file"))
+    };
+    let (_, _, str_off, str_size) = header(shstrndx)?;
+    let names = contents(str_off, str_size)?;
+    for i in 0..shnum {
+        let (name_at, kind, offset, size) = header(i)?;
+        let this = names
+            .get(name_at..)
+            .and_then(|n| n.split(|&b| b == 0).next())
+            .ok_or(bad("section name"))?;
+        // SHT_NOBITS (8) has no contents in the file.
+        if this == name.as_bytes() && kind != 8 {
+            return contents(offset, size).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// Reads and parses the ELF file at `path`.

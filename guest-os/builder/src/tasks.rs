@@ -8,7 +8,9 @@
 //! of `.incbin`s (non-executable sections named `.task.<index>.<n>`, so that a disassembly of
 //! the kernel image shows the kernel's own code only) and the kernel's linker script, which
 //! places each at its physical address in its own `PT_LOAD`. The VMM loads them with the
-//! kernel; nothing is copied at run time.
+//! kernel; nothing is copied at run time. A server's request table (its note in section
+//! `.crashmon.requests`, [`abi::requests`]) is checked and copied into the kernel image's notes,
+//! beside the region manifest.
 
 use crate::elf::{self, ElfError, Segment};
 use crate::{BuildError, Flavor, build_guests};
@@ -24,6 +26,14 @@ pub enum BundleError {
     /// A task binary could not be read.
     #[error(transparent)]
     Elf(#[from] ElfError),
+    /// A task's request table is malformed, or names another server.
+    #[error("task `{task}`: request table: {what}")]
+    Requests {
+        /// The task.
+        task: String,
+        /// What is wrong.
+        what: String,
+    },
     /// A task does not respect its place in the system map.
     #[error("task `{task}`: {what}")]
     Misplaced {
@@ -67,6 +77,8 @@ SECTIONS
     .bss : ALIGN(16) {{ *(.bss .bss.*) *(COMMON) }} :data
     ASSERT(. <= {state_end:#x}, \"task data exceed the state arena\")
     __stack_top = {stack_top:#x};
+    /* The server's request table (not loaded: the kernel's build copies it into its notes). */
+    .crashmon.requests 0 (INFO) : {{ KEEP(*(.crashmon.requests)) }}
     /DISCARD/ : {{ *(.eh_frame*) *(.note*) *(.comment) *(.interp) *(.dynamic) *(.dynsym) *(.dynstr) *(.hash) *(.gnu.hash) }}
 }}
 ",
@@ -133,6 +145,29 @@ pub fn check_placement(index: usize, entry: u64, segments: &[Segment]) -> Result
     Ok(())
 }
 
+/// Checks the request-table note `bytes` of task `name` (from its `.crashmon.requests`
+/// section): one whole [`RequestsNote`], well formed, naming this task.
+pub fn check_requests(name: &str, bytes: &[u8]) -> Result<(), String> {
+    use abi::manifest::{NOTE_NAME, NOTE_NAMESZ};
+    use abi::requests::{NOTE_TYPE_REQUESTS, RequestsNote};
+    use zerocopy::FromBytes;
+    let note = RequestsNote::read_from_bytes(bytes).map_err(|_| {
+        format!(
+            "{} bytes, expected one note of {}",
+            bytes.len(),
+            size_of::<RequestsNote>()
+        )
+    })?;
+    if note.namesz != NOTE_NAMESZ || note.name != NOTE_NAME || note.ntype != NOTE_TYPE_REQUESTS {
+        return Err("not a CRASHMON request-table note".into());
+    }
+    note.desc.check().map_err(|e| e.to_string())?;
+    match note.desc.server_str() {
+        Some(server) if server == name => Ok(()),
+        other => Err(format!("it is the table of {other:?}, not of {name:?}")),
+    }
+}
+
 /// The kernel's generated files: `tasks.s` (the `.incbin`s) and `kernel.ld`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bundle {
@@ -142,6 +177,8 @@ pub struct Bundle {
     pub phdrs: String,
     /// Output-section lines placing them.
     pub sections: String,
+    /// The servers' request-table notes, one after the other.
+    pub requests: Vec<u8>,
 }
 
 impl Bundle {
@@ -188,7 +225,7 @@ SECTIONS
     .text : {{ *(.text._start) *(.text .text.*) }} :text
     . = ALIGN(0x1000);
     .rodata : {{ *(.rodata .rodata.*) }} :rodata
-    .note.crashmon : ALIGN(8) {{ KEEP(*(.note.crashmon)) }} :rodata :manifest
+    .note.crashmon : ALIGN(8) {{ KEEP(*(.note.crashmon)) KEEP(*(.note.crashmon.requests)) }} :rodata :manifest
     . = ALIGN(0x1000);
     .data : {{ *(.data .data.*) *(.got .got.*) }} :data
     .bss : ALIGN(4096) {{ *(.bss .bss.*) *(COMMON) }} :data
@@ -211,7 +248,11 @@ pub fn bundle(out_dir: &Path) -> Result<PathBuf, BundleError> {
     let paths = build_tasks()?;
     let mut bundle = Bundle::default();
     for (index, path) in paths.iter().enumerate() {
-        let exe = elf::read(path)?;
+        let bytes = std::fs::read(path).map_err(|source| ElfError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let exe = elf::parse(path, &bytes)?;
         let name = sysmap::TASKS.get(index).map_or("?", |t| t.name);
         check_placement(index, exe.entry, &exe.segments).map_err(|what| {
             BundleError::Misplaced {
@@ -219,11 +260,27 @@ pub fn bundle(out_dir: &Path) -> Result<PathBuf, BundleError> {
                 what,
             }
         })?;
+        if let Some(note) = elf::section(path, &bytes, abi::requests::REQUESTS_SECTION)? {
+            check_requests(name, note).map_err(|what| BundleError::Requests {
+                task: name.to_owned(),
+                what,
+            })?;
+            bundle.requests.extend_from_slice(note);
+        }
         for (n, segment) in exe.segments.iter().enumerate() {
             let blob = out_dir.join(format!("task{index}_{n}.bin"));
             write(&blob, &segment.data)?;
             bundle.add(index, n, segment, &blob);
         }
+    }
+    if !bundle.requests.is_empty() {
+        let blob = out_dir.join("requests.bin");
+        write(&blob, &bundle.requests)?;
+        let _ = writeln!(
+            bundle.asm,
+            ".section .note.crashmon.requests,\"a\",@note\n.balign 8\n.incbin \"{}\"",
+            blob.display()
+        );
     }
     write(&out_dir.join("tasks.s"), bundle.asm.as_bytes())?;
     let script = out_dir.join("kernel.ld");
@@ -274,6 +331,25 @@ mod tests {
         assert!(check_placement(2, text, &wild).is_err());
         let exec_data = [seg(state, 8, 8, true, true)];
         assert!(check_placement(2, text, &exec_data).is_err());
+    }
+
+    #[test]
+    fn request_tables_are_checked_and_must_name_their_task() {
+        use abi::requests::{RequestDecl, RequestTable, RequestsNote};
+        use zerocopy::IntoBytes;
+        let note = RequestsNote::new(RequestTable::new(
+            "kv",
+            &[RequestDecl::new(1, "PUT", RequestDecl::CHANGES_STATE)],
+        ));
+        assert_eq!(check_requests("kv", note.as_bytes()), Ok(()));
+        assert!(check_requests("fs", note.as_bytes()).is_err_and(|e| e.contains("\"kv\"")));
+        assert!(check_requests("kv", &note.as_bytes()[..100]).is_err());
+        let mut bad = note;
+        bad.desc.requests[0].label = 99;
+        assert!(check_requests("kv", bad.as_bytes()).is_err_and(|e| e.contains("label 99")));
+        let mut other = note;
+        other.ntype = 1;
+        assert!(check_requests("kv", other.as_bytes()).is_err());
     }
 
     #[test]

@@ -169,7 +169,6 @@ fn setup_task(index: usize, cmdline: &[u8]) {
         name,
         priority: def.priority,
         server: def.kind == Kind::Server,
-        api: kernel::api::Api::of(def.name),
         may_exit: def.may_exit,
         regions,
         entry: regions.text.base,

@@ -58,7 +58,9 @@ pub fn check(cmdline: &[u8]) -> Result<(), BadArg<'_>> {
             {
                 Ok(())
             }
-            Some(Arg::FaultOr(_)) => bad("unknown mode: expected a fault kind, init or bench"),
+            Some(Arg::FaultOr(_)) => {
+                bad("unknown mode: expected a fault kind, init, bench or misdeclare")
+            }
             Some(Arg::None) | None => bad(UNKNOWN_KEY),
         }
     })

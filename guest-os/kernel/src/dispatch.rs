@@ -120,6 +120,16 @@ impl Platform for MachinePlatform {
     }
 
     #[inline(always)]
+    fn read_only(&self, task: usize) -> u64 {
+        if task >= abi::manifest::MAX_SERVERS {
+            return 0;
+        }
+        // SAFETY: as in `monitor_page_mut`; `task` is in bounds. The VMM writes the masks only
+        // during an exit: read afresh at each boundary (volatile, one word).
+        unsafe { (&raw const (*monitor_page()).read_only[task]).read_volatile() }
+    }
+
+    #[inline(always)]
     fn fault_record(&self) -> &FaultRecord {
         // SAFETY: as in `monitor_page_mut`.
         unsafe { &(*monitor_page()).fault }
@@ -266,11 +276,14 @@ fn perform(k: &mut TheKernel, effect: Effect, entry_tsc: u64) {
         // until then its state cannot change, and one exit then covers every server pending
         // (on KVM-PVM the exit, ~35 us, is most of what a snapshot costs). The reply released
         // meanwhile is covered all the same: no crash is handled before the snapshot is taken.
-        Effect::Boundary(t) => {
+        Effect::Boundary { task: t, label } => {
             let m = MACHINE.get();
             if m.flags & FLAG_SNAPSHOTS != 0 {
+                let page = monitor_page_mut();
                 // Every task has a slot: TASKS.len() <= MAX_SERVERS is checked at build time.
-                let Some(seq) = monitor_page_mut().snapshot_seq.get_mut(t) else {
+                let (Some(seq), Some(closed)) =
+                    (page.snapshot_seq.get_mut(t), page.snapshot_label.get_mut(t))
+                else {
                     fatal(
                         b"boundary of a task past the monitor page's slots",
                         t as u64,
@@ -278,6 +291,7 @@ fn perform(k: &mut TheKernel, effect: Effect, entry_tsc: u64) {
                     );
                 };
                 *seq = k.tasks[t].snapshots as u16;
+                *closed = label;
                 m.pending_snapshots |= 1 << t;
             }
         }

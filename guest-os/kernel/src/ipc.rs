@@ -93,8 +93,9 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
 
     /// Server `me` reaches its message boundary (about to receive; `replying` in `reply_recv`):
     /// checks its state canaries (`Err`: it was stopped as corrupted, its reply not released),
-    /// then, unless the request it answers is declared read-only, closes its recovery window
-    /// and asks for a snapshot. After a read-only request the window stays open: the last
+    /// then, unless the request it answers is one whose boundary needs no snapshot (declared
+    /// read-only in the image, and trusted by the VMM: [`Platform::read_only`]), closes its
+    /// recovery window and asks for a snapshot. After a read-only request the window stays open: the last
     /// snapshot still is the state the server's clients depend on (a crash rolls back to it,
     /// losing nothing they saw), so the exit to the VMM is saved. Other tasks have no boundaries.
     #[inline(always)]
@@ -109,11 +110,13 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
                 return Err(Effect::Fault(None));
             }
         }
-        let api = self.tasks[me].api;
-        let read_only = replying
-            && self
-                .in_flight_caller(me)
-                .is_some_and(|c| !api.changes_state(self.tasks[c].regs.rsi));
+        // The request this boundary closes: the caller still holds it in its registers.
+        let label = if replying {
+            self.in_flight_caller(me).map(|c| self.tasks[c].regs.rsi)
+        } else {
+            None
+        };
+        let read_only = label.is_some_and(|l| l < 64 && self.platform.read_only(me) >> l & 1 != 0);
         let t = &mut self.tasks[me];
         t.boundaries += 1;
         t.in_flight = NO_TASK;
@@ -125,7 +128,10 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         t.consumed = 0;
         t.timer_touched = false;
         t.clear_sent();
-        Ok(Effect::Boundary(me))
+        Ok(Effect::Boundary {
+            task: me,
+            label: label.map_or(0, |l| u16::try_from(l).unwrap_or(u16::MAX)),
+        })
     }
 
     /// `send` (`call` false) or `call` from `me`, message in its registers.

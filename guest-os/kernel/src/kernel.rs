@@ -8,6 +8,7 @@ use crate::task::{StartContext, State, Task};
 use crate::timer::Timers;
 use crate::umem::{CheckedSlice, Regions};
 use abi::ipc::TaskId;
+use abi::manifest::MAX_SERVERS;
 use abi::monitor::{FaultRecord, WorkloadReport};
 
 /// Priority levels.
@@ -31,9 +32,14 @@ pub enum Effect {
     Fault(Option<CheckedSlice>),
     /// Hand [`Kernel::report`], the workload's figures, to the VMM.
     Report,
-    /// Server `.0` reached a message boundary that needs a snapshot (its `snapshots`-th): the VMM
-    /// snapshots it.
-    Boundary(usize),
+    /// Server `task` reached a message boundary that needs a snapshot (its `snapshots`-th),
+    /// closing request `label` (0: none): the VMM snapshots it.
+    Boundary {
+        /// The server.
+        task: usize,
+        /// The label of the request the boundary closed, if it fits 16 bits (else `u16::MAX`).
+        label: u16,
+    },
     /// Stop the VM with this status.
     Exit(u8),
 }
@@ -47,8 +53,6 @@ pub struct TaskSetup {
     pub priority: u8,
     /// Servers get a per-message budget.
     pub server: bool,
-    /// The interface it serves (which requests change its state).
-    pub api: crate::api::Api,
     /// May stop the VM and report.
     pub may_exit: bool,
     /// Its memory.
@@ -62,15 +66,19 @@ pub struct TaskSetup {
 }
 
 /// What the kernel needs of the machine under it: a word of the current task's memory at an
-/// address it checked (its state canaries, at every boundary), and the place its fault record
-/// goes (on the machine, the VMM's monitor page: written there in place, not built and then
-/// copied). A type parameter, not a function pointer: on KVM-PVM an indirect call in emulated
+/// address it checked (its state canaries, at every boundary), the labels of a task's requests
+/// whose boundary needs no snapshot (on the machine, the VMM keeps them in its monitor page:
+/// the image declares which requests are read-only, and the VMM checks it), and the place its
+/// fault record goes (the monitor page: written there in place, not built and then copied). A type parameter, not a function pointer: on KVM-PVM an indirect call in emulated
 /// ring 0 costs more than its instructions (the call, the return and the callee's frame are all
 /// emulated).
 pub trait Platform {
     /// The `u64` at `addr`: aligned, inside the current task's state arena (checked when it was
     /// declared), whose address space is loaded.
     fn read_u64(&self, addr: u64) -> u64;
+    /// Bit `l` set: a boundary of task `task` that closes a request with label `l` needs no
+    /// snapshot.
+    fn read_only(&self, task: usize) -> u64;
     /// The last fault record.
     fn fault_record(&self) -> &FaultRecord;
     /// The last fault record, to write the next one.
@@ -78,17 +86,20 @@ pub trait Platform {
 }
 
 /// A kernel with no machine under it (tests of everything else): every canary reads intact,
-/// the fault record is kept here.
+/// the read-only masks and the fault record are kept here.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Intact {
+    /// Per task: its read-only labels (see [`Platform::read_only`]).
+    pub read_only: [u64; MAX_SERVERS],
     /// The last fault record.
     pub record: FaultRecord,
 }
 
 impl Intact {
-    /// No fault recorded.
+    /// No fault recorded, nothing read-only.
     pub const fn new() -> Self {
         Self {
+            read_only: [0; MAX_SERVERS],
             record: FaultRecord::ZERO,
         }
     }
@@ -97,6 +108,10 @@ impl Intact {
 impl Platform for Intact {
     fn read_u64(&self, _: u64) -> u64 {
         abi::ipc::STATE_CANARY
+    }
+
+    fn read_only(&self, task: usize) -> u64 {
+        self.read_only.get(task).copied().unwrap_or(0)
     }
 
     fn fault_record(&self) -> &FaultRecord {
@@ -179,7 +194,6 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         task.name = setup.name;
         task.priority = setup.priority;
         task.server = setup.server;
-        task.api = setup.api;
         task.may_exit = setup.may_exit;
         task.regions = setup.regions;
         task.state = State::Runnable;

@@ -21,7 +21,6 @@
 //!   ([`umem`]), unknown calls fail.
 #![cfg_attr(not(test), no_std)]
 
-pub mod api;
 pub mod aspace;
 pub mod bootargs;
 pub mod fault;

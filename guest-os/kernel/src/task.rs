@@ -209,8 +209,6 @@ pub struct Task {
     /// Only boundaries that close a state-changing request (or a notification, or a receive
     /// without a reply) are snapshotted ([`crate::ipc`]).
     pub snapshots: u64,
-    /// The interface it serves (which requests change its state).
-    pub api: crate::api::Api,
     /// The caller whose call it received since its boundary ([`NO_TASK`]: none).
     pub in_flight: u16,
     /// That call is a replay (it was delivered again after a crash).
@@ -274,7 +272,6 @@ impl Task {
         },
         boundaries: 0,
         snapshots: 0,
-        api: crate::api::Api::Unknown,
         in_flight: NO_TASK,
         in_flight_replay: false,
         replaying: false,

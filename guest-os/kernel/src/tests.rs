@@ -21,7 +21,6 @@ fn setup(priority: u8, server: bool) -> TaskSetup {
         name: *b"t\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
         priority,
         server,
-        api: crate::api::Api::Unknown,
         may_exit: !server,
         regions: Regions {
             text: Range::new(0x1000, 0x1000),
@@ -41,6 +40,7 @@ type K = Kernel<4, TestPlatform>;
 #[derive(Clone, Copy, Debug, Default)]
 struct TestPlatform {
     corrupted: u64,
+    read_only: [u64; 4],
     record: FaultRecord,
 }
 
@@ -51,6 +51,10 @@ impl Platform for TestPlatform {
         } else {
             STATE_CANARY
         }
+    }
+
+    fn read_only(&self, task: usize) -> u64 {
+        self.read_only.get(task).copied().unwrap_or(0)
     }
 
     fn fault_record(&self) -> &FaultRecord {
@@ -361,7 +365,10 @@ fn boundaries_are_counted_and_reported_to_the_vmm() {
     assert_eq!(k.schedule(false), Some(SERVER));
     assert_eq!(
         sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]),
-        Effect::Boundary(SERVER)
+        Effect::Boundary {
+            task: SERVER,
+            label: 0
+        }
     );
     assert_eq!(k.tasks[SERVER].boundaries, 1);
     // Apps have no boundaries.
@@ -1077,27 +1084,36 @@ fn ids_made_before_a_fresh_restart_get_state_lost_and_later_ones_peer_restarted(
     assert_eq!(call(&mut k, first), (Error::PeerRestarted as u64, current));
 }
 
+/// Request labels of the tests' server: GET is read-only (when its platform says so).
+const PUT: u64 = 1;
+const GET: u64 = 2;
+const DELETE: u64 = 3;
+
 /// A server is snapshotted only at the boundaries that close a state-changing request: after a
-/// request its API declares read-only the reply is released without a BOUNDARY (nothing its
-/// clients saw is missing from the last snapshot), and its recovery window stays open.
+/// request whose label the platform marks read-only the reply is released without a BOUNDARY
+/// (nothing its clients saw is missing from the last snapshot), and its recovery window stays
+/// open. The boundary names the request it closed.
 #[test]
 fn read_only_requests_skip_the_snapshot_and_keep_the_window_open() {
     let mut k = two_servers();
-    k.tasks[SERVER].api = crate::api::Api::Kv;
+    k.platform.read_only[SERVER] = 1 << GET;
     let (passed, snaps) = (k.tasks[SERVER].boundaries, k.tasks[SERVER].snapshots);
     let client = k.id(CLIENT).0;
     // A PUT that also sends something to the peer: snapshotted, window closed.
-    client_calls_server(&mut k, kv_api::op::PUT);
+    client_calls_server(&mut k, PUT);
     server_calls_peer(&mut k, 9);
     k.current = Some(SERVER);
     assert_eq!(
         sys(&mut k, SERVER, Sys::ReplyRecv, client, 0, [0; 6]),
-        Effect::Boundary(SERVER)
+        Effect::Boundary {
+            task: SERVER,
+            label: PUT as u16
+        }
     );
     assert_eq!(k.tasks[SERVER].snapshots, snaps + 1);
     assert_eq!(k.tasks[SERVER].sent_count, 0);
     // A GET that sends to the peer: the reply goes out without a snapshot, the window stays.
-    client_calls_server(&mut k, kv_api::op::GET);
+    client_calls_server(&mut k, GET);
     server_calls_peer(&mut k, 9);
     k.current = Some(SERVER);
     assert_eq!(
@@ -1114,20 +1130,23 @@ fn read_only_requests_skip_the_snapshot_and_keep_the_window_open() {
     assert_eq!(k.tasks[SERVER].sent_count, 1, "the window stays open");
     assert_eq!(k.tasks[SERVER].in_flight, crate::task::NO_TASK);
     // A crash now reports the last snapshot's window and the peer's snapshot number.
-    client_calls_server(&mut k, kv_api::op::DELETE);
+    client_calls_server(&mut k, DELETE);
     crash_server(&mut k);
     let w = window_of(&k, SERVER);
     assert_eq!(w.count, 1);
     assert_eq!(w.listed()[0].peer_boundary, k.tasks[PEER].snapshots - 1);
     // A receive without a reply (e.g. after a notification) always snapshots.
     let mut k = two_servers();
-    k.tasks[SERVER].api = crate::api::Api::Kv;
+    k.platform.read_only[SERVER] = 1 << GET;
     let snaps = k.tasks[SERVER].snapshots;
     k.current = Some(SERVER);
     k.tasks[SERVER].state = State::Runnable;
     assert_eq!(
         sys(&mut k, SERVER, Sys::Recv, 0, 0, [0; 6]),
-        Effect::Boundary(SERVER)
+        Effect::Boundary {
+            task: SERVER,
+            label: 0
+        }
     );
     assert_eq!(k.tasks[SERVER].snapshots, snaps + 1);
 }

@@ -105,13 +105,13 @@ pub const TASKS: &[TaskDef] = &[
     task("fs", Kind::Server, 1, false, Arg::None),
     task("bank", Kind::Server, 1, false, Arg::None),
     // `crasher=KIND`: the fault to take under a POKE; `init`: a fault before its first
-    // boundary; `bench`: time the system-call traps.
+    // boundary; `bench`: time the system-call traps; `misdeclare`: break PING's declaration.
     task(
         "crasher",
         Kind::Server,
         2,
         false,
-        Arg::FaultOr(&["init", "bench"]),
+        Arg::FaultOr(&["init", "bench", "misdeclare"]),
     ),
     // Takes `ops` and `seed` instead (see the kernel's boot arguments).
     task("workload", Kind::App, 3, true, Arg::None),

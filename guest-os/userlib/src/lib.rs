@@ -24,6 +24,8 @@ pub mod start;
 pub mod state;
 pub mod sys;
 
+#[doc(hidden)]
+pub use abi;
 pub use abi::ipc::{Error, MSG_WORDS, Message, TaskId};
 pub use ipc::Received;
 
@@ -62,20 +64,42 @@ macro_rules! entry {
     };
 }
 
-/// A whole server task: its entry, its state of type `$state` in the state arena, and the loop
-/// answering every message with `$handle(&mut state, sender, &msg) -> Option<Message>`; prints
-/// `<$name>: ready` first.
+/// Puts the server's request table (`$table`, its `*-api` crate's `REQUESTS`) into the binary as
+/// a note in section `.crashmon.requests`; the image build copies it into the kernel image,
+/// where the VMM reads it ([`abi::requests`]). One per server binary ([`server_main!`] does it).
+#[macro_export]
+macro_rules! requests_note {
+    ($table:expr) => {
+        #[used]
+        #[allow(unsafe_code)]
+        #[unsafe(link_section = ".crashmon.requests")]
+        static USERLIB_REQUESTS_NOTE: $crate::abi::requests::RequestsNote =
+            $crate::abi::requests::RequestsNote::new($table);
+    };
+}
+
+/// A whole server task: its entry, its request table `$requests` (its `*-api` crate's
+/// `REQUESTS`, carried in the image), its state of type `$state` in the state arena, and the
+/// loop answering every message with `$handle(&mut state, sender, &msg) -> Option<Message>`;
+/// prints `<$name>: ready` first. With `init = $init`, `$init(&mut state)` runs first, at every
+/// start and restart, before the first receive ([`server::run_with`]).
 #[macro_export]
 macro_rules! server_main {
-    ($name:literal, $state:ty, $handle:expr) => {
+    ($name:literal, $state:ty, $requests:expr, init = $init:expr, $handle:expr) => {
         $crate::entry!(userlib_server_main);
+        $crate::requests_note!($requests);
 
         static USERLIB_SERVER_STATE: $crate::state::StaticCell<$state> =
             $crate::state::StaticCell::new();
 
         fn userlib_server_main(_me: $crate::TaskId, _arg0: u64, _arg1: u64) -> ! {
-            $crate::server::run(&USERLIB_SERVER_STATE, $name, $handle)
+            $crate::server::run_with(&USERLIB_SERVER_STATE, $name, $init, $handle)
         }
+    };
+    // After the arm with `init =`: an `expr` fragment would swallow `init = ...` as an
+    // assignment.
+    ($name:literal, $state:ty, $requests:expr, $handle:expr) => {
+        $crate::server_main!($name, $state, $requests, init = |_| {}, $handle);
     };
 }
 

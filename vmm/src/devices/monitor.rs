@@ -61,8 +61,8 @@ pub struct Fault {
     /// What the task sent since its last boundary, as the guest wrote it.
     pub window: SentWindow,
     /// Boundaries of other servers waiting for their snapshot, taken before the fault is
-    /// handled: (task index, boundary number's low 16 bits), unchecked.
-    pub pending_snapshots: Vec<(u64, u16)>,
+    /// handled (unchecked).
+    pub pending_snapshots: Vec<PendingSnapshot>,
 }
 
 impl fmt::Display for Fault {
@@ -98,6 +98,24 @@ impl fmt::Display for Fault {
     }
 }
 
+/// A boundary waiting for its snapshot, as the kernel names it (unchecked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingSnapshot {
+    /// Task index.
+    pub task: u64,
+    /// The boundary number's low 16 bits.
+    pub seq16: u16,
+    /// The label of the request the boundary closed (0: none or not known).
+    pub label: u16,
+}
+
+impl PendingSnapshot {
+    /// Boundary `seq16` of `task`, closing request `label`.
+    pub const fn new(task: u64, seq16: u16, label: u16) -> Self {
+        Self { task, seq16, label }
+    }
+}
+
 /// The registers a call reads, taken from KVM after the exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallFrame {
@@ -122,10 +140,9 @@ pub enum Effect {
     Fault(Box<Fault>),
     /// The workload's final figures: record them, keep running.
     Report(WorkloadReport),
-    /// These servers reached boundaries not yet snapshotted: (task index, boundary number's low
-    /// 16 bits), unchecked, in task order (one for a BOUNDARY, every one pending for a
-    /// SNAPSHOTS): snapshot each.
-    Snapshots(Vec<(u64, u16)>),
+    /// These servers reached boundaries not yet snapshotted, in task order (one for a
+    /// BOUNDARY, which names no request, every one pending for a SNAPSHOTS): snapshot each.
+    Snapshots(Vec<PendingSnapshot>),
     /// Recovered task `task` runs next; the guest TSC is `tsc`.
     Restarted {
         /// Task index (unchecked).
@@ -195,7 +212,11 @@ pub fn handle_recovery(
     rc: RecoveryCall,
 ) -> Result<Effect, Stop> {
     match rc.call {
-        Hypercall::Boundary => Ok(Effect::Snapshots(vec![(u64::from(rc.task), rc.extra)])),
+        Hypercall::Boundary => Ok(Effect::Snapshots(vec![PendingSnapshot::new(
+            u64::from(rc.task),
+            rc.extra,
+            0,
+        )])),
         Hypercall::Restarted => Ok(Effect::Restarted {
             task: u64::from(rc.task),
             tsc: read_page(mem, monitor)?.restart_tsc,
@@ -229,13 +250,18 @@ pub fn handle_recovery(
     }
 }
 
-/// The tasks in `mask` (bit i: task i) with their pending boundary numbers from `page`.
-fn pending(page: &MonitorPage, mask: u32) -> Vec<(u64, u16)> {
+/// The tasks in `mask` (bit i: task i) with their pending boundary numbers and labels from
+/// `page` (0 for a task past the page's slots).
+fn pending(page: &MonitorPage, mask: u32) -> Vec<PendingSnapshot> {
     (0..32u32)
         .filter(|i| mask & (1 << i) != 0)
         .map(|i| {
-            let seq = page.snapshot_seq.get(i as usize).copied().unwrap_or(0);
-            (u64::from(i), seq)
+            let slot = |a: &[u16]| a.get(i as usize).copied().unwrap_or(0);
+            PendingSnapshot::new(
+                u64::from(i),
+                slot(&page.snapshot_seq),
+                slot(&page.snapshot_label),
+            )
         })
         .collect()
 }
@@ -395,7 +421,7 @@ mod tests {
         let call = abi::hypercall::recovery_call(word).expect("recovery call");
         assert_eq!(
             handle_recovery(&m, &info(), call).expect("ok"),
-            Effect::Snapshots(vec![(200, 0xbeef)])
+            Effect::Snapshots(vec![PendingSnapshot::new(200, 0xbeef, 0)])
         );
         let mut page = valid_page();
         page.restart_tsc = 12345;
@@ -426,17 +452,23 @@ mod tests {
         let mut page = valid_page();
         page.snapshot_seq[1] = 0x1234;
         page.snapshot_seq[3] = 7;
+        page.snapshot_label[3] = 5;
         page.pending_snapshots = 1 << 3;
         write_page(&m, &page);
         let word = abi::hypercall::call_word(Hypercall::Snapshots, 0, 0b1010);
         let call = abi::hypercall::recovery_call(word).expect("recovery call");
         assert_eq!(
             handle_recovery(&m, &info(), call).expect("ok"),
-            Effect::Snapshots(vec![(1, 0x1234), (3, 7)])
+            Effect::Snapshots(vec![
+                PendingSnapshot::new(1, 0x1234, 0),
+                PendingSnapshot::new(3, 7, 5)
+            ])
         );
         let fault = abi::hypercall::recovery_call(Hypercall::Fault as u32).expect("FAULT");
         match handle_recovery(&m, &info(), fault) {
-            Ok(Effect::Fault(f)) => assert_eq!(f.pending_snapshots, vec![(3, 7)]),
+            Ok(Effect::Fault(f)) => {
+                assert_eq!(f.pending_snapshots, vec![PendingSnapshot::new(3, 7, 5)]);
+            }
             other => panic!("{other:?}"),
         }
         // Bits past the 16 tasks a page can number are passed on with number 0, for the
@@ -444,7 +476,9 @@ mod tests {
         page.pending_snapshots = 1 << 20;
         write_page(&m, &page);
         match handle_recovery(&m, &info(), fault) {
-            Ok(Effect::Fault(f)) => assert_eq!(f.pending_snapshots, vec![(20, 0)]),
+            Ok(Effect::Fault(f)) => {
+                assert_eq!(f.pending_snapshots, vec![PendingSnapshot::new(20, 0, 0)]);
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -602,7 +636,7 @@ mod tests {
                     Ok(Effect::Log(sanitize(&bytes)))
                 }
                 2 => Err(Violation::LogRange { addr: a0, len: a1 }),
-                5 => Ok(Effect::Snapshots(vec![(0, 0)])),
+                5 => Ok(Effect::Snapshots(vec![PendingSnapshot::new(0, 0, 0)])),
                 3 | 4 | 6 | 7 => Err(Violation::MonitorPage { addr: PAGE }),
                 _ => Err(Violation::UnknownCall { number, rip }),
             };

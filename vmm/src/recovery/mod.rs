@@ -20,14 +20,14 @@
 //! against the engine's own tables, a bad one is a protocol violation (the VM stops with one
 //! line), and nothing the guest writes can make the engine panic.
 
-pub mod apis;
 pub mod bench;
+pub mod declarations;
 pub mod dirty;
 pub mod events;
 pub mod inject;
 pub mod report;
 
-use crate::devices::monitor::Fault;
+use crate::devices::monitor::{Fault, PendingSnapshot};
 use crate::layout::{Layout, SlotKind};
 use crate::memory::GuestMemory;
 use crate::outcome::{Stop, Violation};
@@ -36,12 +36,14 @@ use abi::monitor::{
     MONITOR_MAGIC, MONITOR_VERSION, MonitorPage, SentRecord, SentWindow, Verdict, VerdictAction,
     WINDOW_MAX,
 };
+use abi::requests::RequestTable;
+use declarations::{Declarations, Finding};
 use dirty::DirtyLog;
 use policies::{
     Cause, Crash, DecisionRecord, History, InFlight, Micros, Outcome, RecoveryPolicy,
     RecoveryWindow, SentMessage, ServerAction, ServerRef,
 };
-use report::{PeerRestore, RecoveryEntry, ServerSummary, SnapshotSummary, Summary};
+use report::{Misdeclared, PeerRestore, RecoveryEntry, ServerSummary, SnapshotSummary, Summary};
 use snapshot::{DirtyPages, PAGE_SIZE, RegionSnapshots, SnapshotError};
 use std::time::{Duration, Instant};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
@@ -149,6 +151,25 @@ struct Server {
     /// Pages left writable between snapshots (see [`HotPages`]).
     hot_pages: HotPages,
     pending: Option<Pending>,
+    /// What its requests mean, from the image (`None`: nothing declared).
+    requests: Option<RequestTable>,
+    /// Which of its read-only declarations the VMM has seen hold.
+    declarations: Declarations,
+}
+
+impl Server {
+    /// (idempotent, state-changing) of its request `label`: what its table declares (a
+    /// declaration caught false is taken as state-changing), the most cautious answer for an
+    /// undeclared label or a server that declares nothing.
+    fn declared(&self, label: u64) -> (bool, bool) {
+        match &self.requests {
+            Some(t) => (
+                t.idempotent(label),
+                t.changes_state(label) || self.declarations.caught(label),
+            ),
+            None => (false, true),
+        }
+    }
 }
 
 /// The engine of one VM.
@@ -163,6 +184,7 @@ pub struct Engine<L: DirtyLog> {
     tsc_khz: Option<u32>,
     records: Vec<RecoveryEntry>,
     snapshots: SnapshotSummary,
+    misdeclared: Vec<Misdeclared>,
     events: events::EventLog,
 }
 
@@ -265,6 +287,8 @@ impl<L: DirtyLog> Engine<L> {
                 boundaries: 0,
                 hot_pages: HotPages::new(pages),
                 pending: None,
+                requests: decl.requests,
+                declarations: Declarations::new(decl.requests.as_ref()),
             });
         }
         Ok(Self {
@@ -276,6 +300,7 @@ impl<L: DirtyLog> Engine<L> {
             tsc_khz: tsc_khz.filter(|&k| k > 0),
             records: Vec::new(),
             snapshots: SnapshotSummary::default(),
+            misdeclared: Vec::new(),
             events: events::EventLog::new(options.log_events),
             options,
         })
@@ -302,9 +327,11 @@ impl<L: DirtyLog> Engine<L> {
         self.snapshots.exits += 1;
     }
 
-    /// BOUNDARY: server `task` reached its next boundary, whose number ends in the 16 bits
-    /// `seq16`; copies its dirty pages as that version.
-    pub fn boundary(&mut self, task: u64, seq16: u16) -> Result<(), Stop> {
+    /// BOUNDARY: server `snapshot.task` reached its next boundary, whose number ends in the 16
+    /// bits `snapshot.seq16`; copies its dirty pages as that version, and checks what they say
+    /// against the declaration of the request the boundary closed.
+    pub fn boundary(&mut self, snapshot: PendingSnapshot) -> Result<(), Stop> {
+        let PendingSnapshot { task, seq16, label } = snapshot;
         let bad = || {
             Stop::Protocol(Violation::Boundary {
                 task,
@@ -335,6 +362,14 @@ impl<L: DirtyLog> Engine<L> {
             .clear(server.slot, &protect)
             .map_err(|e| log_error(server, e))?;
         server.boundaries = seq;
+        let trusted = server.declarations.trusted();
+        let finding = server.declarations.snapshot(label, stats.pages);
+        if server.declarations.trusted() != trusted {
+            self.write_read_only(s)?;
+        }
+        if let Finding::Misdeclared { pages } = finding {
+            self.misdeclared(s, label, seq, pages);
+        }
         let sn = &mut self.snapshots;
         sn.boundaries += 1;
         sn.pages_copied += stats.pages as u64;
@@ -342,6 +377,35 @@ impl<L: DirtyLog> Engine<L> {
         sn.write_faults += faults;
         sn.time_us += started.elapsed().as_secs_f64() * 1e6;
         Ok(())
+    }
+
+    /// Writes server `s`'s trusted read-only labels into the monitor page, for the kernel.
+    fn write_read_only(&self, s: usize) -> Result<(), Stop> {
+        let mask = self.servers[s].declarations.trusted();
+        let addr = self.page + std::mem::offset_of!(MonitorPage, read_only) as u64 + 8 * s as u64;
+        self.mem
+            .write_obj(mask, GuestAddress(addr))
+            .map_err(|_| Stop::Recovery(RecoveryError::MonitorPage(self.page)))
+    }
+
+    /// Server `s`'s request `label`, declared read-only, changed `pages` pages before boundary
+    /// `boundary`: recorded, and said on stderr.
+    fn misdeclared(&mut self, s: usize, label: u16, boundary: u64, pages: usize) {
+        let server = &self.servers[s];
+        let request = server
+            .requests
+            .as_ref()
+            .and_then(|t| t.name_of(u64::from(label)))
+            .map(str::to_owned);
+        let entry = Misdeclared {
+            server: server.name.clone(),
+            label,
+            request,
+            boundary,
+            pages: pages as u64,
+        };
+        self.events.line(format!("vmm: {entry}"));
+        self.misdeclared.push(entry);
     }
 }
 
@@ -590,7 +654,7 @@ impl<L: DirtyLog> Engine<L> {
                         u32::try_from(m.label).unwrap_or(u32::MAX),
                     );
                 };
-                let (_, state_changing) = apis::declared(&peer.name, m.label);
+                let (_, state_changing) = peer.declared(m.label);
                 SentMessage {
                     to: ServerRef::new(m.to, peer.name.clone()),
                     label: u32::try_from(m.label).unwrap_or(u32::MAX),
@@ -655,14 +719,14 @@ impl<L: DirtyLog> Engine<L> {
     /// out; the fault's line goes to the log after the restore. `Err` stops the VM (fail-stop,
     /// a bad pending snapshot, a failed restore).
     pub fn fault(&mut self, fault: &Fault) -> Result<(), Stop> {
-        for &(task, seq16) in &fault.pending_snapshots {
-            if task == u64::from(fault.record.task) {
+        for &snapshot in &fault.pending_snapshots {
+            if snapshot.task == u64::from(fault.record.task) {
                 return Err(Stop::Protocol(Violation::Boundary {
-                    task,
-                    seq: u64::from(seq16),
+                    task: snapshot.task,
+                    seq: u64::from(snapshot.seq16),
                 }));
             }
-            self.boundary(task, seq16)?;
+            self.boundary(snapshot)?;
         }
         let result = self.decide(fault);
         // A fail-stop has logged the fault with its decision.
@@ -696,7 +760,7 @@ impl<L: DirtyLog> Engine<L> {
             .map(|o| o.name.clone())
             .collect();
         let in_flight = context.caller().map(|_| {
-            let (idempotent, state_changing) = apis::declared(&name, context.label);
+            let (idempotent, state_changing) = self.servers[s].declared(context.label);
             InFlight {
                 label: u32::try_from(context.label).unwrap_or(u32::MAX),
                 idempotent,
@@ -804,7 +868,7 @@ impl<L: DirtyLog> Engine<L> {
         entry.snapshots_taken_first = fault
             .pending_snapshots
             .iter()
-            .filter_map(|&(t, _)| self.servers.get(usize::try_from(t).ok()?))
+            .filter_map(|p| self.servers.get(usize::try_from(p.task).ok()?))
             .map(|s| s.name.clone())
             .collect();
         self.records.push(entry);
@@ -869,6 +933,7 @@ impl<L: DirtyLog> Engine<L> {
                 .collect(),
             recoveries: self.records.clone(),
             snapshots: self.snapshots.clone(),
+            misdeclared_requests: self.misdeclared.clone(),
         }
     }
 }
@@ -876,16 +941,27 @@ impl<L: DirtyLog> Engine<L> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::monitor::Fault;
+    use crate::devices::monitor::{Fault, PendingSnapshot};
     use crate::layout::{ServerRegions, Slot};
     use abi::manifest::Range;
     use abi::monitor::{FaultRecord, NO_CALLER};
+    use abi::requests::RequestDecl;
     use std::sync::Mutex;
 
     const PAGE: u64 = PAGE_SIZE as u64;
     const MONITOR: u64 = 0x1000;
     const ARENA: u64 = 4 * PAGE;
     const SERVERS: [&str; 2] = ["kv", "fs"];
+    /// Request labels every test server declares: PUT changes state, GET is read-only; both
+    /// are idempotent.
+    const PUT: u64 = 1;
+    const GET: u64 = 2;
+
+    /// Boundary `seq` of `task`, closing no request.
+    fn snap(task: u64, seq: u16) -> PendingSnapshot {
+        PendingSnapshot::new(task, seq, 0)
+    }
+
     /// The tasks of the test layout: the two servers, then an app.
     const TASKS: [(&str, bool); 3] = [("kv", false), ("fs", false), ("client", true)];
     /// Task index of the app.
@@ -970,6 +1046,19 @@ mod tests {
                 state: Range::new(base, ARENA),
                 scratch: Range::new(base + ARENA, PAGE),
                 app: *app,
+                requests: (!*app).then(|| {
+                    RequestTable::new(
+                        name,
+                        &[
+                            RequestDecl::new(
+                                PUT,
+                                "PUT",
+                                RequestDecl::CHANGES_STATE | RequestDecl::IDEMPOTENT,
+                            ),
+                            RequestDecl::new(GET, "GET", RequestDecl::IDEMPOTENT),
+                        ],
+                    )
+                }),
             });
             base += ARENA + PAGE;
         }
@@ -1072,8 +1161,8 @@ mod tests {
         let (mut e, mem) = engine();
         poke(&mem, 0, 1, 7);
         poke(&mem, 1, 2, 9);
-        e.boundary(0, 1).expect("kv boundary 1");
-        e.boundary(1, 1).expect("fs boundary 1");
+        e.boundary(snap(0, 1)).expect("kv boundary 1");
+        e.boundary(snap(1, 1)).expect("fs boundary 1");
         // kv writes after its boundary (a KVM-logged write and one the bitmap sees), crashes.
         e.log.0.lock().expect("lock").push((1, 3));
         poke(&mem, 0, 1, 8);
@@ -1111,20 +1200,20 @@ mod tests {
     #[test]
     fn a_fault_takes_the_pending_snapshots_first_but_never_the_crashed_one() {
         let (mut e, mem) = engine();
-        e.boundary(0, 1).expect("kv boundary 1");
+        e.boundary(snap(0, 1)).expect("kv boundary 1");
         poke(&mem, 1, 2, 4);
         let mut f = fault(0, 1, 1);
-        f.pending_snapshots = vec![(1, 1)];
+        f.pending_snapshots = vec![snap(1, 1)];
         e.fault(&f).expect("recovered");
         assert_eq!(e.summary().recoveries[0].snapshots_taken_first, ["fs"]);
         assert!(
-            matches!(e.boundary(1, 1), Err(Stop::Protocol(_))),
+            matches!(e.boundary(snap(1, 1)), Err(Stop::Protocol(_))),
             "fs's boundary 1 was taken with the fault"
         );
-        e.boundary(1, 2).expect("so its next one is 2");
+        e.boundary(snap(1, 2)).expect("so its next one is 2");
         poke(&mem, 0, 1, 9);
         let mut f = fault(0, 2, 1);
-        f.pending_snapshots = vec![(0, 2)];
+        f.pending_snapshots = vec![snap(0, 2)];
         assert!(matches!(
             e.fault(&f),
             Err(Stop::Protocol(Violation::Boundary { task: 0, .. }))
@@ -1193,14 +1282,14 @@ mod tests {
         for (task, seq) in [(APP as u64, 1), (3, 1), (u64::MAX, 1), (0, 0), (0, 2)] {
             assert!(
                 matches!(
-                    e.boundary(task, seq),
+                    e.boundary(snap(task, seq)),
                     Err(Stop::Protocol(Violation::Boundary { .. }))
                 ),
                 "{task} {seq}"
             );
         }
         assert_eq!(e.summary().snapshots.boundaries, 0);
-        e.boundary(0, 1).expect("the next one is fine");
+        e.boundary(snap(0, 1)).expect("the next one is fine");
         assert_eq!(e.summary().snapshots.boundaries, 1);
     }
 
@@ -1209,7 +1298,7 @@ mod tests {
     #[test]
     fn apps_and_strangers_stay_stopped() {
         let (mut e, mem) = engine();
-        e.boundary(0, 1).expect("kv boundary 1");
+        e.boundary(snap(0, 1)).expect("kv boundary 1");
         poke(&mem, APP, 1, 6);
         poke(&mem, 0, 1, 4);
         let app = e.fault(&fault(APP as u32, 3, 0));
@@ -1258,12 +1347,12 @@ mod tests {
     fn a_peer_rollback_restores_every_page_the_peer_wrote() {
         let (mut e, mem) = engine();
         poke(&mem, 0, 1, 7);
-        e.boundary(0, 1).expect("kv 1");
-        e.boundary(1, 1).expect("fs 1");
+        e.boundary(snap(0, 1)).expect("kv 1");
+        e.boundary(snap(1, 1)).expect("fs 1");
         let at1 = arena_image(&mem, 0);
         poke(&mem, 0, 1, 8);
         poke(&mem, 0, 2, 5);
-        e.boundary(0, 2).expect("kv 2");
+        e.boundary(snap(0, 2)).expect("kv 2");
         // After boundary 2: a write KVM logs (page 0) and one through the VMM (page 3).
         e.log.0.lock().expect("lock").push((slot(0), 0));
         mem.write_slice(&[3], GuestAddress(arena(0)))
@@ -1279,13 +1368,74 @@ mod tests {
         );
     }
 
+    /// The read-only masks the engine wrote into the monitor page, per server.
+    fn read_only_masks(mem: &GuestMemory) -> [u64; 2] {
+        let addr = MONITOR + std::mem::offset_of!(MonitorPage, read_only) as u64;
+        [0, 1].map(|s| mem.read_obj(GuestAddress(addr + 8 * s)).expect("read"))
+    }
+
+    /// A request declared read-only is snapshotted until its snapshots have shown it changing
+    /// nothing, then trusted (its bit goes into the monitor page, for the kernel). One that
+    /// changed the state is reported once, never trusted, and from then on counts as
+    /// state-changing in a crashed server's recovery window.
+    #[test]
+    fn read_only_declarations_are_trusted_only_once_they_hold() {
+        let (mut e, mem) = engine();
+        let get = |task, seq| PendingSnapshot::new(task, seq, GET as u16);
+        for seq in 1..=u16::from(declarations::CHECKS) {
+            assert_eq!(
+                read_only_masks(&mem),
+                [0, 0],
+                "not trusted before check {seq}"
+            );
+            e.boundary(get(0, seq)).expect("kv GET");
+        }
+        assert_eq!(read_only_masks(&mem), [1 << GET, 0], "kv's GET trusted");
+        // fs's GET writes its state: caught at its first check.
+        poke(&mem, 1, 2, 1);
+        e.boundary(get(1, 1)).expect("fs GET");
+        let caught = &e.summary().misdeclared_requests;
+        assert_eq!(caught.len(), 1);
+        let m = &caught[0];
+        assert_eq!(
+            (
+                m.server.as_str(),
+                m.label,
+                m.request.as_deref(),
+                m.boundary,
+                m.pages
+            ),
+            ("fs", GET as u16, Some("GET"), 1, 1)
+        );
+        for seq in 2..=2 * u16::from(declarations::CHECKS) {
+            e.boundary(get(1, seq)).expect("fs GET");
+        }
+        assert_eq!(
+            read_only_masks(&mem),
+            [1 << GET, 0],
+            "fs's GET is never trusted"
+        );
+        assert_eq!(e.summary().misdeclared_requests.len(), 1, "reported once");
+        // kv sent fs a GET since its last boundary, then crashed: fs holds its effect now.
+        let mut f = fault(0, 1, 4);
+        f.window.count = 1;
+        f.window.sent[0] = SentRecord {
+            to: 1,
+            flags: SentRecord::PEER_SERVER | SentRecord::PEER_QUIET,
+            label: GET,
+            peer_boundary: 8,
+        };
+        e.fault(&f).expect("recovered");
+        assert_eq!(e.summary().recoveries[0].action, "rollback-peers");
+    }
+
     /// The isolation check reports a peer whose arena changed during a restore (the test's
     /// dirty log writes into it when the engine clears the crashed server's log).
     #[test]
     fn the_isolation_check_catches_a_peer_changed_during_a_restore() {
         let (mut e, mem) = engine();
-        e.boundary(0, 1).expect("kv 1");
-        e.boundary(1, 1).expect("fs 1");
+        e.boundary(snap(0, 1)).expect("kv 1");
+        e.boundary(snap(1, 1)).expect("fs 1");
         poke(&mem, 0, 1, 9);
         e.log.sabotage(slot(0), &mem, 1);
         e.fault(&fault(0, 1, 1)).expect("recovered");
@@ -1329,7 +1479,7 @@ mod tests {
         e.set_policies(set.into_policies().into_iter().map(|(_, p)| p).collect());
         for (seq, page, byte) in [(1u16, 0, 1u8), (2, 1, 2), (3, 3, 3)] {
             poke(&mem, 0, page, byte);
-            e.boundary(0, seq).expect("kv boundary");
+            e.boundary(snap(0, seq)).expect("kv boundary");
         }
         poke(&mem, 0, 2, 4); // after the last boundary
         e.fault(&fault(0, 1, 3)).expect("recovered");
@@ -1396,7 +1546,7 @@ mod tests {
         for (seq, byte) in [(1u16, 1u8), (2, 2), (3, 3)] {
             poke(&mem, 0, 1, byte);
             e.log.0.lock().expect("lock").push((1, 1)); // as KVM would log the write
-            e.boundary(0, seq).expect("boundary");
+            e.boundary(snap(0, seq)).expect("boundary");
         }
         assert!(
             e.log.0.lock().expect("lock").contains(&(1, 1)),
@@ -1415,7 +1565,7 @@ mod tests {
         f.window.sent[0] = SentRecord {
             to: 0,
             flags: SentRecord::PEER_SERVER | if quiet { SentRecord::PEER_QUIET } else { 0 },
-            label: kv_api::op::PUT,
+            label: PUT,
             peer_boundary: 1,
         };
         f
@@ -1425,10 +1575,10 @@ mod tests {
     /// boundary 2.
     fn put_from_fs(e: &mut Engine<FakeLog>, mem: &GuestMemory) {
         poke(mem, 0, 1, 7);
-        e.boundary(0, 1).expect("kv 1");
-        e.boundary(1, 1).expect("fs 1");
+        e.boundary(snap(0, 1)).expect("kv 1");
+        e.boundary(snap(1, 1)).expect("fs 1");
         poke(mem, 0, 1, 8);
-        e.boundary(0, 2).expect("kv 2");
+        e.boundary(snap(0, 2)).expect("kv 2");
     }
 
     #[test]
@@ -1462,7 +1612,7 @@ mod tests {
         );
         // kv's snapshots go on from 3 (the kernel's count).
         poke(&mem, 0, 1, 9);
-        e.boundary(0, 3).expect("kv 3");
+        e.boundary(snap(0, 3)).expect("kv 3");
         assert_eq!(e.summary().servers[0].snapshot_versions.last(), Some(&3));
     }
 
@@ -1476,10 +1626,11 @@ mod tests {
         e.fault(&fs_crash_after_a_put(true)).expect("first cut");
         assert_eq!(peek(&mem, 0, 1), 7);
         e.restarted(1, 2000);
-        e.boundary(1, 2).expect("fs 2 (restarted, first receive)");
+        e.boundary(snap(1, 2))
+            .expect("fs 2 (restarted, first receive)");
         // fs's retried PUT reaches kv (kernel: peer_boundary 2), kv applies it and snapshots.
         poke(&mem, 0, 1, 8);
-        e.boundary(0, 3).expect("kv 3");
+        e.boundary(snap(0, 3)).expect("kv 3");
         let mut f = fs_crash_after_a_put(true);
         f.record.seq = 2;
         f.context.boundary = 2;
@@ -1535,7 +1686,7 @@ mod tests {
         let (mut e, mem) = engine();
         put_from_fs(&mut e, &mem);
         let mut f = fs_crash_after_a_put(false);
-        f.window.sent[0].label = kv_api::op::GET;
+        f.window.sent[0].label = GET;
         e.fault(&f).expect("plain rollback");
         assert_eq!(peek(&mem, 0, 1), 8);
     }
@@ -1616,7 +1767,7 @@ mod tests {
                             };
                             let ok = next(&boundaries, task) == Some(seq);
                             proptest::prop_assert_eq!(
-                                e.boundary(task, seq).is_ok(),
+                                e.boundary(snap(task, seq)).is_ok(),
                                 ok,
                                 "{} {}",
                                 task,
@@ -1670,7 +1821,7 @@ mod tests {
                                     } else {
                                         reaches_decision = false;
                                     }
-                                    (t, seq)
+                                    snap(t, seq)
                                 })
                                 .collect();
                             let result = e.fault(&f);

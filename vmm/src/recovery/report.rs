@@ -178,6 +178,40 @@ impl RecoveryEntry {
     }
 }
 
+/// A request declared read-only that changed its server's state: the VMM's check of the
+/// image's declarations caught it, and takes it as state-changing from then on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Misdeclared {
+    /// The server.
+    pub server: String,
+    /// The request's label.
+    pub label: u16,
+    /// Its name in the server's table.
+    pub request: Option<String>,
+    /// The boundary whose snapshot found the change.
+    pub boundary: u64,
+    /// Pages it changed.
+    pub pages: u64,
+}
+
+impl std::fmt::Display for Misdeclared {
+    /// `declaration: kv request GET (label 2) is declared read-only but changed 1 page(s) of
+    /// kv's state before boundary 17: taken as state-changing from now on`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "declaration: {} request ", self.server)?;
+        match &self.request {
+            Some(name) => write!(f, "{name} (label {})", self.label)?,
+            None => write!(f, "label {}", self.label)?,
+        }
+        write!(
+            f,
+            " is declared read-only but changed {} page(s) of {}'s state before boundary {}: \
+             taken as state-changing from now on",
+            self.pages, self.server, self.boundary
+        )
+    }
+}
+
 /// What the engine did in a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Summary {
@@ -187,6 +221,8 @@ pub struct Summary {
     pub recoveries: Vec<RecoveryEntry>,
     /// Boundary snapshots.
     pub snapshots: SnapshotSummary,
+    /// Requests caught contradicting their read-only declaration.
+    pub misdeclared_requests: Vec<Misdeclared>,
 }
 
 /// The workload's figures in the report.
@@ -235,6 +271,8 @@ pub struct RunReport {
     pub recoveries: Vec<RecoveryEntry>,
     /// Boundary snapshots.
     pub snapshots: SnapshotSummary,
+    /// Requests caught contradicting their read-only declaration.
+    pub misdeclared_requests: Vec<Misdeclared>,
     /// Faults the guest reported (recovered or not).
     pub faults: u64,
 }
@@ -264,6 +302,7 @@ mod tests {
             }],
             recoveries: Vec::new(),
             snapshots: SnapshotSummary::default(),
+            misdeclared_requests: Vec::new(),
             faults: 1,
         };
         crate::bench::write_json_atomic(&path, &report).expect("written");

@@ -2,13 +2,13 @@
 //! transfers. Its interface, defined once.
 //!
 //! ```text
-//!  op        label  request words         reply words (label 0 = ok)   state  idempotent
-//!  OPEN      1      account               -                            yes    no
-//!  DEPOSIT   2      account, amount       new balance                  yes    no
-//!  WITHDRAW  3      account, amount       new balance                  yes    no
-//!  TRANSFER  4      from, to, amount      from's balance, to's balance yes    no
-//!  BALANCE   5      account               balance                      no     yes
-//!  TOTAL     6      -                     sum of balances, accounts    no     yes
+//!  op        label  request words         reply words (label 0 = ok)
+//!  OPEN      1      account               -
+//!  DEPOSIT   2      account, amount       new balance
+//!  WITHDRAW  3      account, amount       new balance
+//!  TRANSFER  4      from, to, amount      from's balance, to's balance
+//!  BALANCE   5      account               balance
+//!  TOTAL     6      -                     sum of balances, accounts
 //! ```
 //!
 //! Accounts are numbered `0..ACCOUNTS`. Errors: `NO_ACCOUNT`, `EXISTS` (OPEN),
@@ -31,20 +31,20 @@ pub const SERVER: &str = "bank";
 /// Accounts the bank holds.
 pub const ACCOUNTS: u64 = 64;
 
-/// Opcodes.
-pub mod op {
+abi::declare_requests! {
+    server "bank";
     /// Open an account with balance 0.
-    pub const OPEN: u64 = 1;
+    OPEN = 1, changes_state;
     /// Add to a balance.
-    pub const DEPOSIT: u64 = 2;
+    DEPOSIT = 2, changes_state;
     /// Take from a balance.
-    pub const WITHDRAW: u64 = 3;
+    WITHDRAW = 3, changes_state;
     /// Move between accounts.
-    pub const TRANSFER: u64 = 4;
+    TRANSFER = 4, changes_state;
     /// Read a balance.
-    pub const BALANCE: u64 = 5;
+    BALANCE = 5, idempotent;
     /// Sum of all balances and number of open accounts.
-    pub const TOTAL: u64 = 6;
+    TOTAL = 6, idempotent;
 }
 
 /// Reply codes other than 0.
@@ -59,16 +59,6 @@ pub mod code {
     pub const BAD_REQUEST: u64 = 4;
 }
 
-/// True for requests that change the server's state.
-pub const fn changes_state(label: u64) -> bool {
-    matches!(label, op::OPEN | op::DEPOSIT | op::WITHDRAW | op::TRANSFER)
-}
-
-/// True for requests that may be sent again after a restart.
-pub const fn idempotent(label: u64) -> bool {
-    matches!(label, op::BALANCE | op::TOTAL)
-}
-
 /// A client of `bank`.
 #[derive(Clone, Copy, Debug)]
 pub struct Bank(pub Client);
@@ -76,14 +66,12 @@ pub struct Bank(pub Client);
 impl Bank {
     /// A client of the server with id `id`.
     pub const fn new(id: TaskId) -> Self {
-        Self(Client::new(id, idempotent))
+        Self(Client::new(id))
     }
 
     /// Opens `account`.
     pub fn open(&mut self, t: &mut impl Transport, account: u64) -> Result<(), ClientError> {
-        self.0
-            .call(t, op::OPEN, [account, 0, 0, 0, 0, 0])
-            .map(|_| ())
+        self.0.request(t, op::OPEN, [account]).map(|_| ())
     }
 
     /// Adds `amount`; returns the new balance.
@@ -93,10 +81,7 @@ impl Bank {
         account: u64,
         amount: u64,
     ) -> Result<u64, ClientError> {
-        Ok(self
-            .0
-            .call(t, op::DEPOSIT, [account, amount, 0, 0, 0, 0])?
-            .words[0])
+        Ok(self.0.request(t, op::DEPOSIT, [account, amount])?[0])
     }
 
     /// Takes `amount`; returns the new balance.
@@ -106,10 +91,7 @@ impl Bank {
         account: u64,
         amount: u64,
     ) -> Result<u64, ClientError> {
-        Ok(self
-            .0
-            .call(t, op::WITHDRAW, [account, amount, 0, 0, 0, 0])?
-            .words[0])
+        Ok(self.0.request(t, op::WITHDRAW, [account, amount])?[0])
     }
 
     /// Moves `amount` from `from` to `to`; returns both new balances.
@@ -120,21 +102,28 @@ impl Bank {
         to: u64,
         amount: u64,
     ) -> Result<(u64, u64), ClientError> {
-        let w = self
-            .0
-            .call(t, op::TRANSFER, [from, to, amount, 0, 0, 0])?
-            .words;
+        let w = self.0.request(t, op::TRANSFER, [from, to, amount])?;
         Ok((w[0], w[1]))
     }
 
     /// The balance of `account`.
     pub fn balance(&mut self, t: &mut impl Transport, account: u64) -> Result<u64, ClientError> {
-        Ok(self.0.call(t, op::BALANCE, [account, 0, 0, 0, 0, 0])?.words[0])
+        Ok(self.0.request(t, op::BALANCE, [account])?[0])
     }
 
     /// Sum of balances and number of open accounts.
     pub fn total(&mut self, t: &mut impl Transport) -> Result<(u64, u64), ClientError> {
-        let w = self.0.call(t, op::TOTAL, [0; 6])?.words;
+        let w = self.0.request(t, op::TOTAL, [])?;
         Ok((w[0], w[1]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_table_is_well_formed() {
+        assert_eq!(REQUESTS.check(), Ok(()));
     }
 }

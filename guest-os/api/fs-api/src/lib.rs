@@ -5,13 +5,13 @@
 //! is unlinked (a handle to an unlinked file is `STALE`, even if the name is reused).
 //!
 //! ```text
-//!  op      label  request words                     reply words (label 0 = ok)   state  idempotent
-//!  CREATE  1      name[2]                           handle                       yes    no
-//!  OPEN    2      name[2]                           handle, size                 no     yes
-//!  WRITE   3      handle, offset, len, data[3]      new size                     yes    yes
-//!  READ    4      handle, offset, len               len, data[5]                 no     yes
-//!  UNLINK  5      name[2]                           -                            yes    no
-//!  LIST    6      cursor                            next cursor, name[2], size   no     yes
+//!  op      label  request words                     reply words (label 0 = ok)
+//!  CREATE  1      name[2]                           handle
+//!  OPEN    2      name[2]                           handle, size
+//!  WRITE   3      handle, offset, len, data[3]      new size
+//!  READ    4      handle, offset, len               len, data[5]
+//!  UNLINK  5      name[2]                           -
+//!  LIST    6      cursor                            next cursor, name[2], size
 //! ```
 //!
 //! Errors: `NOT_FOUND`, `EXISTS` (CREATE), `FULL` (no free file), `STALE` (handle),
@@ -35,20 +35,20 @@ pub const WRITE_CHUNK: usize = 24;
 /// Bytes one READ returns.
 pub const READ_CHUNK: usize = 40;
 
-/// Opcodes.
-pub mod op {
+abi::declare_requests! {
+    server "fs";
     /// Make an empty file.
-    pub const CREATE: u64 = 1;
+    CREATE = 1, changes_state;
     /// Handle and size of a file.
-    pub const OPEN: u64 = 2;
+    OPEN = 2, idempotent;
     /// Write bytes at an offset.
-    pub const WRITE: u64 = 3;
+    WRITE = 3, changes_state, idempotent;
     /// Read bytes at an offset.
-    pub const READ: u64 = 4;
+    READ = 4, idempotent;
     /// Remove a file.
-    pub const UNLINK: u64 = 5;
+    UNLINK = 5, changes_state;
     /// The next file from a cursor.
-    pub const LIST: u64 = 6;
+    LIST = 6, idempotent;
 }
 
 /// Reply codes other than 0.
@@ -65,16 +65,6 @@ pub mod code {
     pub const TOO_BIG: u64 = 5;
     /// Malformed request.
     pub const BAD_REQUEST: u64 = 6;
-}
-
-/// True for requests that change the server's state.
-pub const fn changes_state(label: u64) -> bool {
-    matches!(label, op::CREATE | op::WRITE | op::UNLINK)
-}
-
-/// True for requests that may be sent again after a restart.
-pub const fn idempotent(label: u64) -> bool {
-    matches!(label, op::OPEN | op::WRITE | op::READ | op::LIST)
 }
 
 /// One LIST result.
@@ -95,13 +85,13 @@ pub struct Fs(pub Client);
 impl Fs {
     /// A client of the server with id `id`.
     pub const fn new(id: TaskId) -> Self {
-        Self(Client::new(id, idempotent))
+        Self(Client::new(id))
     }
 
     /// Creates an empty file; returns its handle.
     pub fn create(&mut self, t: &mut impl Transport, name: &[u8]) -> Result<u64, ClientError> {
         let [a, b] = pack_name(name);
-        Ok(self.0.call(t, op::CREATE, [a, b, 0, 0, 0, 0])?.words[0])
+        Ok(self.0.request(t, op::CREATE, [a, b])?[0])
     }
 
     /// Handle and size of a file.
@@ -111,8 +101,8 @@ impl Fs {
         name: &[u8],
     ) -> Result<(u64, usize), ClientError> {
         let [a, b] = pack_name(name);
-        let r = self.0.call(t, op::OPEN, [a, b, 0, 0, 0, 0])?;
-        Ok((r.words[0], r.words[1] as usize))
+        let r = self.0.request(t, op::OPEN, [a, b])?;
+        Ok((r[0], r[1] as usize))
     }
 
     /// Writes up to [`WRITE_CHUNK`] bytes at `offset`; returns the new size.
@@ -127,8 +117,8 @@ impl Fs {
         let [a, b, c] = pack_bytes(&data[..len]);
         let r = self
             .0
-            .call(t, op::WRITE, [handle, offset as u64, len as u64, a, b, c])?;
-        Ok(r.words[0] as usize)
+            .request(t, op::WRITE, [handle, offset as u64, len as u64, a, b, c])?;
+        Ok(r[0] as usize)
     }
 
     /// Reads up to `out.len()` (at most [`READ_CHUNK`]) bytes at `offset`; returns how many.
@@ -142,16 +132,16 @@ impl Fs {
         let want = out.len().min(READ_CHUNK);
         let r = self
             .0
-            .call(t, op::READ, [handle, offset as u64, want as u64, 0, 0, 0])?;
-        let got = (r.words[0] as usize).min(want);
-        unpack_bytes(&r.words[1..6], &mut out[..got]);
+            .request(t, op::READ, [handle, offset as u64, want as u64])?;
+        let got = (r[0] as usize).min(want);
+        unpack_bytes(&r[1..6], &mut out[..got]);
         Ok(got)
     }
 
     /// Removes a file.
     pub fn unlink(&mut self, t: &mut impl Transport, name: &[u8]) -> Result<(), ClientError> {
         let [a, b] = pack_name(name);
-        self.0.call(t, op::UNLINK, [a, b, 0, 0, 0, 0]).map(|_| ())
+        self.0.request(t, op::UNLINK, [a, b]).map(|_| ())
     }
 
     /// The first file at or after `cursor`, or `None` at the end.
@@ -160,14 +150,24 @@ impl Fs {
         t: &mut impl Transport,
         cursor: u64,
     ) -> Result<Option<Listing>, ClientError> {
-        match self.0.call(t, op::LIST, [cursor, 0, 0, 0, 0, 0]) {
+        match self.0.request(t, op::LIST, [cursor]) {
             Ok(r) => Ok(Some(Listing {
-                next: r.words[0],
-                name: unpack_name([r.words[1], r.words[2]]),
-                size: r.words[3] as usize,
+                next: r[0],
+                name: unpack_name([r[1], r[2]]),
+                size: r[3] as usize,
             })),
             Err(ClientError::Server(code::NOT_FOUND)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_table_is_well_formed() {
+        assert_eq!(REQUESTS.check(), Ok(()));
     }
 }

@@ -4,13 +4,13 @@
 //! the keys, [`COUNTERS`] counters (`u64`, starting at 0), outside the key space.
 //!
 //! ```text
-//!  op      label  request words              reply words (label 0 = ok)     state  idempotent
-//!  PUT     1      key, len, data[4]          had_old (0/1)                  yes    yes
-//!  GET     2      key                        len, data[4]                   no     yes
-//!  DELETE  3      key                        -                              yes    no
-//!  SCAN    4      cursor                     next cursor, key, len, data[3] no     yes
-//!  ADD     5      counter, delta             new value                      yes    no
-//!  COUNTER 6      counter                    value                          no     yes
+//!  op      label  request words              reply words (label 0 = ok)
+//!  PUT     1      key, len, data[4]          had_old (0/1)
+//!  GET     2      key                        len, data[4]
+//!  DELETE  3      key                        -
+//!  SCAN    4      cursor                     next cursor, key, len, data[3]
+//!  ADD     5      counter, delta             new value
+//!  COUNTER 6      counter                    value
 //! ```
 //!
 //! SCAN returns the first entry at or after slot `cursor` (slot order, not key order) and the
@@ -35,20 +35,20 @@ pub const CAPACITY: usize = 1024;
 /// Counters (ADD, COUNTER), numbered `0..COUNTERS`.
 pub const COUNTERS: usize = 64;
 
-/// Opcodes (message labels).
-pub mod op {
+abi::declare_requests! {
+    server "kv";
     /// Store a value under a key.
-    pub const PUT: u64 = 1;
+    PUT = 1, changes_state, idempotent;
     /// Read a key's value.
-    pub const GET: u64 = 2;
+    GET = 2, idempotent;
     /// Remove a key.
-    pub const DELETE: u64 = 3;
+    DELETE = 3, changes_state;
     /// The next entry from a cursor.
-    pub const SCAN: u64 = 4;
+    SCAN = 4, idempotent;
     /// Add to a counter.
-    pub const ADD: u64 = 5;
+    ADD = 5, changes_state;
     /// Read a counter.
-    pub const COUNTER: u64 = 6;
+    COUNTER = 6, idempotent;
 }
 
 /// Reply codes other than 0 (ok).
@@ -59,16 +59,6 @@ pub mod code {
     pub const FULL: u64 = 2;
     /// Malformed request.
     pub const BAD_REQUEST: u64 = 3;
-}
-
-/// True for requests that change the server's state.
-pub const fn changes_state(label: u64) -> bool {
-    matches!(label, op::PUT | op::DELETE | op::ADD)
-}
-
-/// True for requests that may be sent again after a restart with the same result.
-pub const fn idempotent(label: u64) -> bool {
-    matches!(label, op::PUT | op::GET | op::SCAN | op::COUNTER)
 }
 
 /// A value: up to [`VALUE_MAX`] bytes.
@@ -131,7 +121,7 @@ pub struct Kv(pub Client);
 impl Kv {
     /// A client of the server with id `id`.
     pub const fn new(id: TaskId) -> Self {
-        Self(Client::new(id, idempotent))
+        Self(Client::new(id))
     }
 
     /// Stores `value` under `key`; true when it replaced a value.
@@ -144,19 +134,19 @@ impl Kv {
         let [a, b, c, d] = value.words();
         let r = self
             .0
-            .call(t, op::PUT, [key, value.len as u64, a, b, c, d])?;
-        Ok(r.words[0] != 0)
+            .request(t, op::PUT, [key, value.len as u64, a, b, c, d])?;
+        Ok(r[0] != 0)
     }
 
     /// The value under `key`.
     pub fn get(&mut self, t: &mut impl Transport, key: u64) -> Result<Value, ClientError> {
-        let r = self.0.call(t, op::GET, [key, 0, 0, 0, 0, 0])?;
-        Ok(Value::from_words(r.words[0], &r.words[1..5]))
+        let r = self.0.request(t, op::GET, [key])?;
+        Ok(Value::from_words(r[0], &r[1..5]))
     }
 
     /// Removes `key`.
     pub fn delete(&mut self, t: &mut impl Transport, key: u64) -> Result<(), ClientError> {
-        self.0.call(t, op::DELETE, [key, 0, 0, 0, 0, 0]).map(|_| ())
+        self.0.request(t, op::DELETE, [key]).map(|_| ())
     }
 
     /// The first entry at or after `cursor`, or `None` at the end.
@@ -165,14 +155,14 @@ impl Kv {
         t: &mut impl Transport,
         cursor: u64,
     ) -> Result<Option<ScanEntry>, ClientError> {
-        match self.0.call(t, op::SCAN, [cursor, 0, 0, 0, 0, 0]) {
+        match self.0.request(t, op::SCAN, [cursor]) {
             Ok(r) => {
                 let mut prefix = [0u8; SCAN_BYTES];
-                unpack_bytes(&r.words[3..6], &mut prefix);
+                unpack_bytes(&r[3..6], &mut prefix);
                 Ok(Some(ScanEntry {
-                    next: r.words[0],
-                    key: r.words[1],
-                    len: (r.words[2] as usize).min(VALUE_MAX),
+                    next: r[0],
+                    key: r[1],
+                    len: (r[2] as usize).min(VALUE_MAX),
                     prefix,
                 }))
             }
@@ -188,15 +178,13 @@ impl Kv {
         counter: u64,
         delta: i64,
     ) -> Result<u64, ClientError> {
-        let r = self
-            .0
-            .call(t, op::ADD, [counter, delta as u64, 0, 0, 0, 0])?;
-        Ok(r.words[0])
+        let r = self.0.request(t, op::ADD, [counter, delta as u64])?;
+        Ok(r[0])
     }
 
     /// The value of counter `counter`.
     pub fn counter(&mut self, t: &mut impl Transport, counter: u64) -> Result<u64, ClientError> {
-        Ok(self.0.call(t, op::COUNTER, [counter, 0, 0, 0, 0, 0])?.words[0])
+        Ok(self.0.request(t, op::COUNTER, [counter])?[0])
     }
 }
 
@@ -213,12 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn idempotence_table() {
-        assert!(idempotent(op::PUT) && changes_state(op::PUT));
-        assert!(!idempotent(op::DELETE) && changes_state(op::DELETE));
-        assert!(idempotent(op::GET) && !changes_state(op::GET));
-        assert!(!idempotent(op::ADD) && changes_state(op::ADD));
-        assert!(idempotent(op::COUNTER) && !changes_state(op::COUNTER));
-        assert!(!idempotent(99) && !changes_state(99));
+    fn the_request_table_is_well_formed() {
+        assert_eq!(REQUESTS.check(), Ok(()));
     }
 }

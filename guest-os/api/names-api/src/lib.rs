@@ -2,10 +2,10 @@
 //! client reaches it without a lookup ([`Names::well_known`]).
 //!
 //! ```text
-//!  op       label  request words   reply words (label 0 = ok)          state  idempotent
-//!  LOOKUP   1      name[2]         endpoint id (index + generation)    no     yes
-//!  ENTRY    2      index           name[2], endpoint id, task state    no     yes
-//!  REFRESH  3      index           endpoint id                         yes    yes
+//!  op       label  request words   reply words (label 0 = ok)
+//!  LOOKUP   1      name[2]         endpoint id (index + generation)
+//!  ENTRY    2      index           name[2], endpoint id, task state
+//!  REFRESH  3      index           endpoint id
 //! ```
 //!
 //! The kernel owns generations; the name server caches the task table it read from the kernel
@@ -22,14 +22,14 @@ use abi::ipc::{Client, ClientError, TaskId, Transport, pack_name, unpack_name};
 /// The server's name in the system map.
 pub const SERVER: &str = "names";
 
-/// Opcodes.
-pub mod op {
+abi::declare_requests! {
+    server "names";
     /// The endpoint of a task by name.
-    pub const LOOKUP: u64 = 1;
+    LOOKUP = 1, idempotent;
     /// Task-table entry by index.
-    pub const ENTRY: u64 = 2;
+    ENTRY = 2, idempotent;
     /// Re-read an entry from the kernel.
-    pub const REFRESH: u64 = 3;
+    REFRESH = 3, changes_state, idempotent;
 }
 
 /// Reply codes other than 0.
@@ -38,16 +38,6 @@ pub mod code {
     pub const NOT_FOUND: u64 = 1;
     /// Malformed request.
     pub const BAD_REQUEST: u64 = 2;
-}
-
-/// True for requests that change the server's state.
-pub const fn changes_state(label: u64) -> bool {
-    label == op::REFRESH
-}
-
-/// True for requests that may be sent again after a restart.
-pub const fn idempotent(label: u64) -> bool {
-    matches!(label, op::LOOKUP | op::ENTRY | op::REFRESH)
 }
 
 /// One task-table entry.
@@ -68,31 +58,37 @@ pub struct Names(pub Client);
 impl Names {
     /// The name server at its well-known index 0 (generation 0 until told otherwise).
     pub const fn well_known() -> Self {
-        Self(Client::new(TaskId::new(0, 0), idempotent))
+        Self(Client::new(TaskId::new(0, 0)))
     }
 
     /// The endpoint of the task called `name`.
     pub fn lookup(&mut self, t: &mut impl Transport, name: &str) -> Result<TaskId, ClientError> {
         let [a, b] = pack_name(name.as_bytes());
-        Ok(TaskId(
-            self.0.call(t, op::LOOKUP, [a, b, 0, 0, 0, 0])?.words[0],
-        ))
+        Ok(TaskId(self.0.request(t, op::LOOKUP, [a, b])?[0]))
     }
 
     /// Task-table entry `index`.
     pub fn entry(&mut self, t: &mut impl Transport, index: u64) -> Result<Entry, ClientError> {
-        let r = self.0.call(t, op::ENTRY, [index, 0, 0, 0, 0, 0])?;
+        let r = self.0.request(t, op::ENTRY, [index])?;
         Ok(Entry {
-            name: unpack_name([r.words[0], r.words[1]]),
-            id: TaskId(r.words[2]),
-            state: r.words[3],
+            name: unpack_name([r[0], r[1]]),
+            id: TaskId(r[2]),
+            state: r[3],
         })
     }
 
     /// Re-reads entry `index` from the kernel; returns the current endpoint.
     pub fn refresh(&mut self, t: &mut impl Transport, index: u64) -> Result<TaskId, ClientError> {
-        Ok(TaskId(
-            self.0.call(t, op::REFRESH, [index, 0, 0, 0, 0, 0])?.words[0],
-        ))
+        Ok(TaskId(self.0.request(t, op::REFRESH, [index])?[0]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_table_is_well_formed() {
+        assert_eq!(REQUESTS.check(), Ok(()));
     }
 }

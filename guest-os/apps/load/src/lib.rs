@@ -153,7 +153,7 @@ impl Load {
                 file: None,
                 balance: None,
             },
-            names: Names(abi::ipc::Client::new(server, names_api::idempotent)),
+            names: Names(abi::ipc::Client::new(server)),
             kv: Kv::new(server),
             fs: Fs::new(server),
             bank: Bank::new(server),
@@ -387,6 +387,7 @@ mod tests {
             Some((TaskId::new(i, 0), n, 0))
         };
         bank.connect_audit(TaskId::new(1, 0));
+        names.load(&mut kernel);
         let mut t = Loopback(|_, m: &Message| match target {
             Target::Kv => kv.handle(m),
             Target::Fs => fs.handle(m),

@@ -41,7 +41,12 @@ impl Log for Console {
             return;
         };
         match crasher.poke(&mut Kernel::new()) {
-            Ok(()) => {}
+            // Then a read-only question (what the VMM checks declarations with).
+            Ok(()) => {
+                if crasher.ping(&mut Kernel::new()).is_err() {
+                    userlib::console::println(b"workload: the crasher's ping failed");
+                }
+            }
             Err(ClientError::Crashed) => {
                 userlib::console::println(b"workload: the crasher crashed under its poke");
             }

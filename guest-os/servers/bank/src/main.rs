@@ -12,6 +12,7 @@ use userlib::state::StaticCell;
 use userlib::{Message, TaskId};
 
 userlib::entry!(main);
+userlib::requests_note!(bank_api::REQUESTS);
 
 static STATE: StaticCell<Bank> = StaticCell::new();
 

@@ -10,7 +10,8 @@
 //! through `int3`, the `ud2` stub and `int 0x80` and prints the results. Without a fault mode it
 //! answers every POKE (interface: `crasher-api`), counting them in its state.
 //!
-//! `init` crashes it while it initialises, before its first boundary. After a restart (the VMM
+//! `init` crashes it while it initialises, before its first boundary. `misdeclare` makes its
+//! read-only PING write its state (a broken declaration, for the VMM to catch). After a restart (the VMM
 //! recovered it) the mode's fault is not taken again: the crasher then answers like one without
 //! a mode. Faults planned by `vmm run --fault crasher:KIND@N` are taken
 //! by userlib's loop like in any server.
@@ -19,6 +20,7 @@
 #![deny(unsafe_code)]
 
 userlib::entry!(main);
+userlib::requests_note!(crasher_api::REQUESTS);
 
 use abi::ipc::{Message, REPLY_OK};
 use userlib::console::Line;
@@ -39,6 +41,9 @@ const BENCH_CALLS: u64 = 2000;
 struct Pokes {
     /// POKEs answered.
     count: u64,
+    /// PINGs answered, counted only with `crasher=misdeclare` (a read-only request that
+    /// writes, on purpose).
+    pings: u64,
 }
 
 static STATE: StaticCell<Pokes> = StaticCell::new();
@@ -47,6 +52,8 @@ struct Crasher {
     state: &'static mut Pokes,
     /// The fault mode of the command line (empty: none), `None` once it no longer applies.
     mode: Option<[u8; 16]>,
+    /// `crasher=misdeclare`: PING writes the state it is declared not to change.
+    misdeclare: bool,
 }
 
 impl Crasher {
@@ -64,6 +71,12 @@ impl Server for Crasher {
         Some(match msg.label {
             crasher_api::op::POKE => {
                 self.state.count += 1;
+                Message::new(REPLY_OK, [self.state.count, 0, 0, 0, 0, 0])
+            }
+            crasher_api::op::PING => {
+                if self.misdeclare {
+                    self.state.pings += 1;
+                }
                 Message::new(REPLY_OK, [self.state.count, 0, 0, 0, 0, 0])
             }
             _ => Message::new(1, [0; 6]),
@@ -85,7 +98,8 @@ fn main(_me: TaskId, a0: u64, a1: u64) -> ! {
     let restarted = userlib::start::restarted();
     // Once only: after a restart (the VMM recovered it) the crasher answers like one without a
     // mode. (The bench's last trap stops it on KVM-PVM.)
-    let per_message = !mode.is_empty() && mode != b"bench" && mode != b"init" && !restarted;
+    let per_message =
+        !mode.is_empty() && !matches!(mode, b"bench" | b"init" | b"misdeclare") && !restarted;
     if !restarted {
         match mode {
             b"bench" => bench(),
@@ -102,6 +116,7 @@ fn main(_me: TaskId, a0: u64, a1: u64) -> ! {
     let mut crasher = Crasher {
         state,
         mode: per_message.then_some(packed),
+        misdeclare: mode == b"misdeclare",
     };
     serve(&mut crasher)
 }

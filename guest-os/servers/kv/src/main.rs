@@ -3,4 +3,6 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-userlib::server_main!(b"kv", kv::Store, |state, _, msg| Some(state.handle(msg)));
+userlib::server_main!(b"kv", kv::Store, kv_api::REQUESTS, |state, _, msg| Some(
+    state.handle(msg)
+));

@@ -1,7 +1,7 @@
 //! The name server's state and request handling (interface: `names-api`): a cache of the
 //! kernel's task table (names, endpoint ids with generations, states). The kernel owns the
-//! generations; the cache is filled on the first request and refreshed on request, both through the
-//! `kernel` function the caller passes (the `TaskInfo` system call in the task).
+//! generations; the cache is filled when the server starts and refreshed on request, both
+//! through the `kernel` function the caller passes (the `TaskInfo` system call in the task).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -57,11 +57,14 @@ impl Table {
         true
     }
 
-    /// Handles one request (filling the cache first if it is empty).
+    /// True before the cache is filled.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Handles one request. LOOKUP and ENTRY change nothing (they are declared read-only, and
+    /// the VMM checks it); REFRESH writes the entry it re-reads.
     pub fn handle(&mut self, msg: &Message, kernel: KernelInfo<'_>) -> Message {
-        if self.count == 0 {
-            self.load(kernel);
-        }
         let w = msg.words;
         let n = self.count as usize;
         let index = usize::try_from(w[0]).ok().filter(|&i| i < n);
@@ -75,10 +78,10 @@ impl Table {
                 .iter()
                 .position(|e| e.name == [w[0], w[1]])
             {
-                Some(i) => {
-                    self.refresh(i, kernel);
-                    reply([self.entries[i].id, 0, 0, 0, 0, 0])
-                }
+                Some(i) => match kernel(i as u16) {
+                    Some((id, _, _)) => reply([id.0, 0, 0, 0, 0, 0]),
+                    None => fail(code::NOT_FOUND),
+                },
                 None => fail(code::NOT_FOUND),
             },
             (op::ENTRY, Some(i)) => {
@@ -113,6 +116,9 @@ mod tests {
     #[test]
     fn lookups_and_refreshes_answer_the_kernel_s_current_id() {
         let mut table = Box::new(Table::new_zeroed());
+        assert!(table.is_empty());
+        table.load(&mut kernel(0));
+        assert!(!table.is_empty());
         let generation = core::cell::Cell::new(0);
         let mut t = Loopback(|_, m: &Message| table.handle(m, &mut kernel(generation.get())));
         let mut names = Names::well_known();
