@@ -32,7 +32,19 @@ pub fn boot(boot_info: u64) -> ! {
         serial::write(b"kernel: bad command line: ");
         serial::write(bad.token);
         serial::write(b": ");
-        serial::line(bad.why.as_bytes());
+        serial::write(bad.why.as_bytes());
+        if bad.why == kernel::bootargs::UNKNOWN_KEY {
+            // The keys there are: the system map's tasks that take a value.
+            for (n, t) in sysmap::TASKS
+                .iter()
+                .filter(|t| t.arg != sysmap::Arg::None)
+                .enumerate()
+            {
+                serial::write(if n == 0 { b" " } else { b", " });
+                serial::write(t.name.as_bytes());
+            }
+        }
+        serial::line(b"");
         hypercall::exit(BAD_CMDLINE_STATUS)
     }
     if !apic::has_x2apic() {

@@ -55,6 +55,9 @@ pub enum Kind {
     Server,
     /// A client program.
     App,
+    /// A load client: an app that drives one server for the ticks its command-line value
+    /// says, then answers the workload's WAIT with its figures (the `load` crate).
+    Load,
 }
 
 /// What a task takes from the guest command line under its own name (`NAME=VALUE`), checked
@@ -75,7 +78,7 @@ pub enum Arg {
 pub struct TaskDef {
     /// Name: also its package and binary name, and its server name in the manifest.
     pub name: &'static str,
-    /// Server or app.
+    /// Server, app or load client.
     pub kind: Kind,
     /// Scheduling priority: 0 is the most urgent.
     pub priority: u8,
@@ -85,42 +88,124 @@ pub struct TaskDef {
     pub arg: Arg,
 }
 
-const fn task(name: &'static str, kind: Kind, priority: u8, may_exit: bool, arg: Arg) -> TaskDef {
-    TaskDef {
+/// One server of the image, and the load client that drives it: one line of [`SERVERS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerDef {
+    /// Its name (package, binary, manifest name).
+    pub name: &'static str,
+    /// Scheduling priority (0 is the most urgent; servers are 1 unless they are test servers).
+    pub priority: u8,
+    /// Its command-line value.
+    pub arg: Arg,
+    /// Its load client's name (package and binary), if it has one.
+    pub load: Option<&'static str>,
+}
+
+/// Server `name` at scheduling priority `priority`, without a load client or a command-line
+/// value.
+pub const fn server(name: &'static str, priority: u8) -> ServerDef {
+    ServerDef {
         name,
-        kind,
         priority,
-        may_exit,
-        arg,
+        arg: Arg::None,
+        load: None,
+    }
+}
+
+impl ServerDef {
+    /// The same server, driven by load client `load` (a task of its own, run with `load=TICKS`).
+    pub const fn with_load(self, load: &'static str) -> Self {
+        Self {
+            load: Some(load),
+            ..self
+        }
+    }
+
+    /// The same server, taking `arg` from the command line.
+    pub const fn with_arg(self, arg: Arg) -> Self {
+        Self { arg, ..self }
     }
 }
 
 /// Index of the name server, which every task can reach without a lookup.
 pub const NAMES: usize = 0;
 
-/// The tasks, in task-index order.
-pub const TASKS: &[TaskDef] = &[
-    task("names", Kind::Server, 1, false, Arg::None),
-    task("kv", Kind::Server, 1, false, Arg::None),
-    task("fs", Kind::Server, 1, false, Arg::None),
-    task("bank", Kind::Server, 1, false, Arg::None),
+/// The image's servers, one line each: adding a server to the image is adding its line (and
+/// its crates; docs/writing-a-server.md). Task indices follow this order: the servers, then the
+/// workload, then the load clients in their servers' order.
+pub const SERVERS: &[ServerDef] = &[
+    server("names", 1).with_load("namesload"),
+    server("kv", 1).with_load("kvload"),
+    server("fs", 1).with_load("fsload"),
+    server("bank", 1).with_load("bankload"),
     // `crasher=KIND`: the fault to take under a POKE; `init`: a fault before its first
     // boundary; `bench`: time the system-call traps; `misdeclare`: break PING's declaration.
-    task(
-        "crasher",
-        Kind::Server,
-        2,
-        false,
-        Arg::FaultOr(&["init", "bench", "misdeclare"]),
-    ),
-    // Takes `ops` and `seed` instead (see the kernel's boot arguments).
-    task("workload", Kind::App, 3, true, Arg::None),
-    // Load clients, one per server (idle unless given a duration on the command line).
-    task("namesload", Kind::App, 3, false, Arg::Number),
-    task("kvload", Kind::App, 3, false, Arg::Number),
-    task("fsload", Kind::App, 3, false, Arg::Number),
-    task("bankload", Kind::App, 3, false, Arg::Number),
+    server("crasher", 2).with_arg(Arg::FaultOr(&["init", "bench", "misdeclare"])),
 ];
+
+/// The workload: the self-checking client (takes `ops` and `seed` instead of a value of its
+/// own: see the kernel's boot arguments).
+pub const WORKLOAD: TaskDef = TaskDef {
+    name: "workload",
+    kind: Kind::App,
+    priority: 3,
+    may_exit: true,
+    arg: Arg::None,
+};
+
+/// Priority of the load clients.
+const LOAD_PRIORITY: u8 = 3;
+
+const fn load_clients() -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < SERVERS.len() {
+        if SERVERS[i].load.is_some() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+const TASK_COUNT: usize = SERVERS.len() + 1 + load_clients();
+
+const fn all_tasks() -> [TaskDef; TASK_COUNT] {
+    let mut tasks = [WORKLOAD; TASK_COUNT];
+    let mut i = 0;
+    while i < SERVERS.len() {
+        let s = SERVERS[i];
+        tasks[i] = TaskDef {
+            name: s.name,
+            kind: Kind::Server,
+            priority: s.priority,
+            may_exit: false,
+            arg: s.arg,
+        };
+        i += 1;
+    }
+    let mut next = SERVERS.len() + 1;
+    let mut j = 0;
+    while j < SERVERS.len() {
+        if let Some(load) = SERVERS[j].load {
+            tasks[next] = TaskDef {
+                name: load,
+                kind: Kind::Load,
+                priority: LOAD_PRIORITY,
+                may_exit: false,
+                arg: Arg::Number,
+            };
+            next += 1;
+        }
+        j += 1;
+    }
+    tasks
+}
+
+const ALL_TASKS: [TaskDef; TASK_COUNT] = all_tasks();
+
+/// The tasks, in task-index order: [`SERVERS`], the [`WORKLOAD`], the load clients.
+pub const TASKS: &[TaskDef] = &ALL_TASKS;
 
 /// Number of priority levels.
 pub const PRIORITIES: u8 = 4;
@@ -182,7 +267,7 @@ pub const fn manifest() -> Manifest {
     let mut i = 0;
     while i < TASKS.len() {
         m.servers[i] = ServerDecl::new(TASKS[i].name.as_bytes(), state(i), scratch(i));
-        if matches!(TASKS[i].kind, Kind::App) {
+        if !matches!(TASKS[i].kind, Kind::Server) {
             m.apps |= 1 << i;
         }
         i += 1;
@@ -215,6 +300,42 @@ mod tests {
             assert!(scratch(i).contains_range(&guard(i)));
             assert_eq!(stack_top(i) % 16, 0);
         }
+    }
+
+    #[test]
+    fn one_line_per_server_makes_its_tasks() {
+        let names: Vec<&str> = TASKS.iter().map(|t| t.name).collect();
+        assert_eq!(
+            names,
+            [
+                "names",
+                "kv",
+                "fs",
+                "bank",
+                "crasher",
+                "workload",
+                "namesload",
+                "kvload",
+                "fsload",
+                "bankload"
+            ]
+        );
+        assert!(
+            TASKS[..SERVERS.len()]
+                .iter()
+                .all(|t| t.kind == Kind::Server)
+        );
+        assert_eq!(TASKS[SERVERS.len()], WORKLOAD);
+        assert!(
+            TASKS[SERVERS.len() + 1..]
+                .iter()
+                .all(|t| t.kind == Kind::Load && t.arg == Arg::Number && !t.may_exit)
+        );
+        let m = manifest();
+        assert_eq!(
+            m.apps, 0b11_1110_0000,
+            "the workload and the load clients are apps"
+        );
     }
 
     #[test]

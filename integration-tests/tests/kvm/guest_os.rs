@@ -90,7 +90,11 @@ fn seed_and_op_count_come_from_the_command_line() {
 fn a_bad_command_line_stops_the_boot_with_the_token_named() {
     for (arg, why) in [
         ("ops=abc", "expected a whole number"),
-        ("opps=5", "unknown key"),
+        (
+            "opps=5",
+            "unknown key: expected ops, seed or the name of a task that takes a value: \
+             crasher, namesload, kvload, fsload, bankload",
+        ),
         ("crasher=bogus", "unknown mode"),
         ("kvload=3s", "ticks"),
     ] {

@@ -4,4 +4,4 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-load::task_main!(b"bankload", load::Target::Bank);
+load::task_main!(b"bankload", bank_api::SERVER, bankload::BankMix);

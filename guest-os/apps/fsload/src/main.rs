@@ -4,4 +4,4 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-load::task_main!(b"fsload", load::Target::Fs);
+load::task_main!(b"fsload", fs_api::SERVER, fsload::FsMix);

@@ -4,4 +4,4 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-load::task_main!(b"kvload", load::Target::Kv);
+load::task_main!(b"kvload", kv_api::SERVER, kvload::KvMix);

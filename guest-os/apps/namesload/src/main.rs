@@ -1,7 +1,7 @@
-//! The `namesload` task: drives the names server for the ticks its command-line value says, then
-//! answers the workload's WAIT with its figures (see the load crate).
+//! The `namesload` task: drives the name server for the ticks its command-line value says,
+//! then answers the workload's WAIT with its figures (see the load crate).
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
-load::task_main!(b"namesload", load::Target::Names);
+load::task_main!(b"namesload", names_api::SERVER, namesload::NamesMix);

@@ -137,9 +137,14 @@ fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
     stop(if f.mismatches == 0 { 0 } else { FAILED })
 }
 
-/// Waits for each load client to finish (its WAIT reply) and adds its figures to `f`.
+/// Waits for each load client (the system map's `Kind::Load` tasks) to finish (its WAIT reply)
+/// and adds its figures to `f`.
 fn wait_for_load_clients(t: &mut Kernel, names: &mut Names, f: &mut WorkloadReport) {
-    for name in load::CLIENTS {
+    for client in sysmap::TASKS
+        .iter()
+        .filter(|d| d.kind == sysmap::Kind::Load)
+    {
+        let name = client.name;
         let Ok(id) = names.lookup(t, name) else {
             continue;
         };

@@ -60,8 +60,6 @@ pub struct Model {
     pub accounts: [AccountEntry; ACCOUNTS],
 }
 
-// Clear of the load clients' namespaces (they may run with the workload).
-const _: () = assert!(KEYS as u64 <= load::KV_BASE && (ACCOUNTS as u64) <= load::ACCOUNT);
 // Every account has its audit counter in kv.
 const _: () = assert!(ACCOUNTS <= kv_api::COUNTERS);
 
