@@ -141,6 +141,7 @@ pub const SERVERS: &[ServerDef] = &[
     // `crasher=KIND`: the fault to take under a POKE; `init`: a fault before its first
     // boundary; `bench`: time the system-call traps; `misdeclare`: break PING's declaration.
     server("crasher", 2).with_arg(Arg::FaultOr(&["init", "bench", "misdeclare"])),
+    server("queue", 1).with_load("queueload"),
 ];
 
 /// The workload: the self-checking client (takes `ops` and `seed` instead of a value of its
@@ -313,11 +314,13 @@ mod tests {
                 "fs",
                 "bank",
                 "crasher",
+                "queue",
                 "workload",
                 "namesload",
                 "kvload",
                 "fsload",
-                "bankload"
+                "bankload",
+                "queueload"
             ]
         );
         assert!(
@@ -333,7 +336,7 @@ mod tests {
         );
         let m = manifest();
         assert_eq!(
-            m.apps, 0b11_1110_0000,
+            m.apps, 0b1111_1100_0000,
             "the workload and the load clients are apps"
         );
     }
@@ -341,8 +344,8 @@ mod tests {
     #[test]
     fn names_are_found() {
         assert_eq!(index_of("names"), Some(NAMES));
-        assert_eq!(index_of("workload"), Some(5));
-        assert_eq!(index_of("bankload"), Some(TASKS.len() - 1));
+        assert_eq!(index_of("workload"), Some(6));
+        assert_eq!(index_of("queueload"), Some(TASKS.len() - 1));
         assert_eq!(index_of("nope"), None);
     }
 }

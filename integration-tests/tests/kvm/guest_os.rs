@@ -6,7 +6,7 @@ use crate::VMM;
 use abi::status;
 use integration_tests::{Outcome, require_kvm, vmm_run};
 
-const SERVERS: [&str; 5] = ["names", "kv", "fs", "bank", "crasher"];
+const SERVERS: [&str; 6] = ["names", "kv", "fs", "bank", "crasher", "queue"];
 
 /// Boots the bundled guest with these guest arguments (and a timeout).
 fn boot(timeout: &str, guest_args: &[&str]) -> Outcome {
@@ -93,7 +93,7 @@ fn a_bad_command_line_stops_the_boot_with_the_token_named() {
         (
             "opps=5",
             "unknown key: expected ops, seed or the name of a task that takes a value: \
-             crasher, namesload, kvload, fsload, bankload",
+             crasher, namesload, kvload, fsload, bankload, queueload",
         ),
         ("crasher=bogus", "unknown mode"),
         ("kvload=3s", "ticks"),

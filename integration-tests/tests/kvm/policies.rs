@@ -10,10 +10,12 @@
 //! | escalation | recovery-escalation.toml | rollback, rollback, restart-fresh, fail-stop |
 //! | unsafe dependency | default / recovery-unsafe-restart.toml | fail-stop / restart-fresh |
 //!
-//! The dependency scenario: the bank journals every balance change in kv's counters (the
-//! audit); `bank:panic@N:after-send` crashes the bank after its handler called kv's ADD and
-//! before it replied. Rolled back alone, the bank forgets the change, kv keeps the ADD, and the
-//! client's retry adds it again: the final sweep finds kv's counter off from the balance.
+//! The dependency scenario: the bank audits every balance change in kv's counters and journals
+//! it in a queue of the queue server; `bank:panic@N:after-send` crashes the bank after its
+//! handler called kv's ADD and queue's PUSH and before it replied: two peers hold its effects.
+//! Rolled back alone, the bank forgets the change, kv keeps the ADD and queue the PUSH, and the
+//! client's retry adds both again: the final sweep finds kv's counter off from the balance and
+//! the journal one entry too long.
 
 use crate::kvm::recovery::{
     Run, assert_clean, assert_recovered_by, recoveries, server_entry, with_faults,
@@ -46,9 +48,11 @@ fn result_line(r: &Run) -> &str {
 const BANK_AFTER_AUDIT: &str = "bank:panic@10:after-send";
 const OPS: &str = "ops=400";
 
-/// With the default policy (tracking on), the bank's crash after its audit call rolls kv back
-/// to its snapshot from before that call as well: a consistent cut. The client retries, the
-/// audit matches every balance.
+/// With the default policy (tracking on), the bank's crash after its audit and journal calls
+/// rolls both peers back, kv and queue, each to its snapshot from before the bank's call: a
+/// consistent cut over three servers. The client retries; the audit matches every balance and
+/// the journal holds one entry per change (the workload's sweep checks both), so both peers'
+/// pages were put back.
 #[test]
 fn a_crash_after_a_state_changing_send_rolls_the_peer_back_too() {
     for config in [None, Some(example("recovery-default.toml"))] {
@@ -61,8 +65,14 @@ fn a_crash_after_a_state_changing_send_rolls_the_peer_back_too() {
         assert_eq!(e["action"], "rollback-peers", "{e}");
         assert_eq!(e["decision"]["action"]["own"], "rollback", "{e}");
         let peers = e["peers_rolled_back"].as_array().expect("peers");
-        assert_eq!(peers.len(), 1, "{e}");
-        assert_eq!(peers[0]["server"], "kv", "{e}");
+        let names: Vec<&Value> = peers.iter().map(|p| &p["server"]).collect();
+        assert_eq!(names, ["kv", "queue"], "{e}");
+        for p in peers {
+            assert!(
+                p["pages"].as_u64() >= Some(1),
+                "the ADD and the PUSH each changed a page that went back: {e}"
+            );
+        }
         // kv answered the audit call and waits at its boundary, its snapshot batched: the
         // FAULT hands that snapshot over and the VMM takes it before it decides, so that kv
         // goes back to just before the call, not to an older boundary. (Other servers waiting
@@ -71,14 +81,17 @@ fn a_crash_after_a_state_changing_send_rolls_the_peer_back_too() {
         // every pending snapshot) comes between.
         let first = e["snapshots_taken_first"].as_array().expect("a list");
         assert!(first.contains(&Value::from("kv")), "{e}");
+        assert!(first.contains(&Value::from("queue")), "{e}");
         assert!(
             e["decision"]["window"]["state_changing"]
                 .as_u64()
                 .is_some_and(|n| n >= 1),
             "the window holds the audit call: {e}"
         );
-        assert_eq!(server_entry(&r.report, "kv")["peer_rollbacks"], 1);
-        assert_eq!(server_entry(&r.report, "kv")["crashes"], 0);
+        for peer in ["kv", "queue"] {
+            assert_eq!(server_entry(&r.report, peer)["peer_rollbacks"], 1, "{peer}");
+            assert_eq!(server_entry(&r.report, peer)["crashes"], 0, "{peer}");
+        }
         assert!(
             r.report["workload"]["retries"]
                 .as_u64()
@@ -91,7 +104,8 @@ fn a_crash_after_a_state_changing_send_rolls_the_peer_back_too() {
                 .stderr
                 .lines()
                 .any(|l| l.starts_with("vmm: recovery: bank gen 0")
-                    && l.contains("-> rollback-peers(rollback, kv@")),
+                    && l.contains("-> rollback-peers(rollback, kv@")
+                    && l.contains(", queue@")),
             "{:?}",
             r.out
         );
@@ -109,6 +123,7 @@ fn a_crash_on_the_retry_is_cut_again() {
     let cuts: Vec<&Value> = actions(&r.report, "bank");
     assert_eq!(cuts, ["rollback-peers", "rollback-peers"], "{}", r.report);
     assert_eq!(server_entry(&r.report, "kv")["peer_rollbacks"], 2);
+    assert_eq!(server_entry(&r.report, "queue")["peer_rollbacks"], 2);
     assert_eq!(r.report["workload"]["retries"], 2, "{}", r.report);
 }
 
@@ -138,17 +153,19 @@ fn without_dependency_tracking_the_same_crash_breaks_consistency() {
         "{}",
         r.report
     );
-    assert!(
-        r.out.stdout.contains("sweep bank audit"),
-        "the audit check names the inconsistency: {:?}",
-        r.out
-    );
+    for check in ["sweep bank audit", "sweep bank journal"] {
+        assert!(
+            r.out.stdout.contains(check),
+            "the sweep names the inconsistency ({check}): {:?}",
+            r.out
+        );
+    }
     assert_ne!(r.out.status, 0, "{:?}", r.out);
 }
 
 /// A cut that cannot be made: with two snapshot versions per server, the bank's transfer (two
-/// audit calls to kv) outruns kv's kept snapshots, so kv cannot go back to before the first
-/// call. The default stops the VM and says why; recovery-unsafe-restart.toml restarts the bank
+/// audit calls to kv, two journal entries in queue) outruns kv's kept snapshots, so kv cannot go
+/// back to before the first call. The default stops the VM and says why; recovery-unsafe-restart.toml restarts the bank
 /// fresh instead, and the workload is told (state lost, model reset, audit not checked).
 #[test]
 fn an_unrecoverable_dependency_escalates_to_fail_stop_or_a_fresh_restart() {
@@ -164,8 +181,8 @@ fn an_unrecoverable_dependency_escalates_to_fail_stop_or_a_fresh_restart() {
     let e = recoveries(&r.report, "bank")[0];
     assert_eq!(e["action"], "fail-stop", "{e}");
     assert_eq!(
-        e["decision"]["window"]["state_changing"], 2,
-        "the transfer's two audits: {e}"
+        e["decision"]["window"]["state_changing"], 4,
+        "the transfer's two audits and two journal entries: {e}"
     );
     assert!(
         e["decision"]["reason"]

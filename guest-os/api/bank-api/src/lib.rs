@@ -21,6 +21,12 @@
 //! balance (wrapping; 0 for an account never opened), a state spread over two servers. An audit
 //! that fails (kv crashed, lost its state, ...) does not fail the request: the bank counts it
 //! and says so on its console once; from then on the two disagree.
+//!
+//! Journal: every balance change also goes into the account's journal queue of the `queue`
+//! server ([`journal_queue`]) as an entry (account, change as two's complement, new balance),
+//! after the audit and before the reply. So the queue's push count of a journal queue equals
+//! the number of balance changes of its accounts (a queue keeps the last 16 entries). A bank
+//! that crashes after a change has two peers holding its effects: kv and queue.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -30,6 +36,16 @@ use abi::ipc::{Client, ClientError, TaskId, Transport};
 pub const SERVER: &str = "bank";
 /// Accounts the bank holds.
 pub const ACCOUNTS: u64 = 64;
+/// Accounts that share one journal queue.
+pub const JOURNAL_ACCOUNTS: u64 = 16;
+
+/// The queue (of the `queue` server) where the bank journals account `account`'s balance
+/// changes: one of the four from `queue_api::JOURNALS`, 16 accounts each.
+pub const fn journal_queue(account: u64) -> u64 {
+    queue_api::JOURNALS + account / JOURNAL_ACCOUNTS
+}
+
+const _: () = assert!(journal_queue(ACCOUNTS - 1) < queue_api::QUEUES);
 
 abi::declare_requests! {
     server "bank";

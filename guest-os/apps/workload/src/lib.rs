@@ -3,12 +3,16 @@
 //! reply and every read against it, and ends with a full verification sweep.
 //!
 //! ```text
-//!  share  server  requests (in the mix)
-//!  35 %   kv      put 50, get 25, delete 15, scan 10
-//!  30 %   fs      create 15, write 35, read 30, unlink 10, open 5, list 5
-//!  30 %   bank    open 10, deposit 30, withdraw 25, transfer 25, balance 10
-//!   5 %   names   lookup of a random task
+//!  share         server  requests (in the mix)
+//!  35 % of 9/10  kv      put 50, get 25, delete 15, scan 10
+//!  30 % of 9/10  fs      create 15, write 35, read 30, unlink 10, open 5, list 5
+//!  30 % of 9/10  bank    open 10, deposit 30, withdraw 25, transfer 25, balance 10
+//!   5 % of 9/10  names   lookup of a random task
+//!  every 10th    queue   push 35, pop 25, peek 15, len 15, ack 10 (queues 0..4)
 //! ```
+//!
+//! (The queue's requests come from a generator of their own, every tenth request, so that the
+//! other servers see the same sequence of requests whatever the queue's share.)
 //!
 //! Figures ([`abi::monitor::WorkloadReport`]): `ops` counts the requests of the mix (the final
 //! sweep is not counted); `errors` replies that are kernel errors (a crashed server, ...);
@@ -23,8 +27,10 @@
 //! that server is reset, and the log says so ([`Log::state_lost`]).
 //!
 //! The sweep also checks the bank's audit: kv's counter of every account the workload uses
-//! equals the account's balance (0 for one never opened). Unless kv or the bank lost its state
-//! during the run: then the two cannot agree and the check is skipped ([`Log::audit_skipped`]).
+//! equals the account's balance (0 for one never opened); and its journal: the journal queue of
+//! the workload's accounts took exactly one entry per balance change. Unless a server holding
+//! one side lost its state during the run: then the two cannot agree and the check is skipped
+//! ([`Log::audit_skipped`]).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -39,6 +45,7 @@ use fs_api::Fs;
 use kv_api::Kv;
 use model::Model;
 use names_api::Names;
+use queue_api::Queue;
 use rng::Rng;
 
 /// What the run tells its host: mismatches, servers that lost their state, a skipped audit
@@ -69,6 +76,8 @@ pub struct Clients {
     pub fs: Fs,
     /// Bank.
     pub bank: Bank,
+    /// Queue server.
+    pub queue: Queue,
 }
 
 /// A run in progress: transport, clients, model, figures.
@@ -79,6 +88,8 @@ pub struct Run<'a, T: Transport, L: Log> {
     c: Clients,
     m: &'a mut Model,
     rng: Rng,
+    /// The queue requests' own generator.
+    queue_rng: Rng,
     f: WorkloadReport,
 }
 
@@ -88,11 +99,13 @@ pub fn connect(t: &mut impl Transport) -> Result<Clients, ClientError> {
     let kv = Kv::new(names.lookup(t, kv_api::SERVER)?);
     let fs = Fs::new(names.lookup(t, fs_api::SERVER)?);
     let bank = Bank::new(names.lookup(t, bank_api::SERVER)?);
+    let queue = Queue::new(names.lookup(t, queue_api::SERVER)?);
     Ok(Clients {
         names,
         kv,
         fs,
         bank,
+        queue,
     })
 }
 
@@ -111,6 +124,7 @@ pub fn run(
         c: clients,
         m: model,
         rng: Rng::new(seed),
+        queue_rng: Rng::new(seed ^ 0x0051_5545_5545),
         f: WorkloadReport::default(),
     };
     for i in 0..ops {
@@ -118,7 +132,11 @@ pub fn run(
             run.log.midpoint();
         }
         let before = run.losses();
-        run.one();
+        if i % 10 == 9 {
+            run.queue();
+        } else {
+            run.one();
+        }
         run.forget_lost(before);
         run.f.ops += 1;
     }
@@ -126,26 +144,33 @@ pub fn run(
     run.f.retries = run.c.names.0.ep.retries
         + run.c.kv.0.ep.retries
         + run.c.fs.0.ep.retries
-        + run.c.bank.0.ep.retries;
+        + run.c.bank.0.ep.retries
+        + run.c.queue.0.ep.retries;
     run.f
 }
 
 /// The servers whose state the workload models, in [`Run::losses`] order.
-const MODELLED: [&str; 3] = [kv_api::SERVER, fs_api::SERVER, bank_api::SERVER];
+const MODELLED: [&str; 4] = [
+    kv_api::SERVER,
+    fs_api::SERVER,
+    bank_api::SERVER,
+    queue_api::SERVER,
+];
 
 impl<T: Transport, L: Log> Run<'_, T, L> {
     /// How many requests each modelled server answered `StateLost` so far (its endpoint's
     /// count), in [`MODELLED`] order.
-    fn losses(&self) -> [u64; 3] {
+    fn losses(&self) -> [u64; 4] {
         [
             self.c.kv.0.ep.lost,
             self.c.fs.0.ep.lost,
             self.c.bank.0.ep.lost,
+            self.c.queue.0.ep.lost,
         ]
     }
 
     /// Resets the model of every server that lost its state since `before` ([`Run::losses`]).
-    fn forget_lost(&mut self, before: [u64; 3]) {
+    fn forget_lost(&mut self, before: [u64; 4]) {
         for (i, (now, then)) in self.losses().into_iter().zip(before).enumerate() {
             if now == then {
                 continue;
@@ -153,7 +178,8 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
             match i {
                 0 => self.m.forget_kv(),
                 1 => self.m.forget_files(),
-                _ => self.m.forget_accounts(),
+                2 => self.m.forget_accounts(),
+                _ => self.m.forget_queues(),
             }
             self.log.state_lost(MODELLED[i]);
         }

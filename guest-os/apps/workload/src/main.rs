@@ -93,7 +93,7 @@ fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
         .push_dec(seed)
         .push(b", ")
         .push_dec(ops);
-    l.push(b" requests to names, kv, fs, bank");
+    l.push(b" requests to names, kv, fs, bank, queue");
     l.print();
     let mut t = Kernel::new();
     let Ok(clients) = connect(&mut t) else {

@@ -11,6 +11,8 @@ pub const NAMES: usize = 16;
 pub const ACCOUNTS: usize = 16;
 /// Farthest a write reaches into a file.
 pub const FILE_SPAN: usize = 256;
+/// Queues the workload uses (0..QUEUES).
+pub const QUEUES: usize = 4;
 
 /// One key.
 #[derive(Clone, Copy, Debug, FromZeros)]
@@ -48,6 +50,68 @@ pub struct AccountEntry {
     pub balance: u64,
 }
 
+/// One queue entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromZeros)]
+#[repr(C)]
+pub struct QueueEntry {
+    /// Its number in its queue.
+    pub seq: u64,
+    /// Its words.
+    pub data: [u64; 3],
+}
+
+/// One queue: a ring of at most `queue_api::CAPACITY` entries, as the server keeps it.
+#[derive(Clone, Copy, Debug, FromZeros)]
+#[repr(C)]
+pub struct QueueModel {
+    /// Index of the oldest entry in `entries`.
+    pub head: u64,
+    /// Entries held.
+    pub len: u64,
+    /// Entries pushed so far.
+    pub pushed: u64,
+    /// The ring.
+    pub entries: [QueueEntry; queue_api::CAPACITY],
+}
+
+impl QueueModel {
+    /// The oldest entry.
+    pub fn oldest(&self) -> Option<QueueEntry> {
+        (self.len > 0).then(|| self.entries[self.head as usize % queue_api::CAPACITY])
+    }
+
+    /// Drops the oldest entry.
+    pub fn drop_oldest(&mut self) {
+        self.head = (self.head + 1) % queue_api::CAPACITY as u64;
+        self.len -= 1;
+    }
+
+    /// Appends `data` (dropping the oldest entry of a full queue); its number, and whether one
+    /// was dropped.
+    pub fn push(&mut self, data: [u64; 3]) -> (u64, bool) {
+        let dropped = self.len == queue_api::CAPACITY as u64;
+        if dropped {
+            self.drop_oldest();
+        }
+        self.pushed += 1;
+        let at = (self.head + self.len) as usize % queue_api::CAPACITY;
+        self.entries[at] = QueueEntry {
+            seq: self.pushed,
+            data,
+        };
+        self.len += 1;
+        (self.pushed, dropped)
+    }
+
+    /// Entries left after dropping every one numbered `seq` or lower.
+    pub fn ack(&mut self, seq: u64) -> u64 {
+        while self.oldest().is_some_and(|e| e.seq <= seq) {
+            self.drop_oldest();
+        }
+        self.len
+    }
+}
+
 /// The whole model.
 #[derive(Debug, FromZeros)]
 #[repr(C)]
@@ -58,10 +122,18 @@ pub struct Model {
     pub files: [FileEntry; NAMES],
     /// bank.
     pub accounts: [AccountEntry; ACCOUNTS],
+    /// queue.
+    pub queues: [QueueModel; QUEUES],
+    /// Balance changes of the workload's accounts the bank made: what its journal queue must
+    /// have taken.
+    pub journaled: u64,
 }
 
-// Every account has its audit counter in kv.
+// Every account has its audit counter in kv, and all of them share one journal queue.
 const _: () = assert!(ACCOUNTS <= kv_api::COUNTERS);
+const _: () = assert!(ACCOUNTS as u64 <= bank_api::JOURNAL_ACCOUNTS);
+// The workload's queues are below the bank's journals.
+const _: () = assert!((QUEUES as u64) < queue_api::JOURNALS);
 
 impl Model {
     /// kv lost its state: no key is present.
@@ -77,6 +149,11 @@ impl Model {
     /// The bank lost its state: no account is open.
     pub fn forget_accounts(&mut self) {
         self.accounts.zero();
+    }
+
+    /// The queue server lost its state: every queue is empty, nothing pushed.
+    pub fn forget_queues(&mut self) {
+        self.queues.zero();
     }
 }
 

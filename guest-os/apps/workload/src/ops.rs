@@ -1,7 +1,7 @@
 //! The requests of the mix, one function per server: pick a request, predict the reply from
 //! the model, send it, check it, update the model.
 
-use crate::model::{ACCOUNTS, FILE_SPAN, KEYS, NAMES, file_name, name_bytes};
+use crate::model::{ACCOUNTS, FILE_SPAN, KEYS, NAMES, QUEUES, file_name, name_bytes};
 use crate::{Log, Run};
 use abi::ipc::{ClientError, Transport};
 use kv_api::Value;
@@ -239,6 +239,7 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
                 );
                 if ok {
                     self.m.accounts[a as usize].balance += amount;
+                    self.m.journaled += 1;
                 }
             }
             40..65 => {
@@ -252,6 +253,7 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
                 self.check(b"bank withdraw", got, want);
                 if ok {
                     self.m.accounts[a as usize].balance -= amount;
+                    self.m.journaled += 1;
                 }
             }
             65..90 => {
@@ -271,6 +273,7 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
                 if ok {
                     self.m.accounts[a as usize].balance -= amount;
                     self.m.accounts[b as usize].balance += amount;
+                    self.m.journaled += 2;
                 }
             }
             _ => {
@@ -284,6 +287,56 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
                         Err(no_account)
                     },
                 );
+            }
+        }
+    }
+
+    pub(crate) fn queue(&mut self) {
+        let q = self.queue_rng.below(QUEUES as u64);
+        let model = self.m.queues[q as usize];
+        let empty = queue_api::code::EMPTY;
+        let oldest = model.oldest().map(|e| queue_api::Entry {
+            seq: e.seq,
+            data: e.data,
+        });
+        match self.queue_rng.below(100) {
+            0..35 => {
+                let data = [self.queue_rng.next_u64(), self.queue_rng.next_u64(), q];
+                let got = self.c.queue.push(self.t, q, data);
+                let ok = got.is_ok();
+                let mut after = model;
+                let want = after.push(data);
+                self.check(b"queue push", got, Ok(want));
+                if ok {
+                    self.m.queues[q as usize] = after;
+                }
+            }
+            35..60 => {
+                let got = self.c.queue.pop(self.t, q);
+                let ok = got.is_ok();
+                self.check(b"queue pop", got, oldest.ok_or(empty));
+                if ok && model.len > 0 {
+                    self.m.queues[q as usize].drop_oldest();
+                }
+            }
+            60..75 => {
+                let got = self.c.queue.peek(self.t, q);
+                self.check(b"queue peek", got, oldest.ok_or(empty));
+            }
+            75..90 => {
+                let got = self.c.queue.len(self.t, q);
+                self.check(b"queue len", got, Ok((model.len, model.pushed)));
+            }
+            _ => {
+                let upto = oldest.map_or(model.pushed, |e| e.seq + self.queue_rng.below(3));
+                let got = self.c.queue.ack(self.t, q, upto);
+                let ok = got.is_ok();
+                let mut after = model;
+                let left = after.ack(upto);
+                self.check(b"queue ack", got, Ok(left));
+                if ok {
+                    self.m.queues[q as usize] = after;
+                }
             }
         }
     }

@@ -3,19 +3,49 @@
 //! audit counters must equal the balances. A server that stops answering (lost its state,
 //! crashed) ends its part of the sweep; one that lost its state has its model reset.
 
-use crate::model::{ACCOUNTS, KEYS, NAMES, file_name, name_bytes};
+use crate::model::{ACCOUNTS, KEYS, NAMES, QUEUES, file_name, name_bytes};
 use crate::{Log, Run};
 use abi::ipc::Transport;
 use kv_api::Value;
 
 impl<T: Transport, L: Log> Run<'_, T, L> {
     pub(crate) fn sweep(&mut self) {
-        for part in [Self::sweep_kv, Self::sweep_fs, Self::sweep_bank] {
+        for part in [
+            Self::sweep_kv,
+            Self::sweep_fs,
+            Self::sweep_bank,
+            Self::sweep_queues,
+        ] {
             let before = self.losses();
             part(self);
             self.forget_lost(before);
         }
         self.sweep_audit();
+    }
+
+    /// Every queue holds the model's entries, in order (popped: the run is over), and has
+    /// taken as many pushes.
+    fn sweep_queues(&mut self) {
+        for q in 0..QUEUES {
+            let model = self.m.queues[q];
+            let got = self.c.queue.len(self.t, q as u64);
+            if !self.sweep_check(b"sweep queue len", got, Ok((model.len, model.pushed))) {
+                return;
+            }
+            let mut left = model;
+            while let Some(e) = left.oldest() {
+                let want = queue_api::Entry {
+                    seq: e.seq,
+                    data: e.data,
+                };
+                let got = self.c.queue.pop(self.t, q as u64);
+                if !self.sweep_check(b"sweep queue pop", got, Ok(want)) {
+                    return;
+                }
+                left.drop_oldest();
+            }
+            self.m.queues[q] = left;
+        }
     }
 
     fn sweep_kv(&mut self) {
@@ -109,15 +139,24 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
         }
     }
 
-    /// kv's counter of each of the workload's accounts equals its balance (the bank's audit;
-    /// see `bank_api`), unless kv or the bank lost its state during the run.
+    /// The bank's audit trail (see `bank_api`): kv's counter of each of the workload's accounts
+    /// equals its balance, and the journal queue of those accounts took one entry per balance
+    /// change the workload made (its push count); unless kv, the bank or the queue server lost
+    /// its state during the run.
     fn sweep_audit(&mut self) {
         let lost = [
             (kv_api::SERVER, self.c.kv.0.ep.lost),
             (bank_api::SERVER, self.c.bank.0.ep.lost),
+            (queue_api::SERVER, self.c.queue.0.ep.lost),
         ];
         if let Some((server, _)) = lost.into_iter().find(|&(_, n)| n > 0) {
             return self.log.audit_skipped(server);
+        }
+        let journal = bank_api::journal_queue(0);
+        match self.c.queue.len(self.t, journal) {
+            Ok((_, pushed)) if pushed == self.m.journaled => {}
+            Ok((_, pushed)) => self.mismatch(b"sweep bank journal", pushed),
+            Err(e) => return self.sweep_error(b"sweep bank journal", e),
         }
         for a in 0..ACCOUNTS {
             let acct = self.m.accounts[a];

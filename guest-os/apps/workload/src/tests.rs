@@ -10,11 +10,12 @@ struct Servers {
     kv: Box<kv::Store>,
     fs: Box<fs::Files>,
     bank: Box<bank::Bank>,
+    queue: Box<queue::Queues>,
     /// Calls made so far, and at which one a server restarts from its initial image.
     calls: u64,
     fresh_restart: Option<(&'static str, u64)>,
     /// Generation of each server (bumped by its fresh restart).
-    generation: [u32; 8],
+    generation: [u32; 16],
 }
 
 fn kernel(i: u16) -> Option<(TaskId, [u8; 16], u64)> {
@@ -46,7 +47,9 @@ impl Transport for Servers {
                 "bank" => {
                     self.bank.zero();
                     self.bank.connect_audit(TaskId::new(index_of("kv"), 0));
+                    self.bank.connect_journal(TaskId::new(index_of("queue"), 0));
                 }
+                "queue" => self.queue.zero(),
                 _ => unreachable!("only modelled servers restart"),
             }
             self.generation[i] += 1;
@@ -67,13 +70,18 @@ impl Transport for Servers {
             Some("names") => self.names.handle(msg, &mut kernel),
             Some("kv") => self.kv.handle(msg),
             Some("fs") => self.fs.handle(msg),
+            Some("queue") => self.queue.handle(msg),
             Some("bank") => {
-                let kv = &mut self.kv;
-                let mut audit = abi::ipc::Loopback(|to: TaskId, m: &Message| {
-                    assert_eq!(to.index(), index_of("kv"), "the bank audits in kv");
-                    kv.handle(m)
+                let (kv, queue) = (&mut self.kv, &mut self.queue);
+                let mut peers = abi::ipc::Loopback(|to: TaskId, m: &Message| {
+                    if to.index() == index_of("kv") {
+                        kv.handle(m)
+                    } else {
+                        assert_eq!(to.index(), index_of("queue"), "the bank calls kv and queue");
+                        queue.handle(m)
+                    }
                 });
-                self.bank.handle(msg, &mut audit)
+                self.bank.handle(msg, &mut peers)
             }
             _ => {
                 return Err(CallError {
@@ -109,14 +117,16 @@ fn servers() -> Servers {
     names.load(&mut kernel);
     let mut bank = Box::new(bank::Bank::new_zeroed());
     bank.connect_audit(TaskId::new(index_of("kv"), 0));
+    bank.connect_journal(TaskId::new(index_of("queue"), 0));
     Servers {
         names,
         kv: Box::new(kv::Store::new_zeroed()),
         fs: Box::new(fs::Files::new_zeroed()),
         bank,
+        queue: Box::new(queue::Queues::new_zeroed()),
         calls: 0,
         fresh_restart: None,
-        generation: [0; 8],
+        generation: [0; 16],
     }
 }
 
@@ -139,7 +149,9 @@ fn a_correct_system_gives_no_mismatch() {
         assert!(model.kv.iter().any(|e| e.present != 0));
         assert!(model.files.iter().any(|e| e.present != 0 && e.size > 0));
         assert!(model.accounts.iter().any(|a| a.balance > 0));
+        assert!(model.journaled > 0 && model.queues.iter().any(|q| q.pushed > 0));
         assert_eq!(t.bank.audit_failures(), 0);
+        assert_eq!(t.bank.journal_failures(), 0);
     }
 }
 
@@ -177,9 +189,32 @@ fn an_audit_that_disagrees_is_a_mismatch_naming_the_account() {
     assert_eq!(log.0, ["sweep bank audit 3"]);
 }
 
+/// A journal entry the workload did not cause (a bank that journaled a change twice) is a
+/// mismatch of the sweep.
+#[test]
+fn a_journal_with_an_entry_too_many_is_a_mismatch() {
+    let mut t = servers();
+    let mut log = Collect::default();
+    let clients = connect(&mut t).expect("servers found");
+    let mut model = Box::new(Model::new_zeroed());
+    let f = run(&mut t, &mut log, clients, &mut model, 1000, 6);
+    assert_eq!(f.mismatches, 0, "{:?}", log.0);
+    assert!(model.journaled > 0);
+    let mut queue = queue_api::Queue::new(TaskId::new(index_of("queue"), 0));
+    queue
+        .push(&mut t, bank_api::journal_queue(0), [1, 1, 1])
+        .expect("a push");
+    let f = run(&mut t, &mut log, clients, &mut model, 0, 6);
+    assert_eq!(f.mismatches, 1, "{:?}", log.0);
+    assert_eq!(
+        log.0,
+        [format!("sweep bank journal {}", model.journaled + 1)]
+    );
+}
+
 #[test]
 fn a_server_that_lost_its_state_resets_the_model_and_skips_the_audit() {
-    for (server, at) in [("kv", 700), ("bank", 900), ("fs", 1100)] {
+    for (server, at) in [("kv", 700), ("bank", 900), ("fs", 1100), ("queue", 1300)] {
         let mut t = servers();
         t.fresh_restart = Some((server, at));
         let mut log = Collect::default();
@@ -202,6 +237,7 @@ fn a_server_that_lost_its_state_resets_the_model_and_skips_the_audit() {
         match server {
             "kv" => assert!(model.kv.iter().any(|e| e.present != 0)),
             "bank" => assert!(model.accounts.iter().any(|a| a.open != 0)),
+            "queue" => assert!(model.queues.iter().any(|q| q.pushed != 0)),
             _ => assert!(model.files.iter().any(|e| e.present != 0)),
         }
     }

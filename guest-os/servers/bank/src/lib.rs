@@ -1,16 +1,19 @@
 //! The bank server's state and request handling (interface: `bank-api`): [`ACCOUNTS`]
 //! accounts, each open or not, with a balance. A failed request changes nothing.
 //!
-//! Every balance change is audited in `kv` before the reply: kv's counter `a` follows account
-//! `a`'s balance (`bank_api`'s doc). The handler takes the transport the audit goes through,
-//! so host tests route it to kv's real logic. An audit that fails is counted
-//! ([`Bank::audit_failures`]); the request still succeeds.
+//! Every balance change is audited in `kv` and journaled in `queue` before the reply: kv's
+//! counter `a` follows account `a`'s balance, and the account's journal queue gets an entry
+//! (account, change, new balance) per change (`bank_api`'s doc). The handler takes the
+//! transport both go through, so host tests route them to kv's and queue's real logic. An audit
+//! or journal entry that fails is counted ([`Bank::audit_failures`],
+//! [`Bank::journal_failures`]); the request still succeeds.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
-use abi::ipc::{Endpoint, MSG_WORDS, Message, REPLY_OK, TaskId, Transport};
+use abi::ipc::{Client, Endpoint, MSG_WORDS, Message, REPLY_OK, TaskId, Transport};
 use bank_api::{ACCOUNTS, code, op};
 use kv_api::Kv;
+use queue_api::Queue;
 use zerocopy::FromZeros;
 
 // Every account has its counter.
@@ -24,34 +27,43 @@ pub struct Account {
     balance: u64,
 }
 
-/// The audit's kv client, as plain words: a typed client ([`Kv`]) holds a function pointer,
-/// which is not valid as zeros, so the state keeps its endpoint and rebuilds the client per
-/// audit.
+/// A peer the bank calls (kv, queue), as plain words valid as zeros: whether it was looked up,
+/// and its endpoint (id and counts) between calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromZeros)]
 #[repr(C)]
-struct KvLink {
-    /// 1 once kv was looked up.
+struct Link {
+    /// 1 once the peer was looked up.
     found: u64,
-    /// kv's id as last known.
+    /// Its id as last known.
     id: u64,
     /// The endpoint's counts.
     retries: u64,
     lost: u64,
 }
 
-impl KvLink {
-    fn client(&self) -> Kv {
-        let mut kv = Kv::new(TaskId(self.id));
-        kv.0.ep = Endpoint {
-            id: TaskId(self.id),
-            retries: self.retries,
-            lost: self.lost,
-        };
-        kv
+impl Link {
+    fn to(id: TaskId) -> Self {
+        Self {
+            found: 1,
+            id: id.0,
+            retries: 0,
+            lost: 0,
+        }
     }
 
-    fn keep(&mut self, kv: &Kv) {
-        (self.id, self.retries, self.lost) = (kv.0.ep.id.0, kv.0.ep.retries, kv.0.ep.lost);
+    /// A client of the peer, if it was looked up.
+    fn client(&self) -> Option<Client> {
+        (self.found != 0).then_some(Client {
+            ep: Endpoint {
+                id: TaskId(self.id),
+                retries: self.retries,
+                lost: self.lost,
+            },
+        })
+    }
+
+    fn keep(&mut self, c: &Client) {
+        (self.id, self.retries, self.lost) = (c.ep.id.0, c.ep.retries, c.ep.lost);
     }
 }
 
@@ -60,33 +72,36 @@ impl KvLink {
 #[repr(C)]
 pub struct Bank {
     accounts: [Account; ACCOUNTS as usize],
-    kv: KvLink,
+    kv: Link,
     audit_failures: u64,
+    queue: Link,
+    journal_failures: u64,
 }
 
-/// A balance change to record in kv: account, signed amount.
-type Change = Option<(u64, i64)>;
+/// A balance change to audit and journal: account, signed amount, new balance.
+type Change = Option<(u64, i64, u64)>;
 
 fn ok(words: [u64; MSG_WORDS]) -> Result<(Message, [Change; 2]), u64> {
     Ok((Message::new(REPLY_OK, words), [None; 2]))
 }
 
-/// Account `account`'s balance went up (`up`) or down by `amount`: the change to audit, with
-/// the amount as a counter delta (two's complement: it wraps as the counter does); none for 0.
-fn change(account: u64, amount: u64, up: bool) -> Change {
+/// Account `account`'s balance went up (`up`) or down by `amount` to `balance`: the change to
+/// audit, with the amount as a counter delta (two's complement: it wraps as the counter does);
+/// none for 0.
+fn change(account: u64, amount: u64, up: bool, balance: u64) -> Change {
     let d = amount as i64;
-    (amount != 0).then_some((account, if up { d } else { d.wrapping_neg() }))
+    (amount != 0).then_some((account, if up { d } else { d.wrapping_neg() }, balance))
 }
 
 impl Bank {
     /// Audits go to kv at `kv` from now on (the task looks kv up before its first boundary).
     pub fn connect_audit(&mut self, kv: TaskId) {
-        self.kv = KvLink {
-            found: 1,
-            id: kv.0,
-            retries: 0,
-            lost: 0,
-        };
+        self.kv = Link::to(kv);
+    }
+
+    /// Journal entries go to the queue server at `queue` from now on (looked up like kv).
+    pub fn connect_journal(&mut self, queue: TaskId) {
+        self.queue = Link::to(queue);
     }
 
     /// True once kv was looked up ([`Bank::connect_audit`]).
@@ -94,9 +109,19 @@ impl Bank {
         self.kv.found != 0
     }
 
+    /// True once the queue server was looked up ([`Bank::connect_journal`]).
+    pub fn journal_connected(&self) -> bool {
+        self.queue.found != 0
+    }
+
     /// Audits that failed (kv unreachable, crashed, lost its state, refused).
     pub fn audit_failures(&self) -> u64 {
         self.audit_failures
+    }
+
+    /// Journal entries that failed (the queue server unreachable, crashed, lost its state).
+    pub fn journal_failures(&self) -> u64 {
+        self.journal_failures
     }
 
     fn account(&mut self, n: u64) -> Result<&mut Account, u64> {
@@ -110,12 +135,14 @@ impl Bank {
         Ok(a)
     }
 
-    /// Handles one request; a balance change is audited in kv through `t` before the reply.
+    /// Handles one request; a balance change is audited in kv and journaled in the queue
+    /// server through `t` before the reply.
     pub fn handle(&mut self, msg: &Message, t: &mut impl Transport) -> Message {
         match self.dispatch(msg) {
             Ok((reply, changes)) => {
-                for (account, delta) in changes.into_iter().flatten() {
+                for (account, delta, balance) in changes.into_iter().flatten() {
                     self.audit(t, account, delta);
+                    self.journal(t, account, delta, balance);
                 }
                 reply
             }
@@ -125,15 +152,31 @@ impl Bank {
 
     /// Adds `delta` to kv's counter `account`; a failure is counted, not answered.
     fn audit(&mut self, t: &mut impl Transport, account: u64, delta: i64) {
-        if self.kv.found == 0 {
+        let Some(client) = self.kv.client() else {
             self.audit_failures += 1;
             return;
-        }
-        let mut kv = self.kv.client();
+        };
+        let mut kv = Kv(client);
         let done = kv.add(t, account, delta);
-        self.kv.keep(&kv);
+        self.kv.keep(&kv.0);
         if done.is_err() {
             self.audit_failures += 1;
+        }
+    }
+
+    /// Pushes (account, delta, balance) into the account's journal queue; a failure is
+    /// counted, not answered.
+    fn journal(&mut self, t: &mut impl Transport, account: u64, delta: i64, balance: u64) {
+        let Some(client) = self.queue.client() else {
+            self.journal_failures += 1;
+            return;
+        };
+        let mut queue = Queue(client);
+        let entry = [account, delta as u64, balance];
+        let done = queue.push(t, bank_api::journal_queue(account), entry);
+        self.queue.keep(&queue.0);
+        if done.is_err() {
+            self.journal_failures += 1;
         }
     }
 
@@ -155,14 +198,16 @@ impl Bank {
             op::DEPOSIT => {
                 let acct = self.account(a)?;
                 acct.balance = acct.balance.checked_add(b).ok_or(code::BAD_REQUEST)?;
-                let (reply, _) = ok([acct.balance, 0, 0, 0, 0, 0])?;
-                Ok((reply, [change(a, b, true), None]))
+                let balance = acct.balance;
+                let (reply, _) = ok([balance, 0, 0, 0, 0, 0])?;
+                Ok((reply, [change(a, b, true, balance), None]))
             }
             op::WITHDRAW => {
                 let acct = self.account(a)?;
                 acct.balance = acct.balance.checked_sub(b).ok_or(code::INSUFFICIENT)?;
-                let (reply, _) = ok([acct.balance, 0, 0, 0, 0, 0])?;
-                Ok((reply, [change(a, b, false), None]))
+                let balance = acct.balance;
+                let (reply, _) = ok([balance, 0, 0, 0, 0, 0])?;
+                Ok((reply, [change(a, b, false, balance), None]))
             }
             op::TRANSFER => {
                 if a == b {
@@ -175,7 +220,7 @@ impl Bank {
                 self.account(a)?.balance = from;
                 self.account(b)?.balance = to;
                 let (reply, _) = ok([from, to, 0, 0, 0, 0])?;
-                Ok((reply, [change(a, c, false), change(b, c, true)]))
+                Ok((reply, [change(a, c, false, from), change(b, c, true, to)]))
             }
             op::BALANCE => ok([self.account(a)?.balance, 0, 0, 0, 0, 0]),
             op::TOTAL => {
@@ -200,22 +245,39 @@ mod tests {
     }
 
     const KV: TaskId = TaskId::new(1, 0);
+    const QUEUE: TaskId = TaskId::new(5, 0);
 
-    /// A bank connected to a kv store (the real logic); every call goes to the bank, its
-    /// audits to the store.
+    /// A bank connected to a kv store and a queue server (the real logic); every call goes to
+    /// the bank, its audits to the store, its journal entries to the queues.
     struct System {
         bank: Box<Bank>,
         kv: RefCell<Box<kv::Store>>,
+        queue: RefCell<Box<queue::Queues>>,
     }
 
     impl System {
         fn new() -> Self {
             let mut bank = Box::new(Bank::new_zeroed());
             bank.connect_audit(KV);
+            bank.connect_journal(QUEUE);
             Self {
                 bank,
                 kv: RefCell::new(Box::new(kv::Store::new_zeroed())),
+                queue: RefCell::new(Box::new(queue::Queues::new_zeroed())),
             }
+        }
+
+        /// The entries of account `account`'s journal queue, oldest first.
+        fn journal(&self, account: u64) -> Vec<[u64; 3]> {
+            let mut q = Queue::new(QUEUE);
+            let mut queues = self.queue.borrow_mut();
+            let mut t = Loopback(|_, m: &Message| queues.handle(m));
+            let q_no = bank_api::journal_queue(account);
+            let mut out = Vec::new();
+            while let Ok(e) = q.pop(&mut t, q_no) {
+                out.push(e.data);
+            }
+            out
         }
 
         fn counter(&self, account: u64) -> u64 {
@@ -228,12 +290,13 @@ mod tests {
 
     impl Transport for System {
         fn call(&mut self, _: TaskId, msg: &Message) -> Result<Message, CallError> {
-            let store = &self.kv;
-            let mut audit = Loopback(|to: TaskId, m: &Message| {
-                assert_eq!(to, KV, "audits go to kv");
-                store.borrow_mut().handle(m)
+            let (store, queues) = (&self.kv, &self.queue);
+            let mut peers = Loopback(|to: TaskId, m: &Message| match to {
+                KV => store.borrow_mut().handle(m),
+                QUEUE => queues.borrow_mut().handle(m),
+                other => panic!("the bank calls kv and queue only, not {other:?}"),
             });
-            Ok(self.bank.handle(msg, &mut audit))
+            Ok(self.bank.handle(msg, &mut peers))
         }
     }
 
@@ -257,6 +320,13 @@ mod tests {
         assert_eq!(bank.total(&mut t), Ok((100, 2)));
         assert_eq!((t.counter(1), t.counter(2), t.counter(3)), (70, 30, 0));
         assert_eq!(t.bank.audit_failures(), 0);
+        // Accounts 1 and 2 journal into the same queue: every change, in order.
+        let minus = |n: u64| n.wrapping_neg();
+        assert_eq!(
+            t.journal(1),
+            [[1, 100, 100], [1, minus(30), 70], [2, 30, 30]]
+        );
+        assert_eq!(t.bank.journal_failures(), 0);
     }
 
     #[test]
@@ -296,6 +366,11 @@ mod tests {
         );
         assert_eq!(bank.balance(&mut t, 4), Ok(5));
         assert_eq!(state.audit_failures(), 4);
+        assert_eq!(
+            state.journal_failures(),
+            4,
+            "not connected: none journaled either"
+        );
     }
 
     proptest::proptest! {
@@ -327,6 +402,7 @@ mod tests {
             }
             proptest::prop_assert_eq!(bank.total(&mut t).map(|(_, n)| n), Ok(open));
             proptest::prop_assert_eq!(t.bank.audit_failures(), 0);
+            proptest::prop_assert_eq!(t.bank.journal_failures(), 0);
         }
     }
 }

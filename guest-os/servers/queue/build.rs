@@ -1,0 +1,5 @@
+//! Links the `queue` task at its place in the system map.
+
+fn main() {
+    guest_builder::tasks::link_task("queue");
+}
