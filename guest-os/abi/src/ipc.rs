@@ -13,8 +13,8 @@
 //!  rsi       label (opcode or reply code)         label
 //!  rdx r8 r9 r10 r12 r13   message words 0..6     message words 0..6
 //!  rcx       -                                    on a delivered message: a fault to inject
-//!                                                 (crate::inject::FaultKind number, maybe with
-//!                                                 crate::inject::AFTER_SEND; 0 = none)
+//!                                                 (crate::fault::FaultKind number, maybe with
+//!                                                 crate::fault::AFTER_SEND; 0 = none)
 //! ```
 //!
 //! Every other register (rbx, rbp, r11, r14, r15, rsp, flags) and the SSE state are preserved;

@@ -3,8 +3,8 @@
 //! Everything either side reads from the other lives here: the fixed low-memory layout the VMM
 //! builds before entering the guest ([`layout`]), the region manifest an image declares in an ELF
 //! note ([`manifest`]), the boot-info block the VMM hands the guest ([`boot`]), the hypercall
-//! (monitor) interface ([`hypercall`]) with the records of the monitor page ([`monitor`]), fault
-//! injection ([`inject`]), what each server's requests mean ([`requests`]), the
+//! (monitor) interface ([`hypercall`]) with the records of the monitor page ([`monitor`]), faults
+//! and fault injection ([`fault`]), what each server's requests mean ([`requests`]), the
 //! system-call interface between tasks and the guest kernel ([`ipc`]) and the `vmm` process exit-status table ([`status`]).
 //!
 //! Rules: `no_std`, no `unsafe`, no allocation. Every shared structure is `#[repr(C)]` with
@@ -16,8 +16,8 @@
 #![forbid(unsafe_code)]
 
 pub mod boot;
+pub mod fault;
 pub mod hypercall;
-pub mod inject;
 pub mod ipc;
 pub mod layout;
 pub mod manifest;

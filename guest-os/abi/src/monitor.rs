@@ -28,6 +28,7 @@
 //!  936     32    snapshot_label: [u16;16] kernel    with snapshot_seq
 //! ```
 
+use crate::fault::{FaultCause, FaultKind, NULL_PAGE_END};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `MonitorPage::magic`: "CMMONPG1" little-endian.
@@ -48,118 +49,6 @@ pub const NO_CALLER: u32 = u32::MAX;
 /// sent more since its boundary is reported with `count` above this (the VMM must then assume
 /// the worst about the ones not listed).
 pub const WINDOW_MAX: usize = 8;
-
-/// Why a task was stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum FaultCause {
-    /// #DE: integer divide by zero or overflow.
-    DivideError = 1,
-    /// #UD: illegal instruction.
-    InvalidOpcode = 2,
-    /// #GP: general protection (privileged instruction, non-canonical address, ...).
-    GeneralProtection = 3,
-    /// #PF outside the stack guard page.
-    PageFault = 4,
-    /// #PF in the guard page below the task's stack.
-    StackOverflow = 5,
-    /// Another CPU exception (vector in the record).
-    OtherException = 6,
-    /// The task's own panic (userlib's panic handler asked the kernel to stop it).
-    Panic = 7,
-    /// The task ran past its per-message time budget: a hang.
-    BudgetOverrun = 8,
-    /// #MF / #XM: x87 or SIMD floating-point exception.
-    FloatingPoint = 9,
-    /// A canary of the task's declared state was overwritten (checked at its boundary, before
-    /// its reply was released).
-    Corruption = 10,
-}
-
-impl FaultCause {
-    /// The cause with this number, if any.
-    pub const fn from_number(n: u32) -> Option<Self> {
-        Some(match n {
-            1 => Self::DivideError,
-            2 => Self::InvalidOpcode,
-            3 => Self::GeneralProtection,
-            4 => Self::PageFault,
-            5 => Self::StackOverflow,
-            6 => Self::OtherException,
-            7 => Self::Panic,
-            8 => Self::BudgetOverrun,
-            9 => Self::FloatingPoint,
-            10 => Self::Corruption,
-            _ => return None,
-        })
-    }
-
-    /// Its name in the fault vocabulary: the name of the `--fault` kind that produces it where
-    /// one does (`div-zero`, `illegal-insn`, `gp`, `stack-overflow`, `panic`, `hang`,
-    /// `corrupt-state`), else its own (`page-fault`, `floating-point`, `exception`). A page
-    /// fault in the null page is `null-deref`: see [`FaultRecord::cause_name`].
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::DivideError => "div-zero",
-            Self::InvalidOpcode => "illegal-insn",
-            Self::GeneralProtection => "gp",
-            Self::PageFault => "page-fault",
-            Self::StackOverflow => "stack-overflow",
-            Self::OtherException => "exception",
-            Self::Panic => "panic",
-            Self::BudgetOverrun => "hang",
-            Self::FloatingPoint => "floating-point",
-            Self::Corruption => "corrupt-state",
-        }
-    }
-
-    /// The cause of CPU exception `vector`; `guard_hit` tells a #PF in the stack guard page.
-    pub const fn from_exception(vector: u64, guard_hit: bool) -> Self {
-        match vector {
-            0 => Self::DivideError,
-            6 => Self::InvalidOpcode,
-            13 => Self::GeneralProtection,
-            14 if guard_hit => Self::StackOverflow,
-            14 => Self::PageFault,
-            16 | 19 => Self::FloatingPoint,
-            _ => Self::OtherException,
-        }
-    }
-}
-
-/// `FaultRecord::vector` of faults that are not CPU exceptions (panics, hangs, corruption).
-pub const NO_VECTOR: u32 = u32::MAX;
-
-/// Page faults below this address are null-pointer dereferences (`null-deref`).
-pub const NULL_PAGE_END: u64 = 4096;
-
-/// The CPU's name of exception `vector` (Intel SDM vol. 3, table 6-1), lower-case; `None` past
-/// the architectural ones.
-pub const fn exception_name(vector: u32) -> Option<&'static str> {
-    Some(match vector {
-        0 => "divide-error",
-        1 => "debug",
-        2 => "nmi",
-        3 => "breakpoint",
-        4 => "overflow",
-        5 => "bound-range",
-        6 => "invalid-opcode",
-        7 => "device-not-available",
-        8 => "double-fault",
-        10 => "invalid-tss",
-        11 => "segment-not-present",
-        12 => "stack-segment",
-        13 => "general-protection",
-        14 => "page-fault",
-        16 => "x87-floating-point",
-        17 => "alignment-check",
-        18 => "machine-check",
-        19 => "simd-floating-point",
-        20 => "virtualization",
-        21 => "control-protection",
-        _ => return None,
-    })
-}
 
 /// One stopped task.
 #[derive(
@@ -229,7 +118,7 @@ pub struct CrashContext {
     pub caller: u32,
     /// Bit 0: the task is a server (it has boundaries and can be recovered); bit 1: the
     /// in-flight request is a replay (it was delivered again after an earlier crash); bits
-    /// 8-15: the [`crate::inject::FaultKind`] planned for the message it was handling (0: none),
+    /// 8-15: the [`FaultKind`] planned for the message it was handling (0: none),
     /// i.e. the crash was injected.
     pub flags: u32,
     /// Guest-physical address of the task's panic text (0: none).
@@ -248,8 +137,8 @@ impl CrashContext {
 
     /// The fault kind planned for the message the task was handling, if one was (unknown
     /// numbers read as none).
-    pub const fn injected(&self) -> Option<crate::inject::FaultKind> {
-        crate::inject::FaultKind::from_number(((self.flags >> Self::INJECTED_SHIFT) & 0xff) as u64)
+    pub const fn injected(&self) -> Option<FaultKind> {
+        FaultKind::from_number(((self.flags >> Self::INJECTED_SHIFT) & 0xff) as u64)
     }
 
     /// The caller waiting for the in-flight request, if any.
@@ -313,7 +202,7 @@ impl Verdict {
     }
 }
 
-/// One planned fault: task `task` takes fault `kind` ([`crate::inject::FaultKind`]) while it
+/// One planned fault: task `task` takes fault `kind` ([`FaultKind`]) while it
 /// handles its `message`-th delivered message, and again every `period` messages after that
 /// when `period` is not 0. Unused entries have `message` 0.
 #[derive(
@@ -323,7 +212,7 @@ impl Verdict {
 pub struct FaultPlan {
     /// Task-table index.
     pub task: u32,
-    /// A [`crate::inject::FaultKind`] number, with [`crate::inject::AFTER_SEND`] for a fault
+    /// A [`FaultKind`] number, with [`crate::fault::AFTER_SEND`] for a fault
     /// taken after the handler, on the first message from the `message`-th on during which the
     /// task sent a message.
     pub kind: u32,

@@ -2,7 +2,7 @@
 
 use crate::arch::x86_64::{apic, cpu, gdt, idt, paging, trap};
 use crate::dispatch::{self, BAD_CMDLINE_STATUS, KERNEL_FAULT_STATUS};
-use abi::inject::FaultKind;
+use abi::fault::FaultKind;
 use abi::manifest::Range;
 use abi::monitor::{MONITOR_MAGIC, MONITOR_VERSION, MonitorPage};
 use abi::{Backend, BootInfo};
@@ -108,7 +108,7 @@ fn read_monitor_page() -> MonitorPage {
 fn plan_faults(page: &MonitorPage) {
     dispatch::set_flags(page.flags);
     for p in page.plan.iter().filter(|p| p.message != 0) {
-        let (kind, _after_send) = abi::inject::split(u64::from(p.kind));
+        let (kind, _after_send) = abi::fault::split(u64::from(p.kind));
         let known = FaultKind::from_number(kind).is_some();
         let fault = kernel::task::PlannedFault {
             message: p.message,

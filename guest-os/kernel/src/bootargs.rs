@@ -3,7 +3,7 @@
 //! crasher's mode). Anything else stops the boot with one console line: a mistyped key or value
 //! would otherwise run something other than what was asked for.
 
-use abi::inject::FaultKind;
+use abi::fault::FaultKind;
 use sysmap::{Arg, TASKS};
 
 /// Keys of the workload.

@@ -10,10 +10,9 @@
 //! record's `entry_tsc`).
 
 use crate::arch::x86_64::{apic, cpu, gdt, idt, trap};
+use abi::fault::FaultCause;
 use abi::hypercall::{Hypercall, call_word};
-use abi::monitor::{
-    FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultCause, FaultRecord, MonitorPage, VerdictAction,
-};
+use abi::monitor::{FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultRecord, MonitorPage, VerdictAction};
 use bare::{hypercall, serial};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -34,11 +34,9 @@
 use crate::kernel::{Effect, Kernel, Platform};
 use crate::task::{NO_TASK, State};
 use crate::umem::{CheckedSlice, UserSlice};
+use abi::fault::{FaultCause, NO_VECTOR};
 use abi::ipc::Error;
-use abi::monitor::{
-    CrashContext, FaultCause, FaultRecord, NO_CALLER, NO_VECTOR, SentRecord, SentWindow,
-    VerdictAction,
-};
+use abi::monitor::{CrashContext, FaultRecord, NO_CALLER, SentRecord, SentWindow, VerdictAction};
 
 impl<const N: usize, M: Platform> Kernel<N, M> {
     /// Stops task `t` for `cause`; its record becomes [`Kernel::last_fault`] (written where the

@@ -27,8 +27,8 @@
 
 use crate::kernel::{Effect, Kernel, Platform};
 use crate::task::{NO_TASK, Sent, State};
+use abi::fault::FaultCause;
 use abi::ipc::{Error, MSG_WORDS, NOTIFICATION_LABEL, STATE_CANARY, TaskId};
-use abi::monitor::FaultCause;
 
 impl<const N: usize, M: Platform> Kernel<N, M> {
     /// Checks a target id from task `me`: the target's index, or the error (with the id to
@@ -106,7 +106,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         }
         for addr in t.canaries {
             if addr != 0 && self.platform.read_u64(addr) != STATE_CANARY {
-                self.crash(me, FaultCause::Corruption, abi::monitor::NO_VECTOR, 0, addr);
+                self.crash(me, FaultCause::Corruption, abi::fault::NO_VECTOR, 0, addr);
                 return Err(Effect::Fault(None));
             }
         }

@@ -5,7 +5,7 @@
 //! its activity count and its planned faults.
 
 use crate::umem::Regions;
-use abi::inject::AFTER_SEND;
+use abi::fault::AFTER_SEND;
 use abi::ipc::{MSG_WORDS, TaskId};
 use abi::monitor::WINDOW_MAX;
 
@@ -123,7 +123,7 @@ pub const PLANNED_FAULTS: usize = 4;
 pub struct PlannedFault {
     /// The message it strikes next (an after-send fault: from which it is armed).
     pub message: u64,
-    /// An `abi::inject::FaultKind` number, maybe with [`AFTER_SEND`].
+    /// An `abi::fault::FaultKind` number, maybe with [`AFTER_SEND`].
     pub kind: u32,
     /// Messages until it strikes again (0: once).
     pub period: u64,

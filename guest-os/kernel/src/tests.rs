@@ -4,12 +4,12 @@
 use crate::kernel::{Effect, Kernel, Platform, TaskSetup};
 use crate::task::{PlannedFault, State};
 use crate::umem::Regions;
-use abi::inject::{AFTER_SEND, FaultKind};
+use abi::fault::FaultCause;
+use abi::fault::{AFTER_SEND, FaultKind};
 use abi::ipc::{Error, NOTIFICATION_LABEL, STATE_CANARY, Sys, TaskId};
 use abi::manifest::Range;
 use abi::monitor::{
-    CrashContext, FaultCause, FaultRecord, NO_CALLER, SentRecord, SentWindow, VerdictAction,
-    WINDOW_MAX,
+    CrashContext, FaultRecord, NO_CALLER, SentRecord, SentWindow, VerdictAction, WINDOW_MAX,
 };
 
 const SERVER: usize = 0;
@@ -958,8 +958,8 @@ fn the_window_counts_past_what_it_lists() {
 
 #[test]
 fn after_send_faults_stay_armed_until_the_task_crashes_holding_one() {
-    let panic = abi::inject::FaultKind::Panic as u32;
-    let hang = abi::inject::FaultKind::Hang as u32;
+    let panic = abi::fault::FaultKind::Panic as u32;
+    let hang = abi::fault::FaultKind::Hang as u32;
     let after = |kind: u32| u64::from(kind | AFTER_SEND);
     let mut k = kernel();
     assert!(k.tasks[SERVER].plan_fault(PlannedFault {

@@ -68,7 +68,7 @@ pub enum Arg {
     None,
     /// A whole number, at most 16 digits (a load client's ticks).
     Number,
-    /// The name of a fault kind (`null-deref`, `panic`, ...: [`abi::inject::FaultKind`]), or one
+    /// The name of a fault kind (`null-deref`, `panic`, ...: [`abi::fault::FaultKind`]), or one
     /// of these words.
     FaultOr(&'static [&'static str]),
 }

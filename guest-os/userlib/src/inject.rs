@@ -2,11 +2,11 @@
 //! the kernel confines each to the task that takes it and the VMM recovers it. Each takes the
 //! real CPU exception named, in the task's own code.
 
-use abi::inject::FaultKind;
+use abi::fault::FaultKind;
 use core::arch::asm;
 
 /// Takes the fault the kernel planned for the message just received ([`FaultKind`] number,
-/// without the `abi::inject::AFTER_SEND` bit, which the server loop handles; 0 and unknown
+/// without the `abi::fault::AFTER_SEND` bit, which the server loop handles; 0 and unknown
 /// numbers do nothing). Most never return; `corrupt-state` returns after its wild
 /// write, and the kernel catches it at the task's next boundary.
 pub fn planned(kind: u64) {

@@ -26,8 +26,8 @@ pub struct Received {
     pub sender: TaskId,
     /// The message.
     pub msg: Message,
-    /// The fault planned for this message (`abi::inject::FaultKind` number, maybe with
-    /// `abi::inject::AFTER_SEND`; 0 for none): the task loop takes it before handling the
+    /// The fault planned for this message (`abi::fault::FaultKind` number, maybe with
+    /// `abi::fault::AFTER_SEND`; 0 for none): the task loop takes it before handling the
     /// message, or after it for an after-send fault.
     pub fault: u64,
 }

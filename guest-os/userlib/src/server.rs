@@ -3,7 +3,7 @@
 //! server's state is in its state arena (see [`crate::state`]), and the loop carries only the
 //! message just received. A fault the kernel planned for a message is taken here, in the
 //! server's own code ([`crate::inject::planned`]): first, or, an after-send fault
-//! (`abi::inject::AFTER_SEND`), after the handler and before the reply, and only if the handler
+//! (`abi::fault::AFTER_SEND`), after the handler and before the reply, and only if the handler
 //! sent a message (`send` or `call`: [`crate::ipc::sends`]).
 
 use crate::ipc::{self, Received};
@@ -30,7 +30,7 @@ pub fn serve<S: Server>(server: &mut S) -> ! {
 }
 
 fn step<S: Server>(server: &mut S, incoming: &Received) -> Received {
-    let (fault, after_send) = abi::inject::split(incoming.fault);
+    let (fault, after_send) = abi::fault::split(incoming.fault);
     if !after_send {
         crate::inject::planned(fault);
     }

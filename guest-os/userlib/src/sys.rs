@@ -16,7 +16,7 @@ pub struct Regs {
     pub label: u64,
     /// The message words.
     pub words: [u64; MSG_WORDS],
-    /// rcx: on a delivered message, the fault planned for it (an `abi::inject::FaultKind`
+    /// rcx: on a delivered message, the fault planned for it (an `abi::fault::FaultKind`
     /// number; 0 for none).
     pub fault: u64,
 }

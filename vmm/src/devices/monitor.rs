@@ -15,10 +15,9 @@
 
 use crate::memory::GuestMemory;
 use crate::outcome::{Stop, Violation};
+use abi::fault::{FaultCause, NO_VECTOR};
 use abi::hypercall::{Hypercall, MAX_LOG_LEN, MAX_PANIC_TEXT, RecoveryCall};
-use abi::monitor::{
-    CrashContext, FaultCause, FaultRecord, MonitorPage, NO_VECTOR, SentWindow, WorkloadReport,
-};
+use abi::monitor::{CrashContext, FaultRecord, MonitorPage, SentWindow, WorkloadReport};
 use abi::status::GUEST_MAX;
 use std::fmt;
 use vm_memory::{Bytes, GuestAddress};
@@ -85,7 +84,7 @@ impl fmt::Display for Fault {
         }
         write!(f, " after {} messages", r.messages)?;
         if r.vector != NO_VECTOR {
-            let name = abi::monitor::exception_name(r.vector).unwrap_or("unknown");
+            let name = abi::fault::exception_name(r.vector).unwrap_or("unknown");
             write!(f, "; exception {name} (vector {})", r.vector)?;
         }
         if let Some(kind) = self.context.injected() {
@@ -374,7 +373,7 @@ mod tests {
         );
         // A planned fault's kind, from the crash context.
         page.crash.flags =
-            (abi::inject::FaultKind::Hang as u32) << abi::monitor::CrashContext::INJECTED_SHIFT;
+            (abi::fault::FaultKind::Hang as u32) << abi::monitor::CrashContext::INJECTED_SHIFT;
         page.fault.vector = NO_VECTOR;
         write_page(&m, &page);
         let Effect::Fault(fault) = handle(&m, 3, &frame([0; 4])).expect("ok") else {

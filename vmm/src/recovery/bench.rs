@@ -22,7 +22,7 @@
 
 use crate::bench::{Stats, write_json_atomic};
 use abi::Backend;
-use abi::inject::FaultKind;
+use abi::fault::FaultKind;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

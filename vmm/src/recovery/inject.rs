@@ -1,5 +1,5 @@
 //! `vmm run --fault SERVER:KIND@N`: crash server SERVER while it handles its N-th message, with
-//! fault KIND ([`abi::inject::FaultKind`]). `SERVER:KIND@N+P` crashes it again every P messages
+//! fault KIND ([`abi::fault::FaultKind`]). `SERVER:KIND@N+P` crashes it again every P messages
 //! after that (for benchmarks: a crash rate). A `:after-send` suffix moves the fault to the end
 //! of the handler (before the reply) of the first message from the N-th on during which the
 //! server sent a message to a peer: a crash that leaves the peer holding an effect the crashed
@@ -11,7 +11,7 @@
 //! a rollback cannot re-arm a fault: each fires once) and hands the kind to the server with its
 //! N-th message, and userlib's loop executes the fault in the server's own code.
 
-use abi::inject::{AFTER_SEND, FaultKind};
+use abi::fault::{AFTER_SEND, FaultKind};
 use abi::monitor::{FaultPlan, MAX_PLANNED_FAULTS};
 use std::fmt;
 

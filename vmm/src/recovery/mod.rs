@@ -31,10 +31,10 @@ use crate::devices::monitor::{Fault, PendingSnapshot};
 use crate::layout::{Layout, SlotKind};
 use crate::memory::GuestMemory;
 use crate::outcome::{Stop, Violation};
+use abi::fault::FaultCause;
 use abi::monitor::{
-    CrashContext, FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultCause, FaultPlan, MAX_PLANNED_FAULTS,
-    MONITOR_MAGIC, MONITOR_VERSION, MonitorPage, SentRecord, SentWindow, Verdict, VerdictAction,
-    WINDOW_MAX,
+    CrashContext, FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultPlan, MAX_PLANNED_FAULTS, MONITOR_MAGIC,
+    MONITOR_VERSION, MonitorPage, SentRecord, SentWindow, Verdict, VerdictAction, WINDOW_MAX,
 };
 use abi::requests::RequestTable;
 use declarations::{Declarations, Finding};
@@ -1239,7 +1239,7 @@ mod tests {
     /// abi and the policies name it), the `--help` text and the table in docs/recovery.md.
     #[test]
     fn one_name_per_fault_kind_everywhere() {
-        use abi::inject::FaultKind;
+        use abi::fault::FaultKind;
         use clap::CommandFactory;
         let kinds: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
         for k in FaultKind::ALL {

@@ -13,8 +13,9 @@
 //! same directory, then a rename).
 
 use crate::devices::monitor::Fault;
-use abi::inject::FaultKind;
-use abi::monitor::{NO_VECTOR, WorkloadReport, exception_name};
+use abi::fault::FaultKind;
+use abi::fault::{NO_VECTOR, exception_name};
+use abi::monitor::WorkloadReport;
 use policies::{Cause, DecisionRecord, Outcome};
 use serde::Serialize;
 

@@ -126,7 +126,7 @@ fn main(_me: TaskId, a0: u64, a1: u64) -> ! {
 fn fault(mode: &[u8]) {
     let kind = core::str::from_utf8(mode)
         .ok()
-        .and_then(abi::inject::FaultKind::from_name);
+        .and_then(abi::fault::FaultKind::from_name);
     match kind {
         Some(kind) => inject::planned(kind as u64),
         None => {

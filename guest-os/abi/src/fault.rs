@@ -1,11 +1,125 @@
-//! Fault injection: the faults a server can be made to take while it handles a chosen message
-//! (`vmm run --fault SERVER:KIND@N`).
+//! Faults: what can stop a task (its cause, as the kernel records it), the faults a server can
+//! be made to take (`vmm run --fault SERVER:KIND@N`), and their names: one vocabulary used by
+//! the kernel, the VMM's lines and reports, and `--fault`. A leaf module: the monitor page's
+//! records and the fault plan use it, it uses nothing.
 //!
 //! The VMM writes the plan into the monitor page before boot ([`crate::monitor::FaultPlan`]);
 //! the kernel keeps it in its own task table (outside every state arena, so a rollback cannot
 //! re-arm a fault) and, when it delivers the planned message, hands the kind to the task in
 //! `rcx` ([`crate::ipc`]). userlib's task loop then executes the fault itself, in the server's
 //! own text: a real CPU exception (or panic, hang, wild write), never a "crash me" request.
+
+/// Why a task was stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum FaultCause {
+    /// #DE: integer divide by zero or overflow.
+    DivideError = 1,
+    /// #UD: illegal instruction.
+    InvalidOpcode = 2,
+    /// #GP: general protection (privileged instruction, non-canonical address, ...).
+    GeneralProtection = 3,
+    /// #PF outside the stack guard page.
+    PageFault = 4,
+    /// #PF in the guard page below the task's stack.
+    StackOverflow = 5,
+    /// Another CPU exception (vector in the record).
+    OtherException = 6,
+    /// The task's own panic (userlib's panic handler asked the kernel to stop it).
+    Panic = 7,
+    /// The task ran past its per-message time budget: a hang.
+    BudgetOverrun = 8,
+    /// #MF / #XM: x87 or SIMD floating-point exception.
+    FloatingPoint = 9,
+    /// A canary of the task's declared state was overwritten (checked at its boundary, before
+    /// its reply was released).
+    Corruption = 10,
+}
+
+impl FaultCause {
+    /// The cause with this number, if any.
+    pub const fn from_number(n: u32) -> Option<Self> {
+        Some(match n {
+            1 => Self::DivideError,
+            2 => Self::InvalidOpcode,
+            3 => Self::GeneralProtection,
+            4 => Self::PageFault,
+            5 => Self::StackOverflow,
+            6 => Self::OtherException,
+            7 => Self::Panic,
+            8 => Self::BudgetOverrun,
+            9 => Self::FloatingPoint,
+            10 => Self::Corruption,
+            _ => return None,
+        })
+    }
+
+    /// Its name in the fault vocabulary: the name of the `--fault` kind that produces it where
+    /// one does (`div-zero`, `illegal-insn`, `gp`, `stack-overflow`, `panic`, `hang`,
+    /// `corrupt-state`), else its own (`page-fault`, `floating-point`, `exception`). A page
+    /// fault in the null page is `null-deref`: see [`FaultRecord::cause_name`].
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::DivideError => "div-zero",
+            Self::InvalidOpcode => "illegal-insn",
+            Self::GeneralProtection => "gp",
+            Self::PageFault => "page-fault",
+            Self::StackOverflow => "stack-overflow",
+            Self::OtherException => "exception",
+            Self::Panic => "panic",
+            Self::BudgetOverrun => "hang",
+            Self::FloatingPoint => "floating-point",
+            Self::Corruption => "corrupt-state",
+        }
+    }
+
+    /// The cause of CPU exception `vector`; `guard_hit` tells a #PF in the stack guard page.
+    pub const fn from_exception(vector: u64, guard_hit: bool) -> Self {
+        match vector {
+            0 => Self::DivideError,
+            6 => Self::InvalidOpcode,
+            13 => Self::GeneralProtection,
+            14 if guard_hit => Self::StackOverflow,
+            14 => Self::PageFault,
+            16 | 19 => Self::FloatingPoint,
+            _ => Self::OtherException,
+        }
+    }
+}
+
+/// `FaultRecord::vector` of faults that are not CPU exceptions (panics, hangs, corruption).
+pub const NO_VECTOR: u32 = u32::MAX;
+
+/// Page faults below this address are null-pointer dereferences (`null-deref`).
+pub const NULL_PAGE_END: u64 = 4096;
+
+/// The CPU's name of exception `vector` (Intel SDM vol. 3, table 6-1), lower-case; `None` past
+/// the architectural ones.
+pub const fn exception_name(vector: u32) -> Option<&'static str> {
+    Some(match vector {
+        0 => "divide-error",
+        1 => "debug",
+        2 => "nmi",
+        3 => "breakpoint",
+        4 => "overflow",
+        5 => "bound-range",
+        6 => "invalid-opcode",
+        7 => "device-not-available",
+        8 => "double-fault",
+        10 => "invalid-tss",
+        11 => "segment-not-present",
+        12 => "stack-segment",
+        13 => "general-protection",
+        14 => "page-fault",
+        16 => "x87-floating-point",
+        17 => "alignment-check",
+        18 => "machine-check",
+        19 => "simd-floating-point",
+        20 => "virtualization",
+        21 => "control-protection",
+        _ => return None,
+    })
+}
 
 /// Bit of a planned fault's kind (in [`crate::monitor::FaultPlan::kind`] and in the `rcx` a task
 /// receives with a message): take the fault *after* handling the message, before its reply,
@@ -92,8 +206,8 @@ impl FaultKind {
 
     /// The cause the kernel records when this fault strikes (a null dereference is a page
     /// fault in the null page). Its name is the kind's own name.
-    pub const fn cause(self) -> crate::monitor::FaultCause {
-        use crate::monitor::FaultCause;
+    pub const fn cause(self) -> FaultCause {
+        use FaultCause;
         match self {
             Self::NullDeref => FaultCause::PageFault,
             Self::IllegalInsn => FaultCause::InvalidOpcode,
@@ -125,7 +239,7 @@ mod tests {
     /// One name per fault: the cause a kind produces is recorded under the kind's name.
     #[test]
     fn each_kind_is_recorded_under_its_own_name() {
-        use crate::monitor::{FaultCause, FaultRecord};
+        use crate::monitor::FaultRecord;
         for k in FaultKind::ALL {
             let record = FaultRecord {
                 cause: k.cause() as u32,
