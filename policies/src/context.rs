@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::action::{ActionKind, Decision};
-use crate::fault::{Cause, FaultRecord, Micros, ServerRef};
+use crate::fault::{Cause, Fault, Micros, ServerRef};
 
 /// Crash limits above this are clamped: [`History`] keeps enough crashes to count this many.
 pub const MAX_CRASH_LIMIT: u32 = 100_000;
@@ -62,7 +62,7 @@ impl History {
 
     /// Appends the crash `fault` and the action `decision` took on it: what the recovery engine
     /// calls after each decision.
-    pub fn record_decision(&mut self, fault: &FaultRecord, decision: &Decision) {
+    pub fn record_decision(&mut self, fault: &Fault, decision: &Decision) {
         self.record(PastCrash {
             at: fault.at,
             cause: fault.cause,
@@ -149,7 +149,7 @@ impl RecoveryWindow {
 #[derive(Clone, Copy, Debug)]
 pub struct Crash<'a> {
     /// The fault.
-    pub fault: &'a FaultRecord,
+    pub fault: &'a Fault,
     /// The server's earlier crashes (not including this one).
     pub history: &'a History,
     /// What the server did since its last boundary.

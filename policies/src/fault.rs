@@ -139,7 +139,7 @@ impl Serialize for Cause {
 
 /// One crash, as the recovery engine reports it to a policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FaultRecord {
+pub struct Fault {
     /// The server that stopped.
     pub server: ServerRef,
     /// Its generation when it stopped.
@@ -154,7 +154,7 @@ pub struct FaultRecord {
     pub at: Micros,
 }
 
-impl FaultRecord {
+impl Fault {
     /// The faulting address (CR2), for page faults.
     pub fn fault_addr(&self) -> Option<u64> {
         self.cause.addr()

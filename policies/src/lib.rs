@@ -3,7 +3,7 @@
 //! server's policy, carries out the action and records the outcome.
 //!
 //! ```text
-//!  FaultRecord + History + RecoveryWindow + InFlight + now  ──►  Crash
+//!  Fault + History + RecoveryWindow + InFlight + now  ──►  Crash
 //!  Crash ──► RecoveryPolicy::decide ──► Decision { action, policy, reason, delay }
 //!  Crash + Decision ──► DecisionRecord (console line, --report JSON); engine fills its Outcome
 //! ```
@@ -31,7 +31,7 @@
 //! use policies::*;
 //!
 //! let set = load("[recovery.servers.kv]\npolicy = \"replay\"\n", &["names", "kv", "fs"])?;
-//! let fault = FaultRecord {
+//! let fault = Fault {
 //!     server: ServerRef::new(1, "kv"),
 //!     generation: 1,
 //!     cause: Cause::PageFault { addr: 0 },
@@ -76,7 +76,7 @@ pub use config::{
 pub use context::{
     Crash, History, InFlight, MAX_CRASH_LIMIT, MAX_WINDOW, PastCrash, RecoveryWindow, SentMessage,
 };
-pub use fault::{Cause, FaultRecord, Micros, NULL_PAGE_END, ServerRef};
+pub use fault::{Cause, Fault, Micros, NULL_PAGE_END, ServerRef};
 pub use guard::{
     DependencyGuard, DependencyProblem, Unrecoverable, UnsafeFallback, consistent_cut,
 };

@@ -155,10 +155,10 @@ impl RecoveryPolicy for FailStop {
 pub(crate) mod tests {
     use super::*;
     use crate::context::{History, InFlight, RecoveryWindow};
-    use crate::fault::{Cause, FaultRecord, Micros, ServerRef};
+    use crate::fault::{Cause, Fault, Micros, ServerRef};
 
-    pub(crate) fn fault() -> FaultRecord {
-        FaultRecord {
+    pub(crate) fn fault() -> Fault {
+        Fault {
             server: ServerRef::new(2, "kv"),
             generation: 1,
             cause: Cause::PageFault { addr: 0 },

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use policies::{
-    Action, Cause, Crash, DecisionRecord, FaultRecord, History, InFlight, Micros, PolicySet,
+    Action, Cause, Crash, DecisionRecord, Fault, History, InFlight, Micros, PolicySet,
     RecoveryWindow, SentMessage, ServerAction, ServerRef, load,
 };
 
@@ -87,7 +87,7 @@ impl World {
 
     /// Asks fs's policy in `set` and carries the decision out. `None`: the VM stopped.
     fn recover(&mut self, set: &PolicySet) -> Option<ServerAction> {
-        let fault = FaultRecord {
+        let fault = Fault {
             server: ServerRef::new(2, "fs"),
             generation: 1,
             cause: Cause::PageFault { addr: 0 },
@@ -200,7 +200,7 @@ fn the_default_stops_when_kv_cannot_be_rolled_back() {
 fn the_decision_names_the_peer() {
     let w = World::new(false, false);
     let set = policies("");
-    let fault = FaultRecord {
+    let fault = Fault {
         server: ServerRef::new(2, "fs"),
         generation: 3,
         cause: Cause::Panic,

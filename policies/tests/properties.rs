@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use policies::{
     Action, Backoff, Cause, Crash, DecisionRecord, DependencyGuard, EscalationChain, FailStop,
-    FaultRecord, History, InFlight, Micros, RecoveryPolicy, RecoveryWindow, Replay, RestartFresh,
+    Fault, History, InFlight, Micros, RecoveryPolicy, RecoveryWindow, Replay, RestartFresh,
     Rollback, SentMessage, ServerAction, ServerRef, Threshold, UnsafeFallback, load,
 };
 use proptest::prelude::*;
@@ -28,8 +28,8 @@ fn one_clean_line(text: &str) -> bool {
         .any(|c| c.is_control() || bidi(c) || matches!(c, '\u{2028}' | '\u{2029}'))
 }
 
-fn fault(at: u64) -> FaultRecord {
-    FaultRecord {
+fn fault(at: u64) -> Fault {
+    Fault {
         server: ServerRef::new(2, "fs"),
         generation: 1,
         cause: Cause::Panic,

@@ -4,22 +4,22 @@
 //! with `panic = "abort"` would kill the VMM, and blocks forever when stderr is a full pipe, which
 //! would make the VMM deaf to Ctrl-C and `--timeout`. This crate-local `eprintln!` (declared
 //! before every other module, so it shadows the standard one crate-wide) drops the line instead:
-//! on an error, and on an interrupted write once the VM is being stopped ([`crate::vcpu::kicked`]).
+//! on an error, and on an interrupted write once the VM is being stopped ([`crate::kick::kicked`]).
 
 use std::io::Write;
 
 /// Writes a whole buffer to `out`; gives up (returning false) on an error, or once the VM is
-/// being stopped (a kick interrupts a blocked write; `vcpu::stop_thread` repeats the kick). Used for stderr here and for the guest console in `devices::serial`.
+/// being stopped (a kick interrupts a blocked write; `kick::stop_thread` repeats the kick). Used for stderr here and for the guest console in `devices::serial`.
 pub fn write_unless_stopping(out: &mut impl Write, mut buf: &[u8]) -> bool {
     while !buf.is_empty() {
-        if crate::vcpu::kicked() {
+        if crate::kick::kicked() {
             return false;
         }
         match out.write(buf) {
             Ok(0) => return false,
             Ok(n) => buf = &buf[n..],
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                if crate::vcpu::kicked() {
+                if crate::kick::kicked() {
                     return false;
                 }
             }

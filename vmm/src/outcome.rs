@@ -157,7 +157,7 @@ pub enum Stop {
         reason: String,
     },
     /// The recovery engine could not snapshot or restore a server.
-    Recovery(crate::recovery::RecoveryError),
+    Recovery(crate::recovery::error::RecoveryError),
 }
 
 fn rip(rip: &Option<u64>) -> String {
@@ -274,7 +274,7 @@ mod tests {
                 server: "kv".into(),
                 reason: "too many crashes".into(),
             },
-            Stop::Recovery(crate::recovery::RecoveryError::Versions(1)),
+            Stop::Recovery(crate::recovery::error::RecoveryError::Versions(1)),
         ];
         for s in stops {
             let m = s.message().expect("explained");

@@ -1,79 +1,19 @@
 //! The vCPU thread: runs `KVM_RUN` in a loop, hands exits to the [`Bus`], and stops promptly
-//! when asked from another thread.
-//!
-//! Stopping a vCPU that may be inside `KVM_RUN` (or just about to enter it) without a race: the
-//! controller sets the stop flag, then sends [`kick_signal`] to the vCPU thread. The signal's
-//! handler sets `kvm_run.immediate_exit`, so `KVM_RUN` returns `EINTR` at once whether the signal
-//! arrived before entry (KVM checks the flag on entry) or during guest execution (the signal
-//! forces an exit). The loop then sees the flag and returns [`Stop::Kicked`].
+//! when asked from another thread (the kick: [`crate::kick`]); the loop then sees the stop flag
+//! and returns [`Stop::Kicked`].
 
 use crate::devices::bus::{Bus, PioAction};
-use crate::devices::monitor::{self, CallFrame, Effect, GuestRecords, MonitorInfo};
+use crate::devices::monitor::{self, Call, CallFrame, MonitorInfo};
+use crate::kick;
 use crate::memory::GuestMemory;
 use crate::outcome::Stop;
+use crate::records::GuestRecords;
 use crate::recovery::Engine;
 use crate::recovery::dirty::KvmDirtyLog;
 use kvm_ioctls::{VcpuExit, VcpuFd};
-use std::cell::Cell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-thread_local! {
-    /// This thread's `kvm_run.immediate_exit`, for the kick handler.
-    static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
-}
-
-thread_local! {
-    /// Set by the kick handler on the kicked thread: it is being stopped, so blocking host I/O
-    /// (a console write to a full pipe) interrupted by the kick gives up rather than retries.
-    static KICKED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// True once this thread has been kicked (its VM is stopping). Other threads are unaffected:
-/// the main thread still prints its closing messages.
-pub fn kicked() -> bool {
-    KICKED.with(Cell::get)
-}
-
-/// The real-time signal used to kick a vCPU thread out of `KVM_RUN`.
-pub fn kick_signal() -> libc::c_int {
-    vmm_sys_util::signal::SIGRTMIN()
-}
-
-extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    KICKED.with(|k| k.set(true));
-    let ptr = IMMEDIATE_EXIT.with(Cell::get);
-    if !ptr.is_null() {
-        // SAFETY: the pointer was set by this thread's `Vcpu::run` to a byte of its own mapped
-        // kvm_run page (KVM shares it with the kernel, which only reads it on entry) and is
-        // cleared before that mapping can go away. The store is atomic, so it cannot tear
-        // against kvm-ioctls' own write of the byte; an atomic byte store is async-signal-safe.
-        unsafe { std::sync::atomic::AtomicU8::from_ptr(ptr) }.store(1, Ordering::Release);
-    }
-}
-
-/// Stops a vCPU thread: sets its stop flag and kicks it until it has ended.
-///
-/// One kick is enough for `KVM_RUN`, but the thread may also be blocked in host I/O for the guest
-/// (a console write to a full pipe): the kick interrupts it and the writer gives up, yet a kick
-/// landing just before such a call would be lost, so the kick is repeated every few milliseconds
-/// until the thread is gone.
-pub fn stop_thread<T>(handle: &std::thread::JoinHandle<T>, stop: &AtomicBool) {
-    use vmm_sys_util::signal::Killable;
-    stop.store(true, Ordering::Release);
-    while !handle.is_finished() {
-        // A failed kick means the thread has already ended.
-        let _ = handle.kill(kick_signal());
-        std::thread::park_timeout(std::time::Duration::from_millis(5));
-    }
-}
-
-/// Installs the kick handler (process-wide; call once before starting vCPU threads).
-pub fn install_kick_handler() -> std::io::Result<()> {
-    vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
-        .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
-}
 
 /// One vCPU and what it needs to handle exits.
 #[derive(Debug)]
@@ -140,7 +80,7 @@ impl<W: Write> Vcpu<W> {
     /// Runs the guest until it stops; returns why.
     pub fn run(mut self) -> Stop {
         let run = self.fd.get_kvm_run();
-        IMMEDIATE_EXIT.with(|p| p.set(&mut run.immediate_exit));
+        kick::arm(&mut run.immediate_exit);
         let stop = loop {
             if self.stop.load(Ordering::Acquire) {
                 break Stop::Kicked;
@@ -149,7 +89,7 @@ impl<W: Write> Vcpu<W> {
                 break stop;
             }
         };
-        IMMEDIATE_EXIT.with(|p| p.set(std::ptr::null_mut()));
+        kick::disarm();
         if let Some(engine) = &self.engine {
             self.records().recovery = Some(engine.summary());
         }
@@ -217,15 +157,15 @@ impl<W: Write> Vcpu<W> {
             }
         };
         match effect {
-            Effect::Continue => Ok(()),
-            Effect::Log(line) => {
+            Call::Continue => Ok(()),
+            Call::Log(line) => {
                 if !self.quiet {
                     eprintln!("vmm: guest log: {line}");
                 }
                 Ok(())
             }
-            Effect::Exit(status) => Err(Stop::GuestExit(status)),
-            Effect::Fault(fault) => {
+            Call::Exit(status) => Err(Stop::GuestExit(status)),
+            Call::Fault(fault) => {
                 // The VM keeps running: the guest kernel confined the fault to the task, and the
                 // engine (if any) restores it before the guest goes on; its line is written by
                 // the engine's log thread, not to delay the recovery.
@@ -240,11 +180,11 @@ impl<W: Write> Vcpu<W> {
                     }
                 }
             }
-            Effect::Report(report) => {
+            Call::Report(report) => {
                 self.records().workload = Some(report);
                 Ok(())
             }
-            Effect::Snapshots(pending) => match &mut self.engine {
+            Call::Snapshots(pending) => match &mut self.engine {
                 Some(engine) => {
                     engine.snapshot_exit();
                     pending
@@ -253,7 +193,7 @@ impl<W: Write> Vcpu<W> {
                 }
                 None => Ok(()),
             },
-            Effect::Restarted { task, tsc } => {
+            Call::Restarted { task, tsc } => {
                 if let Some(engine) = &mut self.engine {
                     engine.restarted(task, tsc);
                 }

@@ -4,18 +4,20 @@ use crate::backend;
 use crate::boot::{self, BootError};
 use crate::config::{ImageSource, VmConfig};
 use crate::devices::bus::{Bus, IoCounters};
-use crate::devices::monitor::{GuestRecords, MonitorInfo};
+use crate::devices::monitor::MonitorInfo;
 use crate::devices::serial::{self, COM1_IRQ};
 use crate::event_loop::{self, LoopInputs, Shutdown, SignalFd};
 use crate::image::{Image, ImageError};
+use crate::kick;
 use crate::layout::{self, Layout, LayoutError};
 use crate::memory::{self, MemoryError};
 use crate::outcome::Stop;
+use crate::records::GuestRecords;
 use crate::recovery::dirty::{self, KvmDirtyLog};
 use crate::recovery::inject::{self, FaultSpecError};
 use crate::recovery::report::Summary;
 use crate::recovery::{Engine, RecoveryError, RecoveryOptions};
-use crate::vcpu::{self, Vcpu};
+use crate::vcpu::Vcpu;
 use abi::monitor::WorkloadReport;
 use abi::{Backend, status};
 use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
@@ -121,7 +123,7 @@ pub struct RunReport {
     pub unknown_mmio: u64,
     /// The workload's figures, if the guest reported them (REPORT hypercall).
     pub workload: Option<WorkloadReport>,
-    /// Fault records the guest reported (tasks it stopped; the VM kept running).
+    /// FaultReport records the guest reported (tasks it stopped; the VM kept running).
     pub faults: u64,
     /// What the recovery engine did (images with servers, recovery on).
     pub recovery: Option<Summary>,
@@ -300,7 +302,7 @@ pub fn run(
     // Block the stop signals before any other thread exists, so that they reach only the loop.
     let signals = SignalFd::new().map_err(os("signalfd"))?;
     let built = build(config, &image, &layout, backend, recovery, planned)?;
-    vcpu::install_kick_handler().map_err(os("the vCPU kick signal"))?;
+    kick::install_kick_handler().map_err(os("the vCPU kick signal"))?;
 
     let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(os("COM1 irqfd"))?;
     built
@@ -360,7 +362,7 @@ pub fn run(
         stdin: true,
     });
     if !matches!(shutdown, Ok(Shutdown::VcpuStopped)) {
-        vcpu::stop_thread(&handle, &stop_flag);
+        kick::stop_thread(&handle, &stop_flag);
     }
     // The vCPU thread cannot panic into us (panic = "abort"), so join only fails if it did abort.
     let stop = handle.join().unwrap_or(Stop::Kicked);

@@ -1,7 +1,7 @@
 use super::*;
 use crate::action::Action;
 use crate::context::{History, InFlight, RecoveryWindow, SentMessage};
-use crate::fault::{Cause, FaultRecord, Micros, ServerRef};
+use crate::fault::{Cause, Fault, Micros, ServerRef};
 
 const SERVERS: [&str; 4] = ["names", "kv", "fs", "bank"];
 
@@ -232,7 +232,7 @@ fn crash_decision(
     sent: Vec<SentMessage>,
     idempotent: bool,
 ) -> Action {
-    let f = FaultRecord {
+    let f = Fault {
         server: ServerRef::new(1, server),
         generation: 1,
         cause: Cause::Panic,
@@ -313,7 +313,7 @@ fn hand_built_settings_still_end_in_fail_stop() {
         ..ServerPolicy::default()
     };
     let p = s.build();
-    let f = FaultRecord {
+    let f = Fault {
         server: ServerRef::new(0, "names"),
         generation: 1,
         cause: Cause::Hang,
@@ -346,7 +346,7 @@ fn hand_built_settings_still_end_in_fail_stop() {
 fn on_replay_crash_decides_a_second_crash_of_a_replay() {
     let text = "[recovery.default]\npolicy = \"replay\"\non_replay_crash = \"restart\"";
     let set = load(text, &SERVERS).expect("valid");
-    let f = FaultRecord {
+    let f = Fault {
         server: ServerRef::new(1, "kv"),
         generation: 1,
         cause: Cause::Panic,

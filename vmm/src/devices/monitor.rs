@@ -32,21 +32,9 @@ pub struct MonitorInfo {
     pub tasks: Vec<String>,
 }
 
-/// What the guest handed the VMM during a run, shared between the vCPU thread and the run's
-/// report.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct GuestRecords {
-    /// The workload's report, if one arrived.
-    pub workload: Option<WorkloadReport>,
-    /// Fault records received.
-    pub faults: u64,
-    /// What the recovery engine did (runs with one).
-    pub recovery: Option<crate::recovery::report::Summary>,
-}
-
 /// A fault record, decoded for printing.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fault {
+pub struct FaultReport {
     /// The task's name from the layout, or `#N` for an index the layout does not know.
     pub task: String,
     /// The cause, if the number is known.
@@ -64,7 +52,7 @@ pub struct Fault {
     pub pending_snapshots: Vec<PendingSnapshot>,
 }
 
-impl fmt::Display for Fault {
+impl fmt::Display for FaultReport {
     /// `kv null-deref at rip 0x300123 addr 0x0 after 12 messages; exception page-fault
     /// (vector 14); injected null-deref`: the cause in the fault vocabulary, what the CPU
     /// raised (for exceptions), the planned fault it was (if one was), then a panic's text.
@@ -128,7 +116,7 @@ pub struct CallFrame {
 
 /// What a call asks of the VMM.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Effect {
+pub enum Call {
     /// Keep running.
     Continue,
     /// Print this line on stderr, then keep running.
@@ -136,7 +124,7 @@ pub enum Effect {
     /// Stop the VM.
     Exit(u8),
     /// A guest task stopped: print it, keep running.
-    Fault(Box<Fault>),
+    Fault(Box<FaultReport>),
     /// The workload's final figures: record them, keep running.
     Report(WorkloadReport),
     /// These servers reached boundaries not yet snapshotted, in task order (one for a
@@ -157,7 +145,7 @@ pub fn handle(
     monitor: &MonitorInfo,
     number: u32,
     frame: &CallFrame,
-) -> Result<Effect, Stop> {
+) -> Result<Call, Stop> {
     let violation = |v| Err(Stop::Protocol(v));
     if frame.cpl != 0 {
         return violation(Violation::UserModeCall {
@@ -172,7 +160,7 @@ pub fn handle(
             rip: frame.rip,
         }),
         Some(Hypercall::Exit) => match u8::try_from(a0) {
-            Ok(s) if s <= GUEST_MAX => Ok(Effect::Exit(s)),
+            Ok(s) if s <= GUEST_MAX => Ok(Call::Exit(s)),
             _ => violation(Violation::ExitStatus(a0)),
         },
         Some(Hypercall::Log) => {
@@ -183,9 +171,9 @@ pub fn handle(
             if mem.read_slice(&mut buf, GuestAddress(a0)).is_err() {
                 return violation(Violation::LogRange { addr: a0, len: a1 });
             }
-            Ok(Effect::Log(sanitize(&buf)))
+            Ok(Call::Log(sanitize(&buf)))
         }
-        Some(Hypercall::Report) => Ok(Effect::Report(read_page(mem, monitor)?.report)),
+        Some(Hypercall::Report) => Ok(Call::Report(read_page(mem, monitor)?.report)),
         // Recovery calls with a zero word: task 0, boundary number 0 mod 2^16.
         Some(
             call @ (Hypercall::Fault
@@ -209,18 +197,18 @@ pub fn handle_recovery(
     mem: &GuestMemory,
     monitor: &MonitorInfo,
     rc: RecoveryCall,
-) -> Result<Effect, Stop> {
+) -> Result<Call, Stop> {
     match rc.call {
-        Hypercall::Boundary => Ok(Effect::Snapshots(vec![PendingSnapshot::new(
+        Hypercall::Boundary => Ok(Call::Snapshots(vec![PendingSnapshot::new(
             u64::from(rc.task),
             rc.extra,
             0,
         )])),
-        Hypercall::Restarted => Ok(Effect::Restarted {
+        Hypercall::Restarted => Ok(Call::Restarted {
             task: u64::from(rc.task),
             tsc: read_page(mem, monitor)?.restart_tsc,
         }),
-        Hypercall::Snapshots => Ok(Effect::Snapshots(pending(
+        Hypercall::Snapshots => Ok(Call::Snapshots(pending(
             &read_page(mem, monitor)?,
             u32::from(rc.extra),
         ))),
@@ -236,7 +224,7 @@ pub fn handle_recovery(
             let mut text = vec![0u8; context.text_len.min(MAX_PANIC_TEXT) as usize];
             let read = mem.read_slice(&mut text, GuestAddress(context.text_addr));
             let text = (!text.is_empty() && read.is_ok()).then(|| sanitize(&text));
-            Ok(Effect::Fault(Box::new(Fault {
+            Ok(Call::Fault(Box::new(FaultReport {
                 task,
                 cause: FaultCause::from_number(record.cause),
                 record,
@@ -321,7 +309,7 @@ mod tests {
         }
     }
 
-    fn handle(m: &GuestMemory, number: u32, frame: &CallFrame) -> Result<Effect, Stop> {
+    fn handle(m: &GuestMemory, number: u32, frame: &CallFrame) -> Result<Call, Stop> {
         super::handle(m, &info(), number, frame)
     }
 
@@ -353,7 +341,7 @@ mod tests {
             ..Default::default()
         };
         write_page(&m, &page);
-        let Effect::Fault(fault) = handle(&m, 3, &frame([0; 4])).expect("ok") else {
+        let Call::Fault(fault) = handle(&m, 3, &frame([0; 4])).expect("ok") else {
             panic!("not a fault");
         };
         assert_eq!(
@@ -364,7 +352,7 @@ mod tests {
         page.fault.task = 77;
         page.fault.cause = 999;
         write_page(&m, &page);
-        let Effect::Fault(fault) = handle(&m, 3, &frame([0; 4])).expect("ok") else {
+        let Call::Fault(fault) = handle(&m, 3, &frame([0; 4])).expect("ok") else {
             panic!("not a fault");
         };
         assert_eq!(
@@ -376,7 +364,7 @@ mod tests {
             (abi::fault::FaultKind::Hang as u32) << abi::monitor::CrashContext::INJECTED_SHIFT;
         page.fault.vector = NO_VECTOR;
         write_page(&m, &page);
-        let Effect::Fault(fault) = handle(&m, 3, &frame([0; 4])).expect("ok") else {
+        let Call::Fault(fault) = handle(&m, 3, &frame([0; 4])).expect("ok") else {
             panic!("not a fault");
         };
         assert_eq!(
@@ -396,7 +384,7 @@ mod tests {
                 extra: 0,
             };
             match handle_recovery(&m, &info(), call) {
-                Ok(Effect::Fault(f)) => f,
+                Ok(Call::Fault(f)) => f,
                 other => panic!("not a fault: {other:?}"),
             }
         };
@@ -420,14 +408,14 @@ mod tests {
         let call = abi::hypercall::recovery_call(word).expect("recovery call");
         assert_eq!(
             handle_recovery(&m, &info(), call).expect("ok"),
-            Effect::Snapshots(vec![PendingSnapshot::new(200, 0xbeef, 0)])
+            Call::Snapshots(vec![PendingSnapshot::new(200, 0xbeef, 0)])
         );
         let mut page = valid_page();
         page.restart_tsc = 12345;
         write_page(&m, &page);
         assert_eq!(
             handle(&m, 6, &frame([0; 4])).expect("ok"),
-            Effect::Restarted {
+            Call::Restarted {
                 task: 0,
                 tsc: 12345
             }
@@ -458,14 +446,14 @@ mod tests {
         let call = abi::hypercall::recovery_call(word).expect("recovery call");
         assert_eq!(
             handle_recovery(&m, &info(), call).expect("ok"),
-            Effect::Snapshots(vec![
+            Call::Snapshots(vec![
                 PendingSnapshot::new(1, 0x1234, 0),
                 PendingSnapshot::new(3, 7, 5)
             ])
         );
         let fault = abi::hypercall::recovery_call(Hypercall::Fault as u32).expect("FAULT");
         match handle_recovery(&m, &info(), fault) {
-            Ok(Effect::Fault(f)) => {
+            Ok(Call::Fault(f)) => {
                 assert_eq!(f.pending_snapshots, vec![PendingSnapshot::new(3, 7, 5)]);
             }
             other => panic!("{other:?}"),
@@ -475,7 +463,7 @@ mod tests {
         page.pending_snapshots = 1 << 20;
         write_page(&m, &page);
         match handle_recovery(&m, &info(), fault) {
-            Ok(Effect::Fault(f)) => {
+            Ok(Call::Fault(f)) => {
                 assert_eq!(f.pending_snapshots, vec![PendingSnapshot::new(20, 0, 0)]);
             }
             other => panic!("{other:?}"),
@@ -489,7 +477,7 @@ mod tests {
         page.report.ops = 500;
         page.report.mismatches = 2;
         write_page(&m, &page);
-        let Effect::Report(r) = handle(&m, 4, &frame([0; 4])).expect("ok") else {
+        let Call::Report(r) = handle(&m, 4, &frame([0; 4])).expect("ok") else {
             panic!("not a report");
         };
         assert_eq!((r.ops, r.mismatches), (500, 2));
@@ -525,7 +513,7 @@ mod tests {
         }
     }
 
-    fn violation(r: Result<Effect, Stop>) -> Violation {
+    fn violation(r: Result<Call, Stop>) -> Violation {
         match r {
             Err(Stop::Protocol(v)) => v,
             other => panic!("expected a violation, got {other:?}"),
@@ -537,11 +525,11 @@ mod tests {
         let m = mem();
         assert_eq!(
             handle(&m, 1, &frame([0, 0, 0, 0])).expect("ok"),
-            Effect::Exit(0)
+            Call::Exit(0)
         );
         assert_eq!(
             handle(&m, 1, &frame([63, 0, 0, 0])).expect("ok"),
-            Effect::Exit(63)
+            Call::Exit(63)
         );
         assert_eq!(
             violation(handle(&m, 1, &frame([64, 0, 0, 0]))),
@@ -558,7 +546,7 @@ mod tests {
         let m = mem();
         assert_eq!(
             handle(&m, 2, &frame([0x100, 6, 0, 0])).expect("ok"),
-            Effect::Log("hello".into())
+            Call::Log("hello".into())
         );
         assert_eq!(
             violation(handle(&m, 2, &frame([0xfffe, 16, 0, 0]))),
@@ -626,16 +614,16 @@ mod tests {
             let [a0, a1, ..] = args;
             let expected = match number {
                 _ if cpl != 0 => Err(Violation::UserModeCall { cpl, rip }),
-                1 if a0 <= 63 => Ok(Effect::Exit(a0 as u8)),
+                1 if a0 <= 63 => Ok(Call::Exit(a0 as u8)),
                 1 => Err(Violation::ExitStatus(a0)),
                 2 if a1 > 1024 => Err(Violation::LogTooLong(a1)),
                 2 if a0.checked_add(a1).is_some_and(|end| end <= 0x10000) => {
                     let mut bytes = vec![0u8; a1 as usize];
                     m.read_slice(&mut bytes, GuestAddress(a0)).expect("inside");
-                    Ok(Effect::Log(sanitize(&bytes)))
+                    Ok(Call::Log(sanitize(&bytes)))
                 }
                 2 => Err(Violation::LogRange { addr: a0, len: a1 }),
-                5 => Ok(Effect::Snapshots(vec![PendingSnapshot::new(0, 0, 0)])),
+                5 => Ok(Call::Snapshots(vec![PendingSnapshot::new(0, 0, 0)])),
                 3 | 4 | 6 | 7 => Err(Violation::MonitorPage { addr: PAGE }),
                 _ => Err(Violation::UnknownCall { number, rip }),
             };
@@ -660,7 +648,7 @@ mod tests {
                 });
             }
             for number in [3, 4, 5, 6] {
-                if let Ok(Effect::Fault(f)) = handle(&m, number, &frame([0; 4])) {
+                if let Ok(Call::Fault(f)) = handle(&m, number, &frame([0; 4])) {
                     proptest::prop_assert!(!f.to_string().contains('\n'));
                 }
             }

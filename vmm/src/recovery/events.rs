@@ -5,7 +5,7 @@
 //! writer formats them (formatting a fault line took ~20 us of the recovery's critical path).
 //! Lines keep their order; dropping the log waits until all are written.
 
-use crate::devices::monitor::Fault;
+use crate::devices::monitor::FaultReport;
 use policies::DecisionRecord;
 use std::fmt;
 use std::io::Write;
@@ -19,7 +19,7 @@ pub enum Event {
     /// Text as it is.
     Line(String),
     /// A fault the guest reported: `vmm: fault: ...`.
-    Fault(Box<Fault>),
+    Fault(Box<FaultReport>),
     /// A recovery decision and its outcome: `vmm: recovery: ...`.
     Decision(Box<DecisionRecord>),
 }

@@ -12,7 +12,7 @@
 //! The file is written atomically ([`crate::bench::write_json_atomic`]: a temporary file in the
 //! same directory, then a rename).
 
-use crate::devices::monitor::Fault;
+use crate::devices::monitor::FaultReport;
 use abi::fault::FaultKind;
 use abi::fault::{NO_VECTOR, exception_name};
 use abi::monitor::WorkloadReport;
@@ -129,20 +129,43 @@ pub struct PeerRestore {
     pub pages: u64,
 }
 
+/// What carrying a decision out did (nothing, for a fail-stop).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Carried {
+    /// Pages of the crashed server written back.
+    pub pages: u64,
+    /// The peers rolled back with it.
+    pub peers: Vec<PeerRestore>,
+    /// With `--check-isolation`: whether the servers outside the cut were untouched, and how
+    /// long the hashing took, in µs.
+    pub isolation: Option<(bool, f64)>,
+}
+
+/// What else was going on when the server crashed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Circumstances {
+    /// Servers whose pending snapshots the fault handed over.
+    pub snapshots_taken_first: Vec<String>,
+    /// Servers being recovered at the time.
+    pub during_recovery_of: Vec<String>,
+}
+
 impl RecoveryEntry {
-    /// The entry of `fault`, decided by `decision`, with `pages` restored.
+    /// The entry of `fault`, decided by `decision`, carried out as `carried`, under
+    /// `circumstances`: the whole record, built here (its latency follows when the server runs
+    /// again, [`RecoveryEntry::complete`]).
     pub fn new(
-        fault: &Fault,
+        fault: &FaultReport,
         decision: &DecisionRecord,
-        pages: u64,
-        peers_intact: Option<bool>,
+        carried: Carried,
+        circumstances: Circumstances,
     ) -> Self {
         let r = &fault.record;
         Self {
             server: decision.server.name.clone(),
             cause: decision.cause.name().to_owned(),
             action: decision.action.name().to_owned(),
-            pages_restored: pages,
+            pages_restored: carried.pages,
             latency_us: None,
             generation: r.generation,
             injected: fault.context.injected().map(FaultKind::name),
@@ -159,11 +182,11 @@ impl RecoveryEntry {
             },
             messages: r.messages,
             panic: fault.text.clone(),
-            peers_intact,
-            isolation_check_us: None,
-            snapshots_taken_first: Vec::new(),
-            during_recovery_of: Vec::new(),
-            peers_rolled_back: Vec::new(),
+            peers_intact: carried.isolation.map(|(intact, _)| intact),
+            isolation_check_us: carried.isolation.map(|(_, took)| took),
+            snapshots_taken_first: circumstances.snapshots_taken_first,
+            during_recovery_of: circumstances.during_recovery_of,
+            peers_rolled_back: carried.peers,
             decision: decision.clone(),
         }
     }

@@ -1,0 +1,16 @@
+//! What the guest handed the VMM during a run (its workload's figures, its faults, what the
+//! recovery engine did), shared between the vCPU thread, which fills it, and the run's report.
+
+use abi::monitor::WorkloadReport;
+
+/// What the guest handed the VMM during a run, shared between the vCPU thread and the run's
+/// report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GuestRecords {
+    /// The workload's report, if one arrived.
+    pub workload: Option<WorkloadReport>,
+    /// FaultReport records received.
+    pub faults: u64,
+    /// What the recovery engine did (runs with one).
+    pub recovery: Option<crate::recovery::report::Summary>,
+}
