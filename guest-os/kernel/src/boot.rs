@@ -2,6 +2,7 @@
 
 use crate::arch::x86_64::{apic, cpu, gdt, idt, paging, trap};
 use crate::dispatch::{self, BAD_CMDLINE_STATUS, KERNEL_FAULT_STATUS};
+use crate::monitor;
 use abi::fault::FaultKind;
 use abi::manifest::Range;
 use abi::monitor::{MONITOR_MAGIC, MONITOR_VERSION, MonitorPage};
@@ -106,7 +107,7 @@ fn read_monitor_page() -> MonitorPage {
 /// Hands each planned fault to its task (the plan stays in the kernel: a rollback of the task's
 /// state cannot re-arm it); a bad entry is reported and skipped.
 fn plan_faults(page: &MonitorPage) {
-    dispatch::set_flags(page.flags);
+    monitor::set_flags(page.flags);
     for p in page.plan.iter().filter(|p| p.message != 0) {
         let (kind, _after_send) = abi::fault::split(u64::from(p.kind));
         let known = FaultKind::from_number(kind).is_some();

@@ -1,24 +1,17 @@
-//! Between the trap path and the kernel's logic: decode the trap, call the kernel, carry out its
-//! effect (console, hypercalls), switch to the task it picks (CR3, RSP0, FPU state) or idle.
-//!
-//! Recovery, on the machine side: a server's boundary is noted as a pending snapshot, which one
-//! SNAPSHOTS hypercall hands the VMM (with every other one pending) just before the kernel
-//! returns to that server, or a FAULT hands over before the VMM decides; a fault becomes a FAULT
-//! hypercall whose verdict, written by the VMM into the monitor page during the call, the kernel
-//! then carries out ([`Kernel::recover`]); a restarted task's first instruction is announced by a
-//! RESTARTED hypercall carrying the TSC (the VMM measures recovery latency from the fault
-//! record's `entry_tsc`).
+//! Between the trap path and the kernel's logic, one job: decode the trap, call the kernel,
+//! carry out its effect (console, the monitor protocol: [`crate::monitor`]), switch to the task
+//! it picks (CR3, RSP0, FPU state) or idle.
 
-use crate::arch::x86_64::{apic, cpu, gdt, idt, trap};
+use crate::arch::x86_64::{apic, cpu, gdt, idt};
+use crate::kernel_only::KernelOnly;
+use crate::monitor::{self, MachinePlatform};
 use abi::fault::FaultCause;
-use abi::hypercall::{Hypercall, call_word};
-use abi::monitor::{FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultRecord, MonitorPage, VerdictAction};
+use abi::monitor::VerdictAction;
 use bare::{hypercall, serial};
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::task::{SAVED_REGS_SIZE, SavedRegs};
 use kernel::umem::CheckedSlice;
-use kernel::{Effect, Kernel, Platform, TaskSetup};
+use kernel::{Effect, Kernel, TaskSetup};
 use sysmap::TASKS;
 
 /// The VM's exit status when the kernel itself fails.
@@ -38,40 +31,18 @@ struct Machine {
     fpu_owner: usize,
     /// The loaded CR3.
     loaded_root: u64,
-    /// The monitor page's flags (`FLAG_*`), as the VMM set them before boot.
-    flags: u32,
-    /// Servers (bit i: task i) that passed a boundary the VMM has not snapshotted yet.
-    pending_snapshots: u32,
-}
-
-/// State only the kernel, on its one CPU with interrupts masked, ever touches.
-struct KernelOnly<T>(UnsafeCell<T>);
-
-// SAFETY: one CPU; the kernel runs with interrupts masked and is never re-entered (the ring-0
-// interrupt path, `from_kernel`, touches only `PENDING_TICKS`), so accesses never overlap.
-unsafe impl<T> Sync for KernelOnly<T> {}
-
-impl<T> KernelOnly<T> {
-    /// The value. Callers keep the reference within one kernel entry and never hold two.
-    #[allow(clippy::mut_from_ref)]
-    fn get(&self) -> &mut T {
-        // SAFETY: see the `Sync` impl: no other reference is live while the kernel runs.
-        unsafe { &mut *self.0.get() }
-    }
 }
 
 /// The kernel, as this machine runs it.
 type TheKernel = Kernel<NTASKS, MachinePlatform>;
 
-static KERNEL: KernelOnly<TheKernel> = KernelOnly(UnsafeCell::new(Kernel::on(MachinePlatform)));
-static MACHINE: KernelOnly<Machine> = KernelOnly(UnsafeCell::new(Machine {
+static KERNEL: KernelOnly<TheKernel> = KernelOnly::new(Kernel::on(MachinePlatform));
+static MACHINE: KernelOnly<Machine> = KernelOnly::new(Machine {
     fx: [cpu::FxArea::ZERO; NTASKS],
     roots: [0; NTASKS],
     fpu_owner: usize::MAX,
     loaded_root: 0,
-    flags: 0,
-    pending_snapshots: 0,
-}));
+});
 /// Timer ticks taken in the idle loop, not yet given to the kernel.
 static PENDING_TICKS: AtomicU64 = AtomicU64::new(0);
 
@@ -91,53 +62,11 @@ pub fn add_task(setup: &TaskSetup, root: u64) {
     m.fx[index].init();
 }
 
-/// Sets the monitor page's flags (boot only).
-pub fn set_flags(flags: u32) {
-    MACHINE.get().flags = flags;
-}
-
 /// Plans `fault` for task `task` (boot only); false when the task does not exist or its plan
 /// is full.
 pub fn plan_fault(task: usize, fault: kernel::task::PlannedFault) -> bool {
     let k = kernel();
     task < k.count && k.tasks[task].plan_fault(fault)
-}
-
-/// The machine under the kernel: task memory read through the current task's mapped address
-/// space; the fault record kept in the monitor page, where the VMM reads it. Not `Copy`: the
-/// kernel's one value is the only way to the record.
-#[derive(Debug)]
-struct MachinePlatform;
-
-impl Platform for MachinePlatform {
-    #[inline(always)]
-    fn read_u64(&self, addr: u64) -> u64 {
-        // SAFETY: `addr` was checked at declaration to be an aligned `u64` inside the task's
-        // state arena, which is mapped in its address space, the one loaded while it runs a
-        // system call.
-        unsafe { (addr as *const u64).read_volatile() }
-    }
-
-    #[inline(always)]
-    fn read_only(&self, task: usize) -> u64 {
-        if task >= abi::manifest::MAX_SERVERS {
-            return 0;
-        }
-        // SAFETY: as in `monitor_page_mut`; `task` is in bounds. The VMM writes the masks only
-        // during an exit: read afresh at each boundary (volatile, one word).
-        unsafe { (&raw const (*monitor_page()).read_only[task]).read_volatile() }
-    }
-
-    #[inline(always)]
-    fn fault_record(&self) -> &FaultRecord {
-        // SAFETY: as in `monitor_page_mut`.
-        unsafe { &(*monitor_page()).fault }
-    }
-
-    #[inline(always)]
-    fn fault_record_mut(&mut self) -> &mut FaultRecord {
-        &mut monitor_page_mut().fault
-    }
 }
 
 /// Enters the first task.
@@ -147,7 +76,7 @@ pub fn start() -> ! {
         serial::line(b"kernel: no task to run");
         hypercall::exit(KERNEL_FAULT_STATUS)
     };
-    trap::enter_user(switch_to(k, first))
+    cpu::enter_user(switch_to(k, first))
 }
 
 /// A trap from ring 3 (`regs` is the current task's record).
@@ -235,12 +164,8 @@ fn idle(k: &mut TheKernel) -> usize {
 /// first, with every other one pending, in one SNAPSHOTS hypercall (see [`perform`]).
 #[inline(always)]
 fn switch_to(k: &mut TheKernel, next: usize) -> *mut SavedRegs {
+    monitor::take_snapshots_before(next);
     let m = MACHINE.get();
-    if m.pending_snapshots & (1 << next) != 0 {
-        let mask = m.pending_snapshots as u16;
-        m.pending_snapshots = 0;
-        hypercall::recovery_call(call_word(Hypercall::Snapshots, 0, mask));
-    }
     if m.fpu_owner != next {
         if let Some(area) = m.fx.get_mut(m.fpu_owner) {
             cpu::fxsave(area);
@@ -256,11 +181,8 @@ fn switch_to(k: &mut TheKernel, next: usize) -> *mut SavedRegs {
     }
     let regs = &raw mut k.tasks[next].regs;
     gdt::set_rsp0(regs as u64 + SAVED_REGS_SIZE as u64);
-    if k.tasks[next].restarted {
-        k.tasks[next].restarted = false;
-        let tsc = cpu::rdtsc();
-        monitor_page_mut().restart_tsc = tsc;
-        hypercall::recovery_call(call_word(Hypercall::Restarted, next as u8, 0));
+    if k.tasks[next].take_restarted() {
+        monitor::announce_restart(next);
     }
     regs
 }
@@ -271,34 +193,17 @@ fn perform(k: &mut TheKernel, effect: Effect, entry_tsc: u64) {
     match effect {
         Effect::None => {}
         Effect::Console(text) => serial::write(user_bytes(text)),
-        // The snapshot waits until the server is about to run again (or a fault is reported):
-        // until then its state cannot change, and one exit then covers every server pending
-        // (on KVM-PVM the exit, ~35 us, is most of what a snapshot costs). The reply released
-        // meanwhile is covered all the same: no crash is handled before the snapshot is taken.
         Effect::Boundary { task: t, label } => {
-            let m = MACHINE.get();
-            if m.flags & FLAG_SNAPSHOTS != 0 {
-                let page = monitor_page_mut();
-                // Every task has a slot: TASKS.len() <= MAX_SERVERS is checked at build time.
-                let (Some(seq), Some(closed)) =
-                    (page.snapshot_seq.get_mut(t), page.snapshot_label.get_mut(t))
-                else {
-                    fatal(
-                        b"boundary of a task past the monitor page's slots",
-                        t as u64,
-                        0,
-                    );
-                };
-                *seq = k.tasks[t].snapshots as u16;
-                *closed = label;
-                m.pending_snapshots |= 1 << t;
+            if monitor::note_snapshot(t, k.tasks[t].snapshots, label).is_err() {
+                fatal(
+                    b"boundary of a task past the monitor page's slots",
+                    t as u64,
+                    0,
+                );
             }
         }
         Effect::Fault(text) => fault(k, text, entry_tsc),
-        Effect::Report => {
-            monitor_page_mut().report = k.report;
-            hypercall::call(Hypercall::Report as u32, [0; 4]);
-        }
+        Effect::Report => monitor::report_workload(k.report),
         Effect::Exit(status) => hypercall::exit(u64::from(status)),
     }
 }
@@ -310,49 +215,13 @@ fn user_bytes(text: CheckedSlice) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(text.addr as *const u8, text.len as usize) }
 }
 
-fn monitor_page() -> *mut MonitorPage {
-    sysmap::MONITOR_PAGE as *mut MonitorPage
-}
-
-/// The monitor page, for a write the kernel makes before its next hypercall.
-#[inline(always)]
-fn monitor_page_mut() -> &'static mut MonitorPage {
-    // SAFETY: the monitor page is mapped supervisor-only in every space; the VMM reads and
-    // writes it only during a hypercall, when the kernel holds no reference to it (callers keep
-    // the reference within one kernel entry and never hold two).
-    unsafe { &mut *monitor_page() }
-}
-
-/// Tells the VMM that a task stopped (the kernel entered at guest TSC `entry_tsc`) and carries
-/// out its verdict; a task left stopped is also announced on the console (a recovered one is
-/// not: the VMM reports it, and console output from ring 0 costs an exit per byte).
-///
-/// This is the recovery path, and every instruction of it is emulated on KVM-PVM: the record
-/// (by [`Kernel::crash`]), context and window are written straight into the monitor page,
-/// nothing is kept on the stack across the hypercall.
+/// A task stopped (the kernel entered at guest TSC `entry_tsc`): the VMM is told
+/// ([`monitor::report_fault`]) and its verdict carried out; a task left stopped is also
+/// announced on the console (a recovered one is not: the VMM reports it, and console output from
+/// ring 0 costs an exit per byte).
 #[inline(always)]
 fn fault(k: &mut TheKernel, text: Option<CheckedSlice>, entry_tsc: u64) {
-    k.platform.fault_record_mut().entry_tsc = entry_tsc;
-    let t = k.platform.fault_record().task as usize;
-    let page = monitor_page();
-    // SAFETY: as in `monitor_page_mut`; these are fields the kernel's record accessors never
-    // reach (they touch only `fault`), so they alias nothing the calls below use.
-    let (crash, window) = unsafe { (&mut (*page).crash, &mut (*page).window) };
-    k.write_crash_context(t, text, crash);
-    k.fill_window(t, window);
-    // The VMM takes the pending snapshots before it decides (the crashed server has none: it
-    // was running).
-    // SAFETY: as above.
-    unsafe { (*page).pending_snapshots = MACHINE.get().pending_snapshots };
-    hypercall::recovery_call(call_word(Hypercall::Fault, t as u8, 0));
-    MACHINE.get().pending_snapshots = 0;
-    let (action, delay) = if MACHINE.get().flags & FLAG_RECOVERY != 0 {
-        // SAFETY: as in `monitor_page_mut`; the VMM wrote the verdict during the hypercall.
-        let verdict = unsafe { (&raw const (*monitor_page()).verdict).read_volatile() };
-        (verdict.action_for(k.faults), u64::from(verdict.delay_ticks))
-    } else {
-        (VerdictAction::Stop, 0)
-    };
+    let (t, action, delay) = monitor::report_fault(k, text, entry_tsc);
     k.recover(t, action, delay);
     if action != VerdictAction::Stop {
         reset_fpu(t);

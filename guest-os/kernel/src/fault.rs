@@ -62,7 +62,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         self.block(t, State::Crashed);
         let task = &mut self.tasks[t];
         task.in_message = false;
-        task.restarted = false;
+        task.restarted = false; // a crash cancels an announcement not made yet
         task.crashed_holding_fault();
         if let State::Sending { to, .. } = was
             && let Some(target) = self.tasks.get_mut(usize::from(to))

@@ -15,8 +15,6 @@ use abi::monitor::{FaultRecord, WorkloadReport};
 pub const PRIORITIES: usize = 4;
 /// Default per-message budget of a server, in ticks it ran (100 Hz): 2 s of its own CPU time.
 pub const DEFAULT_BUDGET: u32 = 200;
-/// RFLAGS of a task: interrupts on, IOPL 0, bit 1 set.
-pub const USER_RFLAGS: u64 = 0x202;
 
 /// What the architecture layer must do after a kernel entry. Small on purpose (records stay
 /// where they are, in the kernel or with its platform): it is returned on every trap, and every

@@ -20,6 +20,7 @@
 //! - nothing a task passes is trusted: ids carry generations, user pointers are checked
 //!   ([`umem`]), unknown calls fail.
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 
 pub mod aspace;
 pub mod bootargs;

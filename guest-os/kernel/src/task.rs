@@ -171,6 +171,9 @@ pub struct StartContext {
     pub args: [u64; 2],
 }
 
+/// RFLAGS of a task: interrupts on, IOPL 0, bit 1 set.
+pub const USER_RFLAGS: u64 = 0x202;
+
 /// One task.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(16))]
@@ -223,25 +226,25 @@ pub struct Task {
     pub timer_saved: (u64, u64),
     /// Addresses of its two state canaries (0: none declared).
     pub canaries: [u64; 2],
-    /// Restarted and not yet run: its first instruction is next.
-    pub restarted: bool,
+    /// Restarted and not yet run: its first instruction is next ([`Task::take_restarted`]).
+    pub(crate) restarted: bool,
     /// While `Restarting`: the tick from which it runs.
     pub restart_at: u64,
     /// Planned faults, by ascending message; unused entries are [`NO_FAULT`].
-    pub faults: [PlannedFault; PLANNED_FAULTS],
+    pub(crate) faults: [PlannedFault; PLANNED_FAULTS],
     /// The fault word the message being handled came with ([`Task::take_fault`]; 0: none):
     /// a crash now reports its kind as injected, and consumes an after-send plan. Cleared by
     /// the next message and by a restart.
-    pub held_fault: u32,
+    pub(crate) held_fault: u32,
     /// Things it did that may have touched others or changed what it does next: messages and
     /// notifications it began, sends, calls and notifies it made, timers it set, restarts.
     /// Only differences matter (a recovery window's `PEER_QUIET`).
     pub activity: u64,
     /// Messages it sent since its boundary (counting past [`WINDOW_MAX`]); only servers' sends
     /// are recorded.
-    pub sent_count: u32,
+    pub(crate) sent_count: u32,
     /// The first [`WINDOW_MAX`] of them, in delivery order.
-    pub sent: [Sent; WINDOW_MAX],
+    pub(crate) sent: [Sent; WINDOW_MAX],
     /// It was restarted fresh (from its boot image, after reaching a boundary) at least once.
     pub lost_state: bool,
     /// The generation it got at its last such fresh restart: ids of older generations are
@@ -290,6 +293,13 @@ impl Task {
         lost_generation: 0,
     };
 
+    /// True, once, when the task was restarted and has not run since: the caller announces its
+    /// first instruction (the flag is cleared here, and only here, so it is announced once).
+    #[inline(always)]
+    pub fn take_restarted(&mut self) -> bool {
+        core::mem::take(&mut self.restarted)
+    }
+
     /// This task's id as task `index`.
     pub fn id(&self, index: usize) -> TaskId {
         TaskId::new(index as u16, self.generation)
@@ -301,7 +311,7 @@ impl Task {
         SavedRegs {
             rip: s.entry,
             rsp: s.stack_top,
-            rflags: crate::kernel::USER_RFLAGS,
+            rflags: USER_RFLAGS,
             cs: u64::from(abi::layout::USER_CS),
             ss: u64::from(abi::layout::USER_DS),
             rdi: self.id(index).0,

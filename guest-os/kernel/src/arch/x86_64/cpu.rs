@@ -120,3 +120,10 @@ pub fn wait_for_interrupt() {
     // handler touches nothing but an atomic counter and the LAPIC.
     unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
 }
+
+/// Resumes the task whose record is `regs` (the CR3, RSP0 and FPU state must be its own).
+pub fn enter_user(regs: *const kernel::task::SavedRegs) -> ! {
+    // SAFETY: `regs` is a complete record of a ring-3 context (user CS/SS, RFLAGS with IF);
+    // `trap_restore` (the trap path's restore, `trap.rs`) pops it and returns to ring 3, never to this stack.
+    unsafe { core::arch::asm!("mov rsp, {}", "jmp trap_restore", in(reg) regs, options(noreturn)) }
+}

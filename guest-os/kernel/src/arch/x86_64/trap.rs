@@ -93,10 +93,3 @@ extern "C" fn trap_user(regs: *mut SavedRegs) -> *mut SavedRegs {
 extern "C" fn trap_kernel(regs: *mut SavedRegs) {
     crate::dispatch::from_kernel(regs);
 }
-
-/// Resumes the task whose record is `regs` (the CR3, RSP0 and FPU state must be its own).
-pub fn enter_user(regs: *const SavedRegs) -> ! {
-    // SAFETY: `regs` is a complete record of a ring-3 context (user CS/SS, RFLAGS with IF);
-    // `trap_restore` pops it and returns to ring 3, never to this stack.
-    unsafe { core::arch::asm!("mov rsp, {}", "jmp trap_restore", in(reg) regs, options(noreturn)) }
-}
