@@ -1,0 +1,5 @@
+//! Links the `__NAME__` task at its place in the system map.
+
+fn main() {
+    guest_builder::tasks::link_task("__NAME__");
+}
