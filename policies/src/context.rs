@@ -98,10 +98,12 @@ impl History {
 }
 
 /// The request the server was handling when it crashed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct InFlight {
     /// The request's label (opcode).
     pub label: u32,
+    /// Its name, as the server's request table declares it (none if undeclared).
+    pub name: Option<String>,
     /// Its request type is declared idempotent: delivering it twice has the effect of once.
     pub idempotent: bool,
     /// Its request type is declared state-changing.
@@ -117,6 +119,8 @@ pub struct SentMessage {
     pub to: ServerRef,
     /// The request's label.
     pub label: u32,
+    /// Its name, as the destination's request table declares it (none if undeclared).
+    pub name: Option<String>,
     /// Its request type is declared state-changing.
     pub state_changing: bool,
     /// Sequence number of the destination's snapshot from its boundary just before it received
@@ -166,6 +170,14 @@ impl Crash<'_> {
         self.history
             .count_within(self.now, window.min(MAX_WINDOW))
             .saturating_add(1)
+    }
+}
+
+/// A request as the one-line texts name it: `GET (label 2)`, or `label 2` when undeclared.
+pub fn request_text(label: u32, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{name} (label {label})"),
+        None => format!("label {label}"),
     }
 }
 

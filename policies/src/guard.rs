@@ -12,7 +12,7 @@
 use std::fmt;
 
 use crate::action::{Action, Decision, PeerRollback};
-use crate::context::{Crash, SentMessage};
+use crate::context::{Crash, SentMessage, request_text};
 use crate::fault::ServerRef;
 use crate::policy::RecoveryPolicy;
 
@@ -64,6 +64,8 @@ pub struct Unrecoverable {
     pub peer: ServerRef,
     /// The message's label.
     pub label: u32,
+    /// Its name, if declared.
+    pub name: Option<String>,
     /// Why it cannot be rolled back.
     pub problem: DependencyProblem,
 }
@@ -81,6 +83,7 @@ pub fn consistent_cut(crash: &Crash<'_>) -> Result<Vec<PeerRollback>, Unrecovera
         let fail = |msg: &SentMessage, problem| Unrecoverable {
             peer: msg.to.clone(),
             label: msg.label,
+            name: msg.name.clone(),
             problem,
         };
         let to_snapshot = m
@@ -164,10 +167,10 @@ impl RecoveryPolicy for DependencyGuard {
                     action.clone(),
                     "dependency-guard",
                     format!(
-                        "{} holds the effect of state-changing request label {} from {} and cannot \
+                        "{} holds the effect of state-changing request {} from {} and cannot \
                          be rolled back ({}): {}",
                         u.peer,
-                        u.label,
+                        request_text(u.label, u.name.as_deref()),
                         crash.fault.server,
                         u.problem,
                         action.name()
@@ -194,6 +197,7 @@ mod tests {
         SentMessage {
             to: ServerRef::new(if to == "kv" { 2 } else { 3 }, to),
             label: 1,
+            name: None,
             state_changing,
             peer_snapshot: snap,
             peer_answered_others: false,
@@ -282,6 +286,15 @@ mod tests {
             vec![send("kv", true, None)],
         );
         assert_eq!(d.action, Action::RestartFresh);
+        let named = SentMessage {
+            name: Some("PUT".into()),
+            ..send("kv", true, None)
+        };
+        assert_eq!(
+            decide(&DependencyGuard::new(Rollback), vec![named]).reason,
+            "kv holds the effect of state-changing request PUT (label 1) from fs and cannot be \
+             rolled back (its snapshot from before the message is gone): fail-stop"
+        );
     }
 
     /// A backoff's delay stays on a fallback that restarts the server, and a fail-stop carries

@@ -41,7 +41,7 @@
 //! };
 //! let mut history = History::new();
 //! let window = RecoveryWindow { boundary: Some(17), sent: vec![] };
-//! let put = InFlight { label: 2, idempotent: true, state_changing: true, replays: 0 };
+//! let put = InFlight { label: 2, name: Some("PUT".into()), idempotent: true, state_changing: true, replays: 0 };
 //! let crash = Crash {
 //!     fault: &fault,
 //!     history: &history,
@@ -75,6 +75,7 @@ pub use config::{
 };
 pub use context::{
     Crash, History, InFlight, MAX_CRASH_LIMIT, MAX_WINDOW, PastCrash, RecoveryWindow, SentMessage,
+    request_text,
 };
 pub use fault::{Cause, Fault, Micros, NULL_PAGE_END, ServerRef};
 pub use guard::{

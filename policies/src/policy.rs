@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::action::{Action, Decision, ServerAction};
-use crate::context::Crash;
+use crate::context::{Crash, request_text};
 
 /// Decides what to do about one crash.
 ///
@@ -84,8 +84,9 @@ impl RecoveryPolicy for Replay {
             let mut d = self.again.decide(crash).via(
                 "replay",
                 format_args!(
-                    "request label {} crashed the server again after {} replay(s)",
-                    msg.label, msg.replays
+                    "request {} crashed the server again after {} replay(s)",
+                    request_text(msg.label, msg.name.as_deref()),
+                    msg.replays
                 ),
             );
             // Whatever `again` is, this message is not replayed a second time.
@@ -107,8 +108,8 @@ impl RecoveryPolicy for Replay {
                 Action::Rollback,
                 "replay",
                 format!(
-                    "request label {} is not idempotent: error reply \"peer restarted\"",
-                    msg.label
+                    "request {} is not idempotent: error reply \"peer restarted\"",
+                    request_text(msg.label, msg.name.as_deref())
                 ),
             );
         }
@@ -116,8 +117,8 @@ impl RecoveryPolicy for Replay {
             Action::Replay,
             "replay",
             format!(
-                "roll back and replay idempotent request label {}",
-                msg.label
+                "roll back and replay idempotent request {}",
+                request_text(msg.label, msg.name.as_deref())
             ),
         )
     }
@@ -178,6 +179,7 @@ pub(crate) mod tests {
     pub(crate) fn request(idempotent: bool, replays: u32) -> InFlight {
         InFlight {
             label: 3,
+            name: None,
             idempotent,
             state_changing: true,
             replays,
@@ -216,6 +218,45 @@ pub(crate) mod tests {
         assert_eq!(again.action, Action::Rollback);
         assert_eq!(again.policy, "replay>rollback");
         assert_eq!(decide(&p, None).action, Action::Rollback);
+    }
+
+    /// The texts name a request by its declared name where it has one, by label where not.
+    #[test]
+    fn reasons_name_the_request_as_declared() {
+        let p = Replay::default();
+        let named = |idempotent, replays| InFlight {
+            name: Some("PUT".into()),
+            ..request(idempotent, replays)
+        };
+        let cases = [
+            (
+                named(false, 0),
+                "request PUT (label 3) is not idempotent: error reply \"peer restarted\"",
+            ),
+            (
+                named(true, 0),
+                "roll back and replay idempotent request PUT (label 3)",
+            ),
+            (
+                request(false, 0),
+                "request label 3 is not idempotent: error reply \"peer restarted\"",
+            ),
+            (
+                request(true, 0),
+                "roll back and replay idempotent request label 3",
+            ),
+        ];
+        for (r, reason) in cases {
+            assert_eq!(decide(&p, Some(&r)).reason, reason);
+        }
+        let again = decide(&p, Some(&named(true, 1)));
+        assert!(
+            again
+                .reason
+                .starts_with("request PUT (label 3) crashed the server again after 1 replay(s)"),
+            "{}",
+            again.reason
+        );
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl DecisionRecord {
             rip: f.rip,
             addr: f.fault_addr(),
             messages: f.messages,
-            in_flight: crash.in_flight.copied(),
+            in_flight: crash.in_flight.cloned(),
             window: WindowSummary::of(crash.window),
             policy: decision.policy.clone(),
             action: decision.action.clone(),
@@ -186,6 +186,7 @@ mod tests {
             sent: vec![SentMessage {
                 to: ServerRef::new(3, "fs"),
                 label: 2,
+                name: None,
                 state_changing: true,
                 peer_snapshot: Some(4),
                 peer_answered_others: false,

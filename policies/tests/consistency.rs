@@ -77,6 +77,7 @@ impl World {
             sent: vec![SentMessage {
                 to: ServerRef::new(1, "kv"),
                 label: 1, // put
+                name: None,
                 state_changing: true,
                 peer_snapshot: (!self.kv_snapshot_gone).then_some(8),
                 peer_answered_others: self.kv_answered_others,
@@ -98,6 +99,7 @@ impl World {
         let (history, window) = (History::new(), self.window());
         let request = InFlight {
             label: 1, // create
+            name: None,
             idempotent: true,
             state_changing: true,
             replays: 0,

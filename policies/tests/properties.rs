@@ -118,6 +118,7 @@ fn sent_message() -> impl Strategy<Value = SentMessage> {
             |(peer, state_changing, snap, answered, forwarded)| SentMessage {
                 to: ServerRef::new(peer, SERVERS[peer as usize]),
                 label: peer + 10,
+                name: None,
                 state_changing,
                 peer_snapshot: snap,
                 peer_answered_others: answered,
@@ -234,7 +235,7 @@ proptest! {
             Box::new(replay)
         };
         // One message crashes the server `crashes` times in a row; the kernel counts replays.
-        let mut msg = InFlight { label: 7, idempotent, state_changing: true, replays: 0 };
+        let mut msg = InFlight { label: 7, name: None, idempotent, state_changing: true, replays: 0 };
         let (h, w) = (History::new(), window(sent));
         let mut replays = 0;
         for i in 0..crashes {

@@ -128,22 +128,35 @@ impl ServerDecl {
 }
 
 /// `bytes` as a server name, if valid: 1-16 bytes of `[A-Za-z0-9_-]`, then only NULs.
-pub fn server_name(bytes: &[u8; SERVER_NAME_LEN]) -> Option<&str> {
-    let len = bytes
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(SERVER_NAME_LEN);
-    let (name, rest) = bytes.split_at(len);
-    let valid = !name.is_empty()
-        && name
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-        && rest.iter().all(|&b| b == 0);
-    if valid {
-        core::str::from_utf8(name).ok()
-    } else {
-        None
+pub const fn server_name(bytes: &[u8; SERVER_NAME_LEN]) -> Option<&str> {
+    let mut len = 0;
+    while len < SERVER_NAME_LEN && bytes[len] != 0 {
+        let b = bytes[len];
+        if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return None;
+        }
+        len += 1;
     }
+    let (name, rest) = bytes.split_at(len);
+    if name.is_empty() || !all_zero(rest) {
+        return None;
+    }
+    match core::str::from_utf8(name) {
+        Ok(name) => Some(name),
+        Err(_) => None,
+    }
+}
+
+/// True when every byte is zero.
+pub(crate) const fn all_zero(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != 0 {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The manifest an image carries in its note.

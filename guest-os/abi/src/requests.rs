@@ -22,7 +22,7 @@
 //! An image built another way carries the same notes: one [`RequestsNote`] per server, in any
 //! `PT_NOTE` segment. A server without one gets the cautious answer for every label.
 
-use crate::manifest::{NOTE_NAME, NOTE_NAMESZ, SERVER_NAME_LEN};
+use crate::manifest::{NOTE_NAME, NOTE_NAMESZ, SERVER_NAME_LEN, all_zero};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The note type of a request table.
@@ -86,19 +86,29 @@ impl RequestDecl {
     }
 
     /// Its name, if valid: 1-12 bytes of `[A-Z0-9_]` starting with a letter, then only NULs.
-    pub fn name_str(&self) -> Option<&str> {
-        let len = self
-            .name
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(REQUEST_NAME_LEN);
+    pub const fn name_str(&self) -> Option<&str> {
+        let mut len = 0;
+        while len < REQUEST_NAME_LEN && self.name[len] != 0 {
+            let b = self.name[len];
+            let first_ok = len > 0 || b.is_ascii_uppercase();
+            if !first_ok || !(b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+                return None;
+            }
+            len += 1;
+        }
         let (name, rest) = self.name.split_at(len);
-        let valid = name.first().is_some_and(u8::is_ascii_uppercase)
-            && name
-                .iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
-            && rest.iter().all(|&b| b == 0);
-        valid.then(|| core::str::from_utf8(name).ok()).flatten()
+        if name.is_empty() || !all_zero(rest) {
+            return None;
+        }
+        match core::str::from_utf8(name) {
+            Ok(name) => Some(name),
+            Err(_) => None,
+        }
+    }
+
+    /// True when every field is zero (an unused entry).
+    const fn is_zero(&self) -> bool {
+        self.label == 0 && self.flags == 0 && all_zero(&self.name)
     }
 }
 
@@ -119,6 +129,22 @@ pub enum TableError {
     Flags(u16),
     /// Bytes past `count`, or in the reserved field, that are not zero.
     Garbage,
+}
+
+impl TableError {
+    /// What is wrong, without the numbers (for a compile-time error, where nothing can be
+    /// formatted).
+    pub const fn what(&self) -> &'static str {
+        match self {
+            Self::TooMany(_) => "a request table declares more than abi::requests::MAX_REQUESTS",
+            Self::ServerName => "a request table's server name is not 1-16 of [A-Za-z0-9_-]",
+            Self::Label(_) => "a request label is outside 1..=63",
+            Self::DuplicateLabel(_) => "a request label is declared twice",
+            Self::Name(_) => "a request name is not 1-12 of [A-Z0-9_] starting with a letter",
+            Self::Flags(_) => "a request has unknown flags",
+            Self::Garbage => "a request table's unused entries or reserved bytes are not zero",
+        }
+    }
 }
 
 impl core::fmt::Display for TableError {
@@ -180,13 +206,18 @@ impl RequestTable {
     }
 
     /// The server's name, if valid.
-    pub fn server_str(&self) -> Option<&str> {
+    pub const fn server_str(&self) -> Option<&str> {
         crate::manifest::server_name(&self.server)
     }
 
     /// The declared requests (at most [`MAX_REQUESTS`], whatever `count` says).
-    pub fn declared(&self) -> &[RequestDecl] {
-        &self.requests[..usize::from(self.count).min(MAX_REQUESTS)]
+    pub const fn declared(&self) -> &[RequestDecl] {
+        let count = if (self.count as usize) < MAX_REQUESTS {
+            self.count as usize
+        } else {
+            MAX_REQUESTS
+        };
+        self.requests.split_at(count).0
     }
 
     /// The declaration of `label`, if any.
@@ -232,16 +263,19 @@ impl RequestTable {
 
     /// Checks everything a reader must not trust: the count, the server name, every label
     /// (1 to [`MAX_LABEL`], each once), name and flags, and that unused bytes are zero.
-    pub fn check(&self) -> Result<(), TableError> {
-        if usize::from(self.count) > MAX_REQUESTS {
+    pub const fn check(&self) -> Result<(), TableError> {
+        if self.count as usize > MAX_REQUESTS {
             return Err(TableError::TooMany(self.count));
         }
         if self.server_str().is_none() {
             return Err(TableError::ServerName);
         }
         let mut seen = 0u64;
-        for r in self.declared() {
-            if r.label == 0 || u64::from(r.label) > MAX_LABEL {
+        let declared = self.declared();
+        let mut i = 0;
+        while i < declared.len() {
+            let r = &declared[i];
+            if r.label == 0 || r.label as u64 > MAX_LABEL {
                 return Err(TableError::Label(r.label));
             }
             if seen & 1 << r.label != 0 {
@@ -254,10 +288,17 @@ impl RequestTable {
             if r.flags & !(RequestDecl::CHANGES_STATE | RequestDecl::IDEMPOTENT) != 0 {
                 return Err(TableError::Flags(r.label));
             }
+            i += 1;
         }
-        let unused = &self.requests[usize::from(self.count)..];
-        if self.reserved != [0; 6] || unused.iter().any(|r| *r != RequestDecl::default()) {
+        if !all_zero(&self.reserved) {
             return Err(TableError::Garbage);
+        }
+        let mut j = declared.len();
+        while j < MAX_REQUESTS {
+            if !self.requests[j].is_zero() {
+                return Err(TableError::Garbage);
+            }
+            j += 1;
         }
         Ok(())
     }
@@ -308,6 +349,23 @@ impl RequestsNote {
 /// assert!(REQUESTS.changes_state(op::PUT) && !REQUESTS.changes_state(op::GET));
 /// assert_eq!(REQUESTS.name_of(op::PUT), Some("PUT"));
 /// ```
+///
+/// A table the VMM would refuse ([`RequestTable::check`]) fails to compile, naming what is
+/// wrong: a label outside 1..=63,
+///
+/// ```compile_fail,E0080
+/// abi::declare_requests! { server "kv"; GET = 64, idempotent; }
+/// ```
+///
+/// a label declared twice, or a name that is not capitals, digits and `_`:
+///
+/// ```compile_fail,E0080
+/// abi::declare_requests! { server "kv"; GET = 2, idempotent; PEEK = 2, idempotent; }
+/// ```
+///
+/// ```compile_fail,E0080
+/// abi::declare_requests! { server "kv"; Get = 2, idempotent; }
+/// ```
 #[macro_export]
 macro_rules! declare_requests {
     (server $server:literal; $($(#[$doc:meta])* $name:ident = $label:literal $(, $flag:ident)* ;)+) => {
@@ -326,6 +384,12 @@ macro_rules! declare_requests {
                 0 $(| $crate::declare_requests!(@flag $flag))*,
             ),)+],
         );
+
+        // A table the VMM would refuse does not compile.
+        const _: () = match REQUESTS.check() {
+            Ok(()) => (),
+            Err(e) => panic!("{}", e.what()),
+        };
     };
     (@flag changes_state) => {
         $crate::requests::RequestDecl::CHANGES_STATE

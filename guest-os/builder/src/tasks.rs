@@ -42,6 +42,18 @@ pub enum BundleError {
         /// What is wrong.
         what: String,
     },
+    /// A server (or its load client) has a crate but no line in the system map: the workspace
+    /// would build it and the image would silently leave it out.
+    #[error(
+        "{dir} is not in the system map: add `{line}` to SERVERS in guest-os/sysmap/src/lib.rs \
+         (docs/writing-a-server.md)"
+    )]
+    Unmapped {
+        /// The crate's directory, from the workspace root.
+        dir: String,
+        /// The system-map line it needs.
+        line: String,
+    },
     /// Writing the generated files failed.
     #[error("cannot write {}: {source}", path.display())]
     Write {
@@ -95,7 +107,10 @@ SECTIONS
 /// [`sysmap::TASKS`].
 pub fn link_task(name: &str) {
     let Some(index) = sysmap::index_of(name) else {
-        panic!("task `{name}` is not in sysmap::TASKS");
+        panic!(
+            "task `{name}` is not in the system map: add its server's line to SERVERS in \
+             guest-os/sysmap/src/lib.rs (docs/writing-a-server.md)"
+        );
     };
     let out = std::env::var_os("OUT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
     let script = out.join("task.ld");
@@ -166,6 +181,34 @@ pub fn check_requests(name: &str, bytes: &[u8]) -> Result<(), String> {
         Some(server) if server == name => Ok(()),
         other => Err(format!("it is the table of {other:?}, not of {name:?}")),
     }
+}
+
+/// The first server crate (a directory of `guest-os/servers`) that [`sysmap::SERVERS`] does not
+/// list, or whose load client (`guest-os/apps/NAMEload`) it does not list with it.
+pub fn unmapped(servers: &[String], apps: &[String]) -> Option<BundleError> {
+    let mut servers = servers.to_vec();
+    servers.sort();
+    for name in &servers {
+        let load = format!("{name}load");
+        let has_load = apps.contains(&load);
+        let line = if has_load {
+            format!("server(\"{name}\", 1).with_load(\"{load}\"),")
+        } else {
+            format!("server(\"{name}\", 1),")
+        };
+        let mapped = sysmap::SERVERS.iter().find(|s| s.name == name);
+        let (dir, missing) = match mapped {
+            None => (format!("guest-os/servers/{name}"), true),
+            Some(s) => (
+                format!("guest-os/apps/{load}"),
+                has_load && s.load != Some(load.as_str()),
+            ),
+        };
+        if missing {
+            return Some(BundleError::Unmapped { dir, line });
+        }
+    }
+    None
 }
 
 /// The kernel's generated files: `tasks.s` (the `.incbin`s) and `kernel.ld`.
@@ -245,6 +288,20 @@ SECTIONS
 /// For the kernel's build script: builds every task, checks its placement, writes its segments
 /// as blobs plus `tasks.s` and `kernel.ld` into `out_dir`; returns the linker script's path.
 pub fn bundle(out_dir: &Path) -> Result<PathBuf, BundleError> {
+    let guest_os = crate::workspace_root().join("guest-os");
+    let dirs = |sub: &str| -> Vec<String> {
+        std::fs::read_dir(guest_os.join(sub))
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().join("Cargo.toml").is_file())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if let Some(e) = unmapped(&dirs("servers"), &dirs("apps")) {
+        return Err(e);
+    }
     let paths = build_tasks()?;
     let mut bundle = Bundle::default();
     for (index, path) in paths.iter().enumerate() {
@@ -298,6 +355,46 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_crate_without_a_system_map_line_is_refused_naming_the_line() {
+        let owned = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let servers: Vec<&str> = sysmap::SERVERS.iter().map(|s| s.name).collect();
+        let loads: Vec<&str> = sysmap::SERVERS.iter().filter_map(|s| s.load).collect();
+        let mut apps = loads.clone();
+        apps.extend(["workload", "load"]);
+        assert!(
+            unmapped(&owned(&servers), &owned(&apps)).is_none(),
+            "the map as it is"
+        );
+        let mut more = servers.clone();
+        more.push("counter");
+        let e = unmapped(&owned(&more), &owned(&apps)).expect("counter is not mapped");
+        assert_eq!(
+            e.to_string(),
+            "guest-os/servers/counter is not in the system map: add `server(\"counter\", 1),` to \
+             SERVERS in guest-os/sysmap/src/lib.rs (docs/writing-a-server.md)"
+        );
+        apps.push("counterload");
+        let e = unmapped(&owned(&more), &owned(&apps)).expect("counter is not mapped");
+        assert!(
+            e.to_string()
+                .contains("add `server(\"counter\", 1).with_load(\"counterload\"),`")
+        );
+        // A mapped server whose load client has a crate but is not in its line.
+        let mut apps = loads.clone();
+        apps.push("cracherload");
+        assert!(
+            unmapped(&owned(&servers), &owned(&apps)).is_none(),
+            "no such server"
+        );
+        apps.push("crasherload");
+        let e = unmapped(&owned(&servers), &owned(&apps)).expect("crasherload is not mapped");
+        assert!(
+            e.to_string()
+                .starts_with("guest-os/apps/crasherload is not in the system map")
+        );
+    }
 
     fn seg(paddr: u64, len: usize, memsz: u64, exec: bool, write: bool) -> Segment {
         Segment {

@@ -42,7 +42,7 @@ fn a_request_that_breaks_its_read_only_declaration_is_caught() {
     let m = &caught[0];
     assert_eq!(m["server"], "crasher", "{m}");
     assert_eq!(m["label"], crasher_api::op::PING, "{m}");
-    assert_eq!(m["request"], "PING", "{m}");
+    assert_eq!(m["name"], "PING", "{m}");
     assert!(m["pages"].as_u64() >= Some(1), "{m}");
     let lines: Vec<&str> = r
         .out

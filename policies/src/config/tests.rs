@@ -247,6 +247,7 @@ fn crash_decision(
     };
     let r = InFlight {
         label: 1,
+        name: None,
         idempotent,
         state_changing: true,
         replays: 0,
@@ -284,6 +285,7 @@ fn built_policies_follow_their_settings() {
     let unsafe_send = SentMessage {
         to: ServerRef::new(2, "fs"),
         label: 9,
+        name: None,
         state_changing: true,
         peer_snapshot: None,
         peer_answered_others: false,
@@ -364,6 +366,7 @@ fn on_replay_crash_decides_a_second_crash_of_a_replay() {
     let decide = |replays| {
         let m = InFlight {
             label: 1,
+            name: None,
             idempotent: true,
             state_changing: true,
             replays,

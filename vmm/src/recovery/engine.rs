@@ -23,6 +23,7 @@ use crate::recovery::report::{
     SnapshotSummary, Summary,
 };
 use crate::recovery::server::{Pending, Server};
+use crate::recovery::translate::Peer as _;
 use crate::recovery::{
     MAX_VERSIONS, MIN_VERSIONS, RecoveryOptions, isolation, protocol, translate,
 };
@@ -163,15 +164,10 @@ impl<L: DirtyLog> Engine<L> {
     /// `boundary`: recorded, and said on stderr.
     fn misdeclared(&mut self, s: usize, label: u16, boundary: u64, pages: usize) {
         let server = &self.servers[s];
-        let request = server
-            .requests
-            .as_ref()
-            .and_then(|t| t.name_of(u64::from(label)))
-            .map(str::to_owned);
         let entry = Misdeclared {
             server: server.name.clone(),
             label,
-            request,
+            name: server.request_name(u64::from(label)).map(str::to_owned),
             boundary,
             pages: pages as u64,
         };
@@ -230,7 +226,7 @@ impl<L: DirtyLog> Engine<L> {
         };
         // Translate and decide.
         let facts = translate::fault(fault, &self.servers[s].name, now);
-        let in_flight = translate::in_flight(context, |l| self.servers[s].declared(l));
+        let in_flight = translate::in_flight(context, &self.servers[s]);
         let window = translate::window(&self.servers, context.boundary, &fault.window);
         let server = &mut self.servers[s];
         let crash = Crash {

@@ -211,7 +211,7 @@ pub struct Misdeclared {
     /// The request's label.
     pub label: u16,
     /// Its name in the server's table.
-    pub request: Option<String>,
+    pub name: Option<String>,
     /// The boundary whose snapshot found the change.
     pub boundary: u64,
     /// Pages it changed.
@@ -222,16 +222,15 @@ impl std::fmt::Display for Misdeclared {
     /// `declaration: kv request GET (label 2) is declared read-only but changed 1 page(s) of
     /// kv's state before boundary 17: taken as state-changing from now on`
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "declaration: {} request ", self.server)?;
-        match &self.request {
-            Some(name) => write!(f, "{name} (label {})", self.label)?,
-            None => write!(f, "label {}", self.label)?,
-        }
         write!(
             f,
-            " is declared read-only but changed {} page(s) of {}'s state before boundary {}: \
+            "declaration: {} request {} is declared read-only but changed {} page(s) of {}'s state before boundary {}: \
              taken as state-changing from now on",
-            self.pages, self.server, self.boundary
+            self.server,
+            policies::request_text(u32::from(self.label), self.name.as_deref()),
+            self.pages,
+            self.server,
+            self.boundary
         )
     }
 }

@@ -173,6 +173,14 @@ impl Peer for Server {
         self.declared(label).1
     }
 
+    fn idempotent(&self, label: u64) -> bool {
+        self.declared(label).0
+    }
+
+    fn request_name(&self, label: u64) -> Option<&str> {
+        self.requests.as_ref()?.name_of(label)
+    }
+
     fn keeps(&self, version: u64) -> bool {
         self.store.versions().contains(&version)
     }

@@ -19,6 +19,10 @@ pub trait Peer {
     fn is_server(&self) -> bool;
     /// True when its request `label` may change its state (by its declaration, as checked).
     fn changes_state(&self, label: u64) -> bool;
+    /// True when its request `label` is declared idempotent.
+    fn idempotent(&self, label: u64) -> bool;
+    /// The declared name of its request `label`, if any.
+    fn request_name(&self, label: u64) -> Option<&str>;
     /// True when it still keeps the snapshot numbered `version`.
     fn keeps(&self, version: u64) -> bool;
 }
@@ -53,18 +57,16 @@ pub fn fault(fault: &FaultReport, name: &str, now: Micros) -> policies::Fault {
     }
 }
 
-/// The request the crashed server was handling, if a caller waits for it, with what its
-/// declaration says (`declared(label)`: idempotent, state-changing).
-pub fn in_flight(
-    context: &CrashContext,
-    declared: impl Fn(u64) -> (bool, bool),
-) -> Option<InFlight> {
+/// The request the crashed server (`server`) was handling, if a caller waits for it, with what
+/// its declaration says.
+pub fn in_flight(context: &CrashContext, server: &impl Peer) -> Option<InFlight> {
     context.caller().map(|_| {
-        let (idempotent, state_changing) = declared(context.label);
+        let label = context.label;
         InFlight {
-            label: u32::try_from(context.label).unwrap_or(u32::MAX),
-            idempotent,
-            state_changing,
+            label: u32::try_from(label).unwrap_or(u32::MAX),
+            name: server.request_name(label).map(str::to_owned),
+            idempotent: server.idempotent(label),
+            state_changing: server.changes_state(label),
             replays: u32::from(context.flags & CrashContext::REPLAY != 0),
         }
     })
@@ -76,6 +78,7 @@ fn unrecoverable(to: ServerRef, label: u32) -> SentMessage {
     SentMessage {
         to,
         label,
+        name: None,
         state_changing: true,
         peer_snapshot: None,
         peer_answered_others: true,
@@ -103,6 +106,7 @@ pub fn window<P: Peer>(peers: &[P], boundary: u64, sent: &SentWindow) -> Recover
             SentMessage {
                 to: ServerRef::new(m.to, peer.name()),
                 label,
+                name: peer.request_name(m.label).map(str::to_owned),
                 state_changing: peer.changes_state(m.label),
                 peer_snapshot: peer.keeps(m.peer_boundary).then_some(m.peer_boundary),
                 // The kernel's "quiet" covers both: since the message the peer handled
@@ -134,6 +138,7 @@ mod tests {
         name: &'static str,
         server: bool,
         changing: &'static [u64],
+        idempotent: &'static [u64],
         kept: &'static [u64],
     }
 
@@ -147,6 +152,12 @@ mod tests {
         fn changes_state(&self, label: u64) -> bool {
             self.changing.contains(&label)
         }
+        fn idempotent(&self, label: u64) -> bool {
+            self.idempotent.contains(&label)
+        }
+        fn request_name(&self, label: u64) -> Option<&str> {
+            (label == 1).then_some("PUT")
+        }
         fn keeps(&self, version: u64) -> bool {
             self.kept.contains(&version)
         }
@@ -157,18 +168,21 @@ mod tests {
             name: "kv",
             server: true,
             changing: &[1],
+            idempotent: &[5],
             kept: &[3, 4],
         },
         P {
             name: "fs",
             server: true,
             changing: &[],
+            idempotent: &[],
             kept: &[9],
         },
         P {
             name: "client",
             server: false,
             changing: &[1],
+            idempotent: &[],
             kept: &[0],
         },
     ];
@@ -252,19 +266,30 @@ mod tests {
             label: 5,
             ..CrashContext::default()
         };
-        assert_eq!(in_flight(&c, |_| (true, true)), None, "nobody waits");
+        let kv = &PEERS[0];
+        assert_eq!(in_flight(&c, kv), None, "nobody waits");
         c.caller = 3;
         c.flags = CrashContext::REPLAY;
-        let m = in_flight(&c, |l| (l == 5, false)).expect("in flight");
+        let m = in_flight(&c, kv).expect("in flight");
         assert_eq!(
-            (m.label, m.idempotent, m.state_changing, m.replays),
-            (5, true, false, 1)
+            (m.label, m.name, m.idempotent, m.state_changing, m.replays),
+            (5, None, true, false, 1)
+        );
+        c.label = 1;
+        c.flags = 0;
+        let m = in_flight(&c, kv).expect("in flight");
+        assert_eq!(
+            (
+                m.label,
+                m.name.as_deref(),
+                m.idempotent,
+                m.state_changing,
+                m.replays
+            ),
+            (1, Some("PUT"), false, true, 0)
         );
         c.label = u64::MAX;
-        assert_eq!(
-            in_flight(&c, |_| (false, true)).map(|m| m.label),
-            Some(u32::MAX)
-        );
+        assert_eq!(in_flight(&c, kv).map(|m| m.label), Some(u32::MAX));
     }
 
     #[test]

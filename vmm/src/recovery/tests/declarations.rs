@@ -35,7 +35,7 @@ fn read_only_declarations_are_trusted_only_once_they_hold() {
         (
             m.server.as_str(),
             m.label,
-            m.request.as_deref(),
+            m.name.as_deref(),
             m.boundary,
             m.pages
         ),
