@@ -32,7 +32,7 @@
 //! (a peer that was restarted is never reported quiet).
 
 use crate::kernel::{Effect, Kernel, Platform};
-use crate::task::{NO_TASK, State};
+use crate::task::State;
 use crate::umem::{CheckedSlice, UserSlice};
 use abi::fault::{FaultCause, NO_VECTOR};
 use abi::ipc::Error;
@@ -105,7 +105,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         out.boundary = task.boundaries;
         match caller {
             Some(c) => {
-                if task.in_flight_replay {
+                if task.window.is_replay() {
                     flags |= CrashContext::REPLAY;
                 }
                 // The caller's registers still hold its request until it is answered.
@@ -132,16 +132,16 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
     #[inline(always)]
     pub fn fill_window(&self, t: usize, window: &mut SentWindow) {
         let task = &self.tasks[t];
-        window.count = task.sent_count;
+        window.count = task.window.sent_count();
         window.reserved = 0;
         // Usually empty (a crash at the start of a message): only the count is written.
-        if task.sent_count != 0 {
+        if window.count != 0 {
             self.fill_sent(t, window);
         }
     }
 
     fn fill_sent(&self, t: usize, window: &mut SentWindow) {
-        let sent = self.tasks[t].sent();
+        let sent = self.tasks[t].window.sent();
         for (i, (slot, s)) in window.sent.iter_mut().zip(sent).enumerate() {
             let to = usize::from(s.to);
             let mut flags = 0;
@@ -167,7 +167,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
     /// The task waiting for the reply to the call `t` received since its boundary.
     #[inline(always)]
     pub(crate) fn in_flight_caller(&self, t: usize) -> Option<usize> {
-        let c = usize::from(self.tasks[t].in_flight);
+        let c = self.tasks[t].window.caller()?;
         let waiting = self.tasks.get(c)?.state == State::AwaitingReply { from: t as u16 };
         waiting.then_some(c)
     }
@@ -220,7 +220,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         self.timers.cancel(t);
         let task = &mut self.tasks[t];
         task.notifications = 0;
-        task.in_flight = NO_TASK;
+        task.window.end_call();
         let senders = core::mem::take(&mut task.senders);
         for s in 0..self.count {
             let held = senders & (1 << s) != 0
@@ -236,16 +236,13 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
     fn restart(&mut self, t: usize, action: VerdictAction) {
         let caller = self.in_flight_caller(t);
         let task = &mut self.tasks[t];
-        let replayed = task.in_flight_replay;
+        let undo = task.window.roll_back();
         task.generation = task.generation.wrapping_add(1);
         task.regs = task.start_regs(t, true);
         task.budget_used = 0;
         task.held_fault = 0;
         task.restarted = true;
-        task.notifications |= core::mem::take(&mut task.consumed);
-        task.in_flight = NO_TASK;
-        task.in_flight_replay = false;
-        task.clear_sent();
+        task.notifications |= undo.notifications;
         task.activity = task.activity.wrapping_add(1);
         let fresh = action == VerdictAction::RestartFresh;
         if fresh && task.boundaries > 0 {
@@ -255,16 +252,14 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         }
         if fresh {
             self.timers.cancel(t);
-        } else if task.timer_touched {
-            let (deadline, bits) = task.timer_saved;
+        } else if let Some((deadline, bits)) = undo.timer {
             self.timers.set(t, deadline, bits);
         }
-        self.tasks[t].timer_touched = false;
         self.tasks[t].state = State::Runnable;
         self.queues.insert(t);
         let id = self.id(t).0;
         if let Some(c) = caller {
-            if action == VerdictAction::Replay && !replayed {
+            if action == VerdictAction::Replay && !undo.replayed {
                 // Queued again, first in line for its restarted server.
                 self.tasks[c].state = State::Sending {
                     to: t as u16,

@@ -26,7 +26,7 @@
 //! replier: the caller gets its current id in rdi.
 
 use crate::kernel::{Effect, Kernel, Platform};
-use crate::task::{NO_TASK, Sent, State};
+use crate::task::{Sent, State};
 use abi::fault::FaultCause;
 use abi::ipc::{Error, MSG_WORDS, NOTIFICATION_LABEL, STATE_CANARY, TaskId};
 
@@ -84,7 +84,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         let t = &mut self.tasks[task];
         let bits = t.notifications;
         t.notifications = 0;
-        t.consumed |= bits;
+        t.window.consume(bits);
         t.state = State::Runnable;
         t.regs
             .deliver(TaskId::KERNEL, NOTIFICATION_LABEL, [bits, 0, 0, 0, 0, 0]);
@@ -119,15 +119,12 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         let read_only = label.is_some_and(|l| l < 64 && self.platform.read_only(me) >> l & 1 != 0);
         let t = &mut self.tasks[me];
         t.boundaries += 1;
-        t.in_flight = NO_TASK;
-        t.in_flight_replay = false;
         if read_only {
+            t.window.end_call();
             return Ok(Effect::None);
         }
         t.snapshots += 1;
-        t.consumed = 0;
-        t.timer_touched = false;
-        t.clear_sent();
+        t.window.close();
         Ok(Effect::Boundary {
             task: me,
             label: label.map_or(0, |l| u16::try_from(l).unwrap_or(u16::MAX)),
@@ -167,8 +164,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         t.regs.deliver(sender, label, words);
         t.state = State::Runnable;
         if call {
-            t.in_flight = from as u16;
-            t.in_flight_replay = replay;
+            t.window.begin_call(from, replay);
         }
         // Its state now is its snapshot of this number: from before this message.
         let peer_boundary = t.snapshots;
@@ -181,7 +177,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
                 peer_boundary,
                 mark: self.tasks[to].activity,
             };
-            self.tasks[from].record_sent(sent);
+            self.tasks[from].window.record_sent(sent);
         }
     }
 
@@ -229,7 +225,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
     /// the reply's label and words, and `me`'s current id in rdi.
     #[inline(always)]
     pub fn reply(&mut self, me: usize) {
-        let answering = self.tasks[me].in_flight;
+        let answering = self.tasks[me].window.caller();
         self.reply_to(me, answering);
     }
 
@@ -237,7 +233,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
     /// message it handles. A reply to anyone else (a deferred reply) counts as activity: the
     /// replier then answered a task outside any recovery window that named it quiet.
     #[inline(always)]
-    fn reply_to(&mut self, me: usize, answering: u16) {
+    fn reply_to(&mut self, me: usize, answering: Option<usize>) {
         let regs = self.tasks[me].regs;
         let id = TaskId(regs.rdi);
         let c = usize::from(id.index());
@@ -248,7 +244,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
             self.tasks[me].regs.rax = Error::NoReplyPending as u64;
             return;
         }
-        if c != usize::from(answering) {
+        if answering != Some(c) {
             let t = &mut self.tasks[me];
             t.activity = t.activity.wrapping_add(1);
         }
@@ -266,7 +262,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
     #[inline(always)]
     pub fn reply_recv(&mut self, me: usize) -> Effect {
         // The boundary forgets the caller in flight; the reply still answers it.
-        let answering = self.tasks[me].in_flight;
+        let answering = self.tasks[me].window.caller();
         match self.boundary(me, true) {
             Ok(effect) => {
                 self.reply_to(me, answering);

@@ -32,6 +32,7 @@ pub mod syscall;
 pub mod task;
 pub mod timer;
 pub mod umem;
+pub mod window;
 
 pub use kernel::{Effect, Intact, Kernel, Platform, TaskSetup};
 

@@ -32,11 +32,9 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
                 let deadline = self.ticks.saturating_add(regs.rdx.max(1));
                 let t = &mut self.tasks[me];
                 t.activity = t.activity.wrapping_add(1);
-                if !t.timer_touched {
-                    // Recovery puts this timer back if the task rolls back past this call.
-                    t.timer_saved = self.timers.get(me);
-                    t.timer_touched = true;
-                }
+                // Recovery puts this timer back if the task rolls back past this call.
+                let timers = &self.timers;
+                t.window.timer_set(|| timers.get(me));
                 if self.timers.set(me, deadline, regs.r8) {
                     ok(self);
                 } else {

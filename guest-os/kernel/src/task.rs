@@ -1,13 +1,12 @@
 //! Tasks: the saved register frame (the task's context record), its IPC state, its regions and
 //! its bookkeeping (generation, messages handled, time budget), and what recovery needs: the
-//! restart context (entry, fresh stack, arguments), the recovery window since its last boundary
-//! (the request in flight, notifications consumed, the timer it found, the messages it sent),
-//! its activity count and its planned faults.
+//! restart context (entry, fresh stack, arguments), its recovery window since its last
+//! boundary ([`crate::window`]), its activity count and its planned faults.
 
 use crate::umem::Regions;
+use crate::window::Window;
 use abi::fault::AFTER_SEND;
 use abi::ipc::{MSG_WORDS, TaskId};
-use abi::monitor::WINDOW_MAX;
 
 /// A task's registers as the trap entry saves them: the general registers the entry pushes,
 /// the vector and error code, then the frame the CPU pushed. Lowest address first; the trap
@@ -212,18 +211,10 @@ pub struct Task {
     /// Only boundaries that close a state-changing request (or a notification, or a receive
     /// without a reply) are snapshotted ([`crate::ipc`]).
     pub snapshots: u64,
-    /// The caller whose call it received since its boundary ([`NO_TASK`]: none).
-    pub in_flight: u16,
-    /// That call is a replay (it was delivered again after a crash).
-    pub in_flight_replay: bool,
     /// As a caller: its call is being delivered again after the server crashed on it.
     pub replaying: bool,
-    /// Notification bits delivered to it since its boundary.
-    pub consumed: u64,
-    /// It set its timer since its boundary; `timer_saved` is the timer it had before.
-    pub timer_touched: bool,
-    /// Its timer at the boundary (deadline, bits), while `timer_touched`.
-    pub timer_saved: (u64, u64),
+    /// What it did since its last snapshotted boundary ([`Window`]).
+    pub window: Window,
     /// Addresses of its two state canaries (0: none declared).
     pub canaries: [u64; 2],
     /// Restarted and not yet run: its first instruction is next ([`Task::take_restarted`]).
@@ -240,11 +231,6 @@ pub struct Task {
     /// notifications it began, sends, calls and notifies it made, timers it set, restarts.
     /// Only differences matter (a recovery window's `PEER_QUIET`).
     pub activity: u64,
-    /// Messages it sent since its boundary (counting past [`WINDOW_MAX`]); only servers' sends
-    /// are recorded.
-    pub(crate) sent_count: u32,
-    /// The first [`WINDOW_MAX`] of them, in delivery order.
-    pub(crate) sent: [Sent; WINDOW_MAX],
     /// It was restarted fresh (from its boot image, after reaching a boundary) at least once.
     pub lost_state: bool,
     /// The generation it got at its last such fresh restart: ids of older generations are
@@ -275,20 +261,14 @@ impl Task {
         },
         boundaries: 0,
         snapshots: 0,
-        in_flight: NO_TASK,
-        in_flight_replay: false,
         replaying: false,
-        consumed: 0,
-        timer_touched: false,
-        timer_saved: (u64::MAX, 0),
+        window: Window::EMPTY,
         canaries: [0; 2],
         restarted: false,
         restart_at: 0,
         faults: [NO_FAULT; PLANNED_FAULTS],
         held_fault: 0,
         activity: 0,
-        sent_count: 0,
-        sent: [NO_SENT; WINDOW_MAX],
         lost_state: false,
         lost_generation: 0,
     };
@@ -414,23 +394,5 @@ impl Task {
             *f = NO_FAULT;
         }
         self.sort_faults();
-    }
-
-    /// Records a message this task sent, delivered to `to` (see [`Sent`]).
-    pub fn record_sent(&mut self, sent: Sent) {
-        if let Some(slot) = self.sent.get_mut(self.sent_count as usize) {
-            *slot = sent;
-        }
-        self.sent_count = self.sent_count.saturating_add(1);
-    }
-
-    /// Forgets what it sent (its window closes or starts over).
-    pub fn clear_sent(&mut self) {
-        self.sent_count = 0;
-    }
-
-    /// The recorded messages (at most [`WINDOW_MAX`]).
-    pub fn sent(&self) -> &[Sent] {
-        &self.sent[..(self.sent_count as usize).min(WINDOW_MAX)]
     }
 }

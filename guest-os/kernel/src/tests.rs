@@ -790,7 +790,7 @@ fn a_crashed_server_reports_what_it_sent_and_whether_the_peer_stayed_quiet() {
     server_calls_peer(&mut k, 9);
     server_calls_peer(&mut k, 10);
     // An app's sends are not recorded.
-    assert_eq!(k.tasks[CLIENT].sent_count, 0);
+    assert_eq!(k.tasks[CLIENT].window.sent_count(), 0);
     crash_server(&mut k);
     let w = window_of(&k, SERVER);
     assert_eq!(w.count, 2);
@@ -916,10 +916,14 @@ fn the_window_closes_at_the_boundary_and_at_a_restart() {
     let mut k = two_servers();
     client_calls_server(&mut k, 5);
     server_calls_peer(&mut k, 9);
-    assert_eq!(k.tasks[SERVER].sent_count, 1);
+    assert_eq!(k.tasks[SERVER].window.sent_count(), 1);
     let client = k.id(CLIENT).0;
     sys(&mut k, SERVER, Sys::ReplyRecv, client, 0, [0; 6]);
-    assert_eq!(k.tasks[SERVER].sent_count, 0, "closed at the boundary");
+    assert_eq!(
+        k.tasks[SERVER].window.sent_count(),
+        0,
+        "closed at the boundary"
+    );
     client_calls_server(&mut k, 5);
     crash_server(&mut k);
     assert_eq!(window_of(&k, SERVER).count, 0);
@@ -931,7 +935,7 @@ fn the_window_closes_at_the_boundary_and_at_a_restart() {
     crash_server(&mut k);
     assert_eq!(window_of(&k, SERVER).count, 1);
     k.recover(SERVER, VerdictAction::Rollback, 0);
-    assert_eq!(k.tasks[SERVER].sent_count, 0);
+    assert_eq!(k.tasks[SERVER].window.sent_count(), 0);
 }
 
 #[test]
@@ -1111,7 +1115,7 @@ fn read_only_requests_skip_the_snapshot_and_keep_the_window_open() {
         }
     );
     assert_eq!(k.tasks[SERVER].snapshots, snaps + 1);
-    assert_eq!(k.tasks[SERVER].sent_count, 0);
+    assert_eq!(k.tasks[SERVER].window.sent_count(), 0);
     // A GET that sends to the peer: the reply goes out without a snapshot, the window stays.
     client_calls_server(&mut k, GET);
     server_calls_peer(&mut k, 9);
@@ -1127,8 +1131,12 @@ fn read_only_requests_skip_the_snapshot_and_keep_the_window_open() {
         passed + 2,
         "but a boundary passed"
     );
-    assert_eq!(k.tasks[SERVER].sent_count, 1, "the window stays open");
-    assert_eq!(k.tasks[SERVER].in_flight, crate::task::NO_TASK);
+    assert_eq!(
+        k.tasks[SERVER].window.sent_count(),
+        1,
+        "the window stays open"
+    );
+    assert_eq!(k.tasks[SERVER].window.caller(), None);
     // A crash now reports the last snapshot's window and the peer's snapshot number.
     client_calls_server(&mut k, DELETE);
     crash_server(&mut k);
