@@ -236,12 +236,14 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
     fn restart(&mut self, t: usize, action: VerdictAction) {
         let caller = self.in_flight_caller(t);
         let task = &mut self.tasks[t];
-        let undo = task.window.roll_back();
         task.generation = task.generation.wrapping_add(1);
         task.regs = task.start_regs(t, true);
         task.budget_used = 0;
         task.held_fault = 0;
         task.restarted = true;
+        // After the registers: what to undo is not held across their stores (on KVM-PVM each
+        // reload of the task's address would be an emulated instruction).
+        let undo = task.window.roll_back();
         task.notifications |= undo.notifications;
         task.activity = task.activity.wrapping_add(1);
         let fresh = action == VerdictAction::RestartFresh;
