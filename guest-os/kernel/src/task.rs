@@ -173,54 +173,57 @@ pub struct StartContext {
 /// RFLAGS of a task: interrupts on, IOPL 0, bit 1 set.
 pub const USER_RFLAGS: u64 = 0x202;
 
-/// One task.
+/// One task. Its fields are the kernel's own (its modules keep their invariants: IPC state and
+/// senders in `ipc`, the recovery window in [`Window`], planned faults here); the binary sees
+/// the context record, the regions and the snapshot count, and goes through methods for the
+/// rest.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(16))]
 pub struct Task {
     /// The context record. First field: the trap entry finds it at the task's address.
     pub regs: SavedRegs,
     /// IPC state.
-    pub state: State,
+    pub(crate) state: State,
     /// Current generation (the kernel owns it; a restart bumps it).
-    pub generation: u32,
+    pub(crate) generation: u32,
     /// Scheduling priority (0 first).
-    pub priority: u8,
+    pub(crate) priority: u8,
     /// Servers have a per-message budget; apps do not.
-    pub server: bool,
+    pub(crate) server: bool,
     /// May stop the VM and report workload figures.
-    pub may_exit: bool,
+    pub(crate) may_exit: bool,
     /// Between a receive's return and the next receive.
-    pub in_message: bool,
+    pub(crate) in_message: bool,
     /// Ticks run since the last message boundary.
-    pub budget_used: u32,
+    pub(crate) budget_used: u32,
     /// Pending notification bits.
-    pub notifications: u64,
+    pub(crate) notifications: u64,
     /// Bitmask of tasks blocked sending to this one.
-    pub senders: u32,
+    pub(crate) senders: u32,
     /// Message boundaries passed (receives completed).
-    pub messages: u64,
+    pub(crate) messages: u64,
     /// Memory the task may hand the kernel pointers into.
     pub regions: Regions,
     /// Name (NUL-padded).
-    pub name: [u8; 16],
+    pub(crate) name: [u8; 16],
     /// Where it (re)starts.
-    pub start: StartContext,
+    pub(crate) start: StartContext,
     /// Boundaries passed (a server's receives).
-    pub boundaries: u64,
+    pub(crate) boundaries: u64,
     /// Boundaries at which the VMM snapshotted it: the sequence number of its newest snapshot.
     /// Only boundaries that close a state-changing request (or a notification, or a receive
     /// without a reply) are snapshotted ([`crate::ipc`]).
     pub snapshots: u64,
     /// As a caller: its call is being delivered again after the server crashed on it.
-    pub replaying: bool,
+    pub(crate) replaying: bool,
     /// What it did since its last snapshotted boundary ([`Window`]).
-    pub window: Window,
+    pub(crate) window: Window,
     /// Addresses of its two state canaries (0: none declared).
-    pub canaries: [u64; 2],
+    pub(crate) canaries: [u64; 2],
     /// Restarted and not yet run: its first instruction is next ([`Task::take_restarted`]).
     pub(crate) restarted: bool,
     /// While `Restarting`: the tick from which it runs.
-    pub restart_at: u64,
+    pub(crate) restart_at: u64,
     /// Planned faults, by ascending message; unused entries are [`NO_FAULT`].
     pub(crate) faults: [PlannedFault; PLANNED_FAULTS],
     /// The fault word the message being handled came with ([`Task::take_fault`]; 0: none):
@@ -230,12 +233,12 @@ pub struct Task {
     /// Things it did that may have touched others or changed what it does next: messages and
     /// notifications it began, sends, calls and notifies it made, timers it set, restarts.
     /// Only differences matter (a recovery window's `PEER_QUIET`).
-    pub activity: u64,
+    pub(crate) activity: u64,
     /// It was restarted fresh (from its boot image, after reaching a boundary) at least once.
-    pub lost_state: bool,
+    pub(crate) lost_state: bool,
     /// The generation it got at its last such fresh restart: ids of older generations are
     /// answered `StateLost`.
-    pub lost_generation: u32,
+    pub(crate) lost_generation: u32,
 }
 
 impl Task {
