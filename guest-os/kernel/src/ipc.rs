@@ -26,7 +26,8 @@
 //! replier: the caller gets its current id in rdi.
 
 use crate::kernel::{Effect, Kernel, Platform};
-use crate::task::{Sent, State};
+use crate::task::State;
+use crate::window::Sent;
 use abi::fault::FaultCause;
 use abi::ipc::{Error, MSG_WORDS, NOTIFICATION_LABEL, STATE_CANARY, TaskId};
 

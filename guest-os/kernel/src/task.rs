@@ -110,8 +110,6 @@ pub enum State {
     Restarting,
 }
 
-/// `Task::in_flight` when no call was received since the boundary.
-pub const NO_TASK: u16 = u16::MAX;
 /// Faults a task can have planned ([`Task::faults`]).
 pub const PLANNED_FAULTS: usize = 4;
 
@@ -133,28 +131,6 @@ pub const NO_FAULT: PlannedFault = PlannedFault {
     message: u64::MAX,
     kind: 0,
     period: 0,
-};
-
-/// A message a server sent (`send` or `call`) since its boundary, recorded when it was
-/// delivered (see `abi::monitor::SentRecord`, which the kernel reports from it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sent {
-    /// The receiver's task index.
-    pub to: u16,
-    /// The message's label.
-    pub label: u64,
-    /// The receiver's `boundaries` at the delivery.
-    pub peer_boundary: u64,
-    /// The receiver's `activity` right after the delivery.
-    pub mark: u64,
-}
-
-/// An unused entry of [`Task::sent`].
-pub const NO_SENT: Sent = Sent {
-    to: NO_TASK,
-    label: 0,
-    peer_boundary: 0,
-    mark: 0,
 };
 
 /// Where a task starts, and restarts after a crash: entry point, top of a fresh stack, the

@@ -6,8 +6,32 @@
 //! outlive the others. A boundary that is not snapshotted (a read-only request's) only ends the
 //! call ([`Window::end_call`]): the rest still goes back to the older snapshot.
 
-use crate::task::{NO_SENT, NO_TASK, Sent};
 use abi::monitor::WINDOW_MAX;
+
+/// No task: the window's caller when no call was received since the boundary.
+pub const NO_TASK: u16 = u16::MAX;
+
+/// A message a server sent (`send` or `call`) since its boundary, recorded when it was
+/// delivered (see `abi::monitor::SentRecord`, which the kernel reports from it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The receiver's task index.
+    pub to: u16,
+    /// The message's label.
+    pub label: u64,
+    /// The receiver's `boundaries` at the delivery.
+    pub peer_boundary: u64,
+    /// The receiver's `activity` right after the delivery.
+    pub mark: u64,
+}
+
+/// An unused entry of the window's sent messages.
+pub const NO_SENT: Sent = Sent {
+    to: NO_TASK,
+    label: 0,
+    peer_boundary: 0,
+    mark: 0,
+};
 
 /// What a rollback to the boundary undoes, taken out of the window ([`Window::roll_back`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
