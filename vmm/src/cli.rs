@@ -2,8 +2,10 @@
 //! from [`abi::status`]; stdout carries only the guest's console.
 
 use crate::config::{ConfigFile, Overrides, VmConfig};
-use crate::recovery::report::{self, WorkloadFigures};
+use crate::faults::classify::Class;
+use crate::faults::{self, FaultOptions, FaultSpec};
 use crate::recovery::{self, RecoveryOptions};
+use crate::report::{self, WorkloadFigures};
 use crate::{bench, vm};
 use abi::status;
 use clap::{Args, Parser, Subcommand};
@@ -53,6 +55,26 @@ pub enum Command {
     /// Measure vmm; results are printed (and optionally written as JSON), never asserted.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// List where a fault kind can strike a target of an image: its code sites (instructions a
+    /// code kind can rewrite, with their bytes and text), or the bytes and registers a data
+    /// kind can flip. Read from the image; no VM runs. docs/fault-injection.md.
+    FaultSites(FaultSitesArgs),
+}
+
+/// `vmm fault-sites` arguments.
+#[derive(Debug, Args)]
+pub struct FaultSitesArgs {
+    /// A server of the image, or `kernel`.
+    pub target: String,
+    /// A fault kind the VMM injects (text-flip, nop, flip-branch, drop-branch, corrupt-src,
+    /// corrupt-dst, corrupt-ptr, no-store, state-flip, stack-flip, reg-flip, msg-corrupt).
+    pub kind: String,
+    /// Guest ELF image (default: the bundled demo guest).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+    /// Sites listed after the count (0: the count only).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub limit: usize,
 }
 
 /// `vmm bench` subcommands.
@@ -120,15 +142,25 @@ pub struct RunArgs {
     /// recovery, no final line).
     #[arg(short, long)]
     pub quiet: bool,
-    /// Crash server SERVER with fault KIND while it handles its N-th message (repeatable).
-    /// SERVER: a server of the image (the bundled guest's: names, kv, fs, bank, crasher). KIND:
-    /// null-deref, illegal-insn, div-zero, panic, hang, stack-overflow, corrupt-state, gp. Each
-    /// fault fires once (`@N+P`: again every P messages); the server is recovered by its policy
-    /// (default: roll back to its last boundary, "peer restarted" to the caller, whose client
-    /// retries). A `:after-send` suffix crashes it after its handler instead, on the first
-    /// message from the N-th on during which it sent a message to a peer.
-    #[arg(long = "fault", value_name = "SERVER:KIND@N[+P][:after-send]")]
+    /// Inject fault KIND into SERVER while it handles its N-th message (repeatable; `@N+P`:
+    /// again every P messages). SERVER: a server of the image (the bundled guest's: names, kv,
+    /// fs, bank, crasher, queue), or `kernel` (text-flip, state-flip; N counts every task's
+    /// messages). KIND: null-deref, illegal-insn, div-zero, panic, hang, stack-overflow,
+    /// corrupt-state, gp, text-flip, nop, flip-branch, drop-branch, corrupt-src, corrupt-dst,
+    /// corrupt-ptr, no-store, state-flip, stack-flip, reg-flip, msg-corrupt. The first eight
+    /// the server executes itself (a crash its policy recovers: default, roll back to its last
+    /// boundary); the others the VMM injects from outside (an instruction rewritten, a bit of
+    /// its state, stack or registers flipped) and the run is classified by what followed.
+    /// Modifiers, in any order: :after-send (a crash after the handler, on the first message
+    /// from the N-th that sent to a peer), :transient (default) or :permanent (a code fault
+    /// undone after its message, or not), :at=ADDR, :bit=B, :reg=R (pin what --fault-seed
+    /// would pick). docs/fault-injection.md has the model and the grammar.
+    #[arg(long = "fault", value_name = "SERVER:KIND@N[+P][:MODIFIER]...")]
     pub faults: Vec<String>,
+    /// Seed for what the --fault specs leave open (which instruction, bit, register); the same
+    /// image, specs and seed give the same concrete faults.
+    #[arg(long, value_name = "S", default_value_t = faults::DEFAULT_SEED)]
+    pub fault_seed: u64,
     /// Write a JSON report of the run to FILE (atomically): exit status, backend, workload
     /// figures, per-server crashes/restores/generation, every recovery.
     #[arg(long, value_name = "FILE")]
@@ -179,6 +211,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Command::Run(args) => (args.report.as_deref(), "--report"),
         Command::Bench(BenchCommand::Boot(args)) => (args.json.as_deref(), "--json"),
         Command::Bench(BenchCommand::Recovery(args)) => (args.json.as_deref(), "--json"),
+        Command::FaultSites(_) => (None, ""),
     };
     if let (Some(path), flag) = outputs
         && let Err(e) = bench::check_writable(path)
@@ -190,6 +223,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Command::Run(args) => run(args),
         Command::Bench(BenchCommand::Boot(args)) => bench_boot(args),
         Command::Bench(BenchCommand::Recovery(args)) => bench_recovery(args),
+        Command::FaultSites(args) => fault_sites(args),
     }
 }
 
@@ -200,24 +234,31 @@ fn usage_error_line(e: &clap::Error) -> String {
     first.strip_prefix("error: ").unwrap_or(first).to_owned()
 }
 
-/// The recovery engine's options from the command line (the fault specs checked for form).
-fn recovery_options(args: &RunArgs) -> Result<RecoveryOptions, String> {
-    let faults = args
+/// The faults to inject, checked for form.
+fn fault_options(args: &RunArgs) -> Result<FaultOptions, String> {
+    let specs = args
         .faults
         .iter()
-        .map(|f| recovery::inject::FaultSpec::parse(f))
+        .map(|f| FaultSpec::parse(f))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
+    if args.no_recovery && !specs.is_empty() {
+        return Err("--fault needs recovery: drop --no-recovery".to_owned());
+    }
+    Ok(FaultOptions {
+        specs,
+        seed: args.fault_seed,
+    })
+}
+
+/// The recovery engine's options from the command line.
+fn recovery_options(args: &RunArgs) -> Result<RecoveryOptions, String> {
     if !(recovery::MIN_VERSIONS..=recovery::MAX_VERSIONS).contains(&args.snapshot_versions) {
         return Err(recovery::RecoveryError::Versions(args.snapshot_versions).to_string());
-    }
-    if args.no_recovery && !faults.is_empty() {
-        return Err("--fault needs recovery: drop --no-recovery".to_owned());
     }
     Ok(RecoveryOptions {
         enabled: !args.no_recovery,
         versions: args.snapshot_versions,
-        faults,
         check_isolation: args.check_isolation,
         log_events: !args.quiet,
     })
@@ -248,9 +289,11 @@ fn run_report(status: i32, result: Result<&vm::RunReport, &String>) -> report::R
         workload: None,
         servers: Vec::new(),
         recoveries: Vec::new(),
-        snapshots: report::SnapshotSummary::default(),
+        snapshots: crate::recovery::report::SnapshotSummary::default(),
         misdeclared_requests: Vec::new(),
         faults: 0,
+        injections: Vec::new(),
+        classification: None,
     };
     match result {
         Ok(run) => {
@@ -259,6 +302,8 @@ fn run_report(status: i32, result: Result<&vm::RunReport, &String>) -> report::R
             r.elapsed_ms = Some(run.elapsed.as_secs_f64() * 1e3);
             r.workload = run.workload.map(WorkloadFigures::from);
             r.faults = run.faults;
+            r.injections = run.injections.clone();
+            r.classification = run.classification;
             if let Some(summary) = run.recovery.clone() {
                 r.servers = summary.servers;
                 r.recoveries = summary.recoveries;
@@ -279,15 +324,28 @@ fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
         eprintln!("vmm: {e}");
         (i32::from(status::CONFIG), Err(e))
     };
+    let faults = match fault_options(&args) {
+        Ok(f) => f,
+        Err(e) => return config_error(e),
+    };
     let recovery = match recovery_options(&args) {
         Ok(r) => r,
         Err(e) => return config_error(e),
     };
-    let config = match resolve(args) {
+    let mut config = match resolve(args) {
         Ok(c) => c,
         Err(e) => return config_error(e.to_string()),
     };
-    match vm::run(&config, BUNDLED_GUEST, quiet, &recovery) {
+    // A corrupted kernel may never stop the VM: runs that fault it get a timeout.
+    if config.timeout.is_none()
+        && faults
+            .specs
+            .iter()
+            .any(|s| s.target == faults::Target::Kernel)
+    {
+        config.timeout = Some(faults::KERNEL_FAULT_TIMEOUT);
+    }
+    match vm::run(&config, BUNDLED_GUEST, quiet, &recovery, &faults) {
         Ok(report) => {
             if let Some(m) = &report.message {
                 eprintln!("vmm: {m}");
@@ -296,6 +354,17 @@ fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
                 eprintln!(
                     "vmm: ignored {} accesses to unknown I/O ports and {} to unmapped addresses",
                     report.unknown_pio, report.unknown_mmio
+                );
+            }
+            // Even with -q: a fault that never fired tested nothing, and nothing else says so.
+            for i in report
+                .injections
+                .iter()
+                .filter(|i| i.class == Class::NotTriggered)
+            {
+                eprintln!(
+                    "vmm: warning: --fault {} never fired: {}'s message {} never came, so it tested nothing",
+                    i.spec, i.target, i.message
                 );
             }
             if !quiet {
@@ -318,6 +387,60 @@ fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
             eprintln!("vmm: {line}");
             (i32::from(e.status()), Err(line))
         }
+    }
+}
+
+fn fault_sites(args: FaultSitesArgs) -> i32 {
+    let fail = |status: u8, line: String| {
+        eprintln!("vmm: fault-sites: {line}");
+        i32::from(status)
+    };
+    let Some(kind) = abi::fault::FaultKind::from_name(&args.kind) else {
+        return fail(
+            status::USAGE,
+            format!(
+                "unknown fault kind {:?}, expected one of {}",
+                args.kind,
+                abi::fault::FaultKind::ALL.map(|k| k.name()).join(", ")
+            ),
+        );
+    };
+    let target = if args.target == faults::spec::KERNEL {
+        faults::Target::Kernel
+    } else {
+        faults::Target::Server(args.target.clone())
+    };
+    let overrides = Overrides {
+        image: args.image,
+        ..Overrides::default()
+    };
+    let config = match VmConfig::resolve(overrides, None) {
+        Ok(c) => c,
+        Err(e) => return fail(status::CONFIG, e.to_string()),
+    };
+    let image = match vm::load_image(&config, BUNDLED_GUEST) {
+        Ok(i) => i,
+        Err(e) => return fail(status::IMAGE, e.to_string()),
+    };
+    let layout = match crate::layout::plan(&image, config.memory_bytes()) {
+        Ok(l) => l,
+        Err(e) => return fail(status::IMAGE, e.to_string()),
+    };
+    if layout.servers.is_empty() {
+        return fail(
+            status::USAGE,
+            format!(
+                "{}: the image declares no servers (a plain ELF)",
+                image.label
+            ),
+        );
+    }
+    match faults::sites::listing(&image, &layout, &target, kind, args.limit) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => fail(status::USAGE, e),
     }
 }
 
@@ -408,6 +531,9 @@ fn guest_figures(report: &vm::RunReport) -> String {
             s.push_str(&format!(", {recovered} recovered"));
         }
     }
+    if let Some(class) = report.classification {
+        s.push_str(&format!("; classification {}", class.name()));
+    }
     s
 }
 
@@ -452,6 +578,8 @@ mod tests {
             workload: None,
             faults: 0,
             recovery: None,
+            injections: Vec::new(),
+            classification: None,
         };
         assert_eq!(guest_figures(&report), "");
         report.workload = Some(abi::monitor::WorkloadReport {
@@ -463,6 +591,10 @@ mod tests {
         assert_eq!(
             guest_figures(&report),
             "; workload ops=500 errors=0 retries=0 lost=0 mismatches=1; 2 task faults"
+        );
+        report.classification = Some(Class::SilentCorruption);
+        assert!(
+            guest_figures(&report).ends_with("; 2 task faults; classification silent-corruption")
         );
     }
 

@@ -41,9 +41,26 @@ pub struct Segment {
     pub filesz: u64,
     /// Offset of those bytes in the file.
     pub offset: u64,
+    /// `p_flags`: [`Segment::EXEC`], [`Segment::WRITE`], read (4).
+    pub flags: u32,
 }
 
 impl Segment {
+    /// `flags` bit: executable.
+    pub const EXEC: u32 = 1;
+    /// `flags` bit: writable.
+    pub const WRITE: u32 = 2;
+
+    /// True for an executable segment.
+    pub fn exec(&self) -> bool {
+        self.flags & Self::EXEC != 0
+    }
+
+    /// True for a writable segment.
+    pub fn write(&self) -> bool {
+        self.flags & Self::WRITE != 0
+    }
+
     /// One past the last byte in memory (checked for overflow when the image was read).
     pub fn end(&self) -> u64 {
         self.paddr + self.memsz
@@ -379,6 +396,7 @@ fn inspect(b: &[u8]) -> Result<Inspected, ImageErrorKind> {
     for index in 0..phnum {
         let ph = &b[phoff as usize + index * PHDR64_SIZE..][..PHDR64_SIZE];
         let p_type = u32_at(ph, 0);
+        let flags = u32_at(ph, 4);
         let offset = u64_at(ph, 8);
         let paddr = u64_at(ph, 24);
         let filesz = u64_at(ph, 32);
@@ -415,6 +433,7 @@ fn inspect(b: &[u8]) -> Result<Inspected, ImageErrorKind> {
             memsz,
             filesz,
             offset,
+            flags,
         });
     }
     if segments.is_empty() {
@@ -637,7 +656,8 @@ mod tests {
                 paddr: 0x10_0000,
                 memsz: 0x2000,
                 filesz: 16,
-                offset: 120
+                offset: 120,
+                flags: Segment::EXEC | 4,
             }]
         );
         assert_eq!(img.kind, ImageKind::Plain);

@@ -55,6 +55,8 @@ pub struct ServerRegions {
     pub state: Range,
     /// Its scratch.
     pub scratch: Range,
+    /// Its text area inside the kernel region (size 0: not declared).
+    pub text: Range,
     /// Declared an app by the manifest: a client with regions but no boundaries, never
     /// recovered, not a server to configure or crash on purpose.
     pub app: bool,
@@ -169,6 +171,16 @@ pub enum LayoutErrorKind {
     /// Two regions overlap.
     #[error("{0} overlaps {1}")]
     RegionsOverlap(String, String),
+    /// A server's text area is not inside the kernel region.
+    #[error("server `{server}` text area {base:#x}+{size:#x} is not inside the kernel region")]
+    TextOutsideKernel {
+        /// The server.
+        server: String,
+        /// Its text area.
+        base: u64,
+        /// Its size.
+        size: u64,
+    },
 }
 
 struct Declared {
@@ -228,6 +240,7 @@ fn plan_inner(image: &Image, mem_size: u64) -> Result<Layout, LayoutErrorKind> {
             name: d.name_str().unwrap_or_default().to_owned(),
             state: d.state,
             scratch: d.scratch,
+            text: manifest.text[i],
             app: manifest.is_app(i),
             requests: image
                 .requests
@@ -305,6 +318,14 @@ fn declared_regions(m: &Manifest, mem_size: u64) -> Result<Vec<Declared>, Layout
             return Err(LayoutErrorKind::DuplicateServerName(name.to_owned()));
         }
         names.push(name);
+        let text = m.text[i];
+        if text.size != 0 && !m.kernel.contains_range(&text) {
+            return Err(LayoutErrorKind::TextOutsideKernel {
+                server: name.to_owned(),
+                base: text.base,
+                size: text.size,
+            });
+        }
         let server = i as u32;
         regions.push(Declared {
             what: format!("server `{name}` state arena"),

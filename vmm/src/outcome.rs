@@ -58,6 +58,19 @@ pub enum Violation {
         /// The boundary number given (its low 16 bits).
         seq: u64,
     },
+    /// An INJECT call the VMM's plan does not account for.
+    Inject {
+        /// The task index given.
+        task: u32,
+        /// The phase given.
+        phase: u32,
+        /// The kind word given.
+        kind: u64,
+        /// The message number given.
+        message: u64,
+        /// What is wrong.
+        why: &'static str,
+    },
     /// An address no RAM or device backs.
     UnmappedMmio {
         /// Guest-physical address.
@@ -109,6 +122,16 @@ impl fmt::Display for Violation {
             Self::Boundary { task, seq } => write!(
                 f,
                 "snapshot (BOUNDARY, SNAPSHOTS or pending with a FAULT) of task {task} at boundary {seq} (low 16 bits): not a server, or not its next boundary"
+            ),
+            Self::Inject {
+                task,
+                phase,
+                kind,
+                message,
+                why,
+            } => write!(
+                f,
+                "INJECT hypercall for task {task}, phase {phase}, kind {kind:#x}, message {message}: {why}"
             ),
             Self::UnmappedMmio { addr, write } => {
                 write!(f, "{} unmapped guest address {addr:#x}", dir(write))

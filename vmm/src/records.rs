@@ -13,4 +13,8 @@ pub struct GuestRecords {
     pub faults: u64,
     /// What the recovery engine did (runs with one).
     pub recovery: Option<crate::recovery::report::Summary>,
+    /// Every planned fault, as it went (runs with `--fault`).
+    pub injections: Vec<crate::faults::record::Injection>,
+    /// Tasks that crashed though no fault targeted them.
+    pub bystanders: Vec<String>,
 }

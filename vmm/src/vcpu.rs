@@ -4,9 +4,10 @@
 
 use crate::devices::bus::{Bus, PioAction};
 use crate::devices::monitor::{self, Call, CallFrame, MonitorInfo};
+use crate::faults::injector::Injector;
 use crate::kick;
 use crate::memory::GuestMemory;
-use crate::outcome::Stop;
+use crate::outcome::{Stop, Violation};
 use crate::records::GuestRecords;
 use crate::recovery::Engine;
 use crate::recovery::dirty::KvmDirtyLog;
@@ -26,6 +27,9 @@ pub struct Vcpu<W: Write> {
     monitor: MonitorInfo,
     records: Arc<Mutex<GuestRecords>>,
     engine: Option<Engine<KvmDirtyLog>>,
+    injector: Option<Injector>,
+    /// The kernel code address a hardware breakpoint watches (a kernel code fault's).
+    breakpoint: Option<u64>,
 }
 
 /// The width in bytes of one access of the port-I/O exit KVM just reported in `run`.
@@ -60,7 +64,16 @@ impl<W: Write> Vcpu<W> {
             monitor: MonitorInfo::default(),
             records: Arc::default(),
             engine: None,
+            injector: None,
+            breakpoint: None,
         }
+    }
+
+    /// Gives the vCPU the fault injector that carries out the planned faults of the VMM's
+    /// kinds.
+    pub fn with_injector(mut self, injector: Injector) -> Self {
+        self.injector = Some(injector);
+        self
     }
 
     /// Gives the vCPU the recovery engine that snapshots and restores the servers.
@@ -93,6 +106,13 @@ impl<W: Write> Vcpu<W> {
         if let Some(engine) = &self.engine {
             self.records().recovery = Some(engine.summary());
         }
+        if let Some(injector) = self.injector.take() {
+            let step = monitor::read_step(&self.mem, &self.monitor);
+            let (injections, bystanders) = injector.finish(step);
+            let mut records = self.records();
+            records.injections = injections;
+            records.bystanders = bystanders;
+        }
         stop
     }
 
@@ -124,6 +144,17 @@ impl<W: Write> Vcpu<W> {
             }
             Ok(VcpuExit::FailEntry(reason, _cpu)) => return Err(Stop::FailEntry { reason }),
             Ok(VcpuExit::Intr) => PioAction::Continue,
+            Ok(VcpuExit::Debug(debug)) if self.breakpoint.is_some() => {
+                // The kernel reached its injected instruction: note it, and let it run on
+                // (a breakpoint fires again until disarmed).
+                if let Some(injector) = &mut self.injector
+                    && self.breakpoint == Some(debug.pc)
+                {
+                    injector.kernel_reached();
+                }
+                self.watch(None)?;
+                PioAction::Continue
+            }
             Ok(other) => return Err(Stop::UnexpectedExit(format!("{other:?}"))),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 self.fd.set_kvm_immediate_exit(0);
@@ -170,6 +201,10 @@ impl<W: Write> Vcpu<W> {
                 // engine (if any) restores it before the guest goes on; its line is written by
                 // the engine's log thread, not to delay the recovery.
                 self.records().faults += 1;
+                if let Some(injector) = &mut self.injector {
+                    let step = monitor::read_step(&self.mem, &self.monitor).unwrap_or_default();
+                    injector.crashed(&self.mem, &fault, &step);
+                }
                 match &mut self.engine {
                     Some(engine) => engine.fault(&fault),
                     None => {
@@ -182,6 +217,30 @@ impl<W: Write> Vcpu<W> {
             }
             Call::Report(report) => {
                 self.records().workload = Some(report);
+                Ok(())
+            }
+            Call::Inject(call) => {
+                let Some(injector) = &mut self.injector else {
+                    return Err(Stop::Protocol(Violation::Inject {
+                        task: call.record.task,
+                        phase: call.record.phase,
+                        kind: call.record.word,
+                        message: call.record.message,
+                        why: "no fault of the VMM's kinds is planned",
+                    }));
+                };
+                let answer = injector.inject(&self.mem, &call)?;
+                if call.record.phase == abi::monitor::InjectRecord::START
+                    && !self.quiet
+                    && let Some(injection) = injector.latest()
+                {
+                    eprintln!("vmm: {injection}");
+                }
+                let watch = injector.kernel_watch();
+                monitor::answer_inject(&self.mem, &self.monitor, &answer)?;
+                if watch != self.breakpoint {
+                    self.watch(watch)?;
+                }
                 Ok(())
             }
             Call::Snapshots(pending) => match &mut self.engine {
@@ -200,6 +259,21 @@ impl<W: Write> Vcpu<W> {
                 Ok(())
             }
         }
+    }
+
+    /// Arms a hardware breakpoint on guest address `addr` (`None`: disarms it).
+    fn watch(&mut self, addr: Option<u64>) -> Result<(), Stop> {
+        use kvm_bindings::{KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_USE_HW_BP, kvm_guest_debug};
+        let mut debug = kvm_guest_debug::default();
+        if let Some(addr) = addr {
+            debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+            debug.arch.debugreg[0] = addr;
+            // DR7: local enable of DR0, an execution breakpoint (R/W 00, LEN 00).
+            debug.arch.debugreg[7] = 1;
+        }
+        self.fd.set_guest_debug(&debug).map_err(Stop::Kvm)?;
+        self.breakpoint = addr;
+        Ok(())
     }
 
     fn records(&self) -> std::sync::MutexGuard<'_, GuestRecords> {

@@ -7,6 +7,10 @@ use crate::devices::bus::{Bus, IoCounters};
 use crate::devices::monitor::MonitorInfo;
 use crate::devices::serial::{self, COM1_IRQ};
 use crate::event_loop::{self, LoopInputs, Shutdown, SignalFd};
+use crate::faults::classify::{Class, Ending, RunFacts, classify_all};
+use crate::faults::injector::Injector;
+use crate::faults::record::Injection;
+use crate::faults::{FaultOptions, FaultSpecError};
 use crate::image::{Image, ImageError};
 use crate::kick;
 use crate::layout::{self, Layout, LayoutError};
@@ -14,7 +18,6 @@ use crate::memory::{self, MemoryError};
 use crate::outcome::Stop;
 use crate::records::GuestRecords;
 use crate::recovery::dirty::{self, KvmDirtyLog};
-use crate::recovery::inject::{self, FaultSpecError};
 use crate::recovery::report::Summary;
 use crate::recovery::{Engine, RecoveryError, RecoveryOptions};
 use crate::vcpu::Vcpu;
@@ -127,6 +130,10 @@ pub struct RunReport {
     pub faults: u64,
     /// What the recovery engine did (images with servers, recovery on).
     pub recovery: Option<Summary>,
+    /// Every planned fault, as it went, classified.
+    pub injections: Vec<Injection>,
+    /// The run's class: the worst of its faults' (runs with `--fault`).
+    pub classification: Option<Class>,
 }
 
 /// Step 1: the image, read and checked.
@@ -186,14 +193,14 @@ struct RecoveryPlan {
 fn plan_recovery(
     config: &VmConfig,
     layout: &Layout,
-    recovery: &RecoveryOptions,
+    faults: &FaultOptions,
 ) -> Result<RecoveryPlan, RunError> {
     let tasks: Vec<Option<String>> = layout
         .servers
         .iter()
         .map(|s| (!s.app).then(|| s.name.clone()))
         .collect();
-    let faults = inject::plan(&recovery.faults, &tasks)?;
+    let faults = crate::faults::plan::plan(&faults.specs, &tasks)?;
     let names: Vec<&String> = tasks.iter().flatten().collect();
     let policies = config.recovery.build(&names)?;
     Ok(RecoveryPlan {
@@ -274,11 +281,17 @@ pub fn run(
     bundled: &[u8],
     quiet: bool,
     recovery: &RecoveryOptions,
+    faults: &FaultOptions,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let image = load_image(config, bundled)?;
     let layout = layout::plan(&image, config.memory_bytes())?;
-    let planned = plan_recovery(config, &layout, recovery)?;
+    let planned = plan_recovery(config, &layout, faults)?;
+    let injector = if faults.specs.is_empty() {
+        None
+    } else {
+        Some(Injector::new(&faults.specs, faults.seed, &image, &layout)?)
+    };
     let backend = backend::detect();
     if !quiet {
         let kind = match image.manifest() {
@@ -343,6 +356,9 @@ pub fn run(
     if let Some(engine) = engine {
         vcpu = vcpu.with_engine(engine);
     }
+    if let Some(injector) = injector {
+        vcpu = vcpu.with_injector(injector);
+    }
     let handle = std::thread::Builder::new()
         .name("vcpu0".into())
         .spawn(move || {
@@ -392,6 +408,20 @@ pub fn run(
         ),
         (stop, _) => (stop.status(), stop.message()),
     };
+    let mut injections = records.injections;
+    let classification = (!injections.is_empty())
+        .then(|| {
+            classify_all(
+                &run_facts(
+                    status,
+                    &records.workload,
+                    &records.recovery,
+                    &records.bystanders,
+                ),
+                &mut injections,
+            )
+        })
+        .flatten();
     Ok(RunReport {
         status,
         message,
@@ -403,7 +433,31 @@ pub fn run(
         workload: records.workload,
         faults: records.faults,
         recovery: records.recovery,
+        injections,
+        classification,
     })
+}
+
+/// What classification needs to know of a run that ended with `status`.
+fn run_facts(
+    status: u8,
+    workload: &Option<WorkloadReport>,
+    recovery: &Option<Summary>,
+    bystanders: &[String],
+) -> RunFacts {
+    let unrecovered = recovery.as_ref().is_some_and(|s| {
+        s.recoveries.iter().any(|r| {
+            r.action == "fail-stop"
+                || matches!(r.decision.outcome, policies::Outcome::Failed { .. })
+        })
+    });
+    RunFacts {
+        ending: Some(Ending::of_status(i32::from(status))),
+        wrong_answers: workload.map_or(0, |w| w.mismatches.saturating_add(w.errors)),
+        lost: workload.map_or(0, |w| w.lost),
+        bystander_crashed: !bystanders.is_empty(),
+        unrecovered,
+    }
 }
 
 fn signal_name(sig: i32) -> String {

@@ -5,9 +5,13 @@
 //!
 //! The VMM writes the plan into the monitor page before boot ([`crate::monitor::FaultPlan`]);
 //! the kernel keeps it in its own task table (outside every state arena, so a rollback cannot
-//! re-arm a fault) and, when it delivers the planned message, hands the kind to the task in
-//! `rcx` ([`crate::ipc`]). userlib's task loop then executes the fault itself, in the server's
-//! own text: a real CPU exception (or panic, hang, wild write), never a "crash me" request.
+//! re-arm a fault). When it delivers the planned message, a crash kind ([`Family::Crash`]) is
+//! handed to the task in `rcx` ([`crate::ipc`]) and userlib's task loop executes it in the
+//! server's own text: a real CPU exception (or panic, hang, wild write), never a "crash me"
+//! request. The other kinds come from outside ([`Executor::Vmm`]): the kernel tells the VMM
+//! (an INJECT hypercall, [`crate::monitor::InjectRecord`]) just before the server runs with the
+//! message, and the VMM rewrites an instruction or flips a bit of its memory or registers; the
+//! server runs on, and may crash, hang, answer wrongly, or not notice.
 
 /// Why a task was stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +139,29 @@ pub const fn split(word: u64) -> (u64, bool) {
     (word & !(AFTER_SEND as u64), word & AFTER_SEND as u64 != 0)
 }
 
-/// A fault a server can take.
+/// Who carries a fault out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Executor {
+    /// The server itself: userlib's loop executes it in the server's own text when the kernel
+    /// hands it over with the message (a clean fail-stop by construction).
+    Server,
+    /// The VMM, from outside: it corrupts the server's code, data or registers when the kernel
+    /// tells it the message has come (an INJECT hypercall), and the server runs on.
+    Vmm,
+}
+
+/// What a fault corrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// A crash the server executes (the first eight kinds).
+    Crash,
+    /// One instruction of the code, rewritten.
+    Code,
+    /// A bit of memory or of a register.
+    Data,
+}
+
+/// A fault a server can take (`vmm run --fault SERVER:KIND@N`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum FaultKind {
@@ -155,11 +181,59 @@ pub enum FaultKind {
     CorruptState = 7,
     /// A privileged instruction (`hlt`) in ring 3: #GP.
     GeneralProtection = 8,
+    /// One bit of one instruction flipped.
+    TextFlip = 9,
+    /// One instruction replaced by NOPs.
+    Nop = 10,
+    /// A conditional jump's condition inverted.
+    FlipBranch = 11,
+    /// A jump (conditional or not) removed: execution falls through.
+    DropBranch = 12,
+    /// A register source operand replaced by another register.
+    CorruptSrc = 13,
+    /// A register destination operand replaced by another register.
+    CorruptDst = 14,
+    /// The address computation of a memory access changed (a displacement bit, or the base).
+    CorruptPtr = 15,
+    /// A store to memory removed.
+    NoStore = 16,
+    /// One bit of the server's state arena flipped.
+    StateFlip = 17,
+    /// One bit of the server's live stack flipped.
+    StackFlip = 18,
+    /// One bit of a general register flipped as the server resumes with the message.
+    RegFlip = 19,
+    /// One bit of the message's payload registers (label or words) flipped as delivered.
+    MsgCorrupt = 20,
 }
 
 impl FaultKind {
     /// Every kind, in number order.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 20] = [
+        Self::NullDeref,
+        Self::IllegalInsn,
+        Self::DivZero,
+        Self::Panic,
+        Self::Hang,
+        Self::StackOverflow,
+        Self::CorruptState,
+        Self::GeneralProtection,
+        Self::TextFlip,
+        Self::Nop,
+        Self::FlipBranch,
+        Self::DropBranch,
+        Self::CorruptSrc,
+        Self::CorruptDst,
+        Self::CorruptPtr,
+        Self::NoStore,
+        Self::StateFlip,
+        Self::StackFlip,
+        Self::RegFlip,
+        Self::MsgCorrupt,
+    ];
+
+    /// The kinds a server executes itself ([`Executor::Server`]): crashes.
+    pub const CRASHES: [FaultKind; 8] = [
         Self::NullDeref,
         Self::IllegalInsn,
         Self::DivZero,
@@ -172,17 +246,10 @@ impl FaultKind {
 
     /// The kind with this number, if any.
     pub const fn from_number(n: u64) -> Option<Self> {
-        Some(match n {
-            1 => Self::NullDeref,
-            2 => Self::IllegalInsn,
-            3 => Self::DivZero,
-            4 => Self::Panic,
-            5 => Self::Hang,
-            6 => Self::StackOverflow,
-            7 => Self::CorruptState,
-            8 => Self::GeneralProtection,
-            _ => return None,
-        })
+        if n == 0 || n > Self::ALL.len() as u64 {
+            return None;
+        }
+        Some(Self::ALL[n as usize - 1])
     }
 
     /// Its name on the command line and in reports.
@@ -196,6 +263,18 @@ impl FaultKind {
             Self::StackOverflow => "stack-overflow",
             Self::CorruptState => "corrupt-state",
             Self::GeneralProtection => "gp",
+            Self::TextFlip => "text-flip",
+            Self::Nop => "nop",
+            Self::FlipBranch => "flip-branch",
+            Self::DropBranch => "drop-branch",
+            Self::CorruptSrc => "corrupt-src",
+            Self::CorruptDst => "corrupt-dst",
+            Self::CorruptPtr => "corrupt-ptr",
+            Self::NoStore => "no-store",
+            Self::StateFlip => "state-flip",
+            Self::StackFlip => "stack-flip",
+            Self::RegFlip => "reg-flip",
+            Self::MsgCorrupt => "msg-corrupt",
         }
     }
 
@@ -204,11 +283,28 @@ impl FaultKind {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    /// The cause the kernel records when this fault strikes (a null dereference is a page
-    /// fault in the null page). Its name is the kind's own name.
-    pub const fn cause(self) -> FaultCause {
-        use FaultCause;
-        match self {
+    /// What it corrupts.
+    pub const fn family(self) -> Family {
+        match self as u32 {
+            1..=8 => Family::Crash,
+            9..=16 => Family::Code,
+            _ => Family::Data,
+        }
+    }
+
+    /// Who carries it out.
+    pub const fn executor(self) -> Executor {
+        match self.family() {
+            Family::Crash => Executor::Server,
+            Family::Code | Family::Data => Executor::Vmm,
+        }
+    }
+
+    /// The cause the kernel records when a crash kind strikes (a null dereference is a page
+    /// fault in the null page; its name is the kind's own name); `None` for the kinds the VMM
+    /// injects, whose effect is whatever the corrupted server does.
+    pub const fn cause(self) -> Option<FaultCause> {
+        Some(match self {
             Self::NullDeref => FaultCause::PageFault,
             Self::IllegalInsn => FaultCause::InvalidOpcode,
             Self::DivZero => FaultCause::DivideError,
@@ -217,7 +313,18 @@ impl FaultKind {
             Self::StackOverflow => FaultCause::StackOverflow,
             Self::CorruptState => FaultCause::Corruption,
             Self::GeneralProtection => FaultCause::GeneralProtection,
-        }
+            _ => return None,
+        })
+    }
+}
+
+/// The word a planned fault of the VMM's kinds is handed over with: the plan's kind word with
+/// the number in bits 0-7 ([`split`] takes off [`AFTER_SEND`]). True when the kernel must tell
+/// the VMM (INJECT) rather than hand the fault to the task.
+pub const fn injected_by_vmm(word: u64) -> bool {
+    match FaultKind::from_number(word & 0xff) {
+        Some(k) => matches!(k.executor(), Executor::Vmm),
+        None => false,
     }
 }
 
@@ -232,7 +339,21 @@ mod tests {
             assert_eq!(FaultKind::from_name(k.name()), Some(k));
         }
         assert_eq!(FaultKind::from_number(0), None);
-        assert_eq!(FaultKind::from_number(9), None);
+        assert_eq!(FaultKind::from_number(21), None);
+        assert!(
+            FaultKind::CRASHES
+                .iter()
+                .all(|k| k.executor() == Executor::Server)
+        );
+        let by_vmm = FaultKind::ALL
+            .iter()
+            .filter(|k| k.executor() == Executor::Vmm);
+        assert_eq!(by_vmm.count(), 12);
+        assert!(injected_by_vmm(FaultKind::StateFlip as u64));
+        assert!(!injected_by_vmm(
+            FaultKind::Panic as u64 | u64::from(AFTER_SEND)
+        ));
+        assert!(!injected_by_vmm(0) && !injected_by_vmm(0xff));
         assert_eq!(FaultKind::from_name("nope"), None);
     }
 
@@ -240,9 +361,10 @@ mod tests {
     #[test]
     fn each_kind_is_recorded_under_its_own_name() {
         use crate::monitor::FaultRecord;
-        for k in FaultKind::ALL {
+        for k in FaultKind::CRASHES {
+            let cause = k.cause().expect("a crash kind has a cause");
             let record = FaultRecord {
-                cause: k.cause() as u32,
+                cause: cause as u32,
                 ..FaultRecord::ZERO
             };
             assert_eq!(record.cause_name(), Some(k.name()), "{k:?}");

@@ -24,9 +24,13 @@
 //!  7       SNAPSHOTS  the word: mask of tasks; the       the servers in the mask (bit i: task
 //!                     page: their boundary numbers       i) passed a boundary not yet
 //!                                                        snapshotted: snapshot each
+//!  8       INJECT     the page: InjectRecord             a fault the VMM injects is due (START)
+//!                                                        or its message is over (END): the
+//!                                                        VMM corrupts or undoes, and answers
+//!                                                        in the record
 //! ```
 //!
-//! The recovery calls (FAULT, BOUNDARY, RESTARTED, SNAPSHOTS) cost the VMM no register read: on KVM-PVM,
+//! The recovery calls (FAULT, BOUNDARY, RESTARTED, SNAPSHOTS, INJECT) cost the VMM no register read: on KVM-PVM,
 //! `KVM_GET_REGS` and `KVM_GET_SREGS` take ~10 us each, and BOUNDARY comes with every message a
 //! server handles. Their arguments are in the monitor page ([`crate::monitor`]) or in the word
 //! itself ([`call_word`]): the number in bits 0-7, the task index in bits 8-15, the low 16 bits
@@ -80,7 +84,8 @@ pub const fn recovery_call(word: u32) -> Option<RecoveryCall> {
             c @ (Hypercall::Fault
             | Hypercall::Boundary
             | Hypercall::Restarted
-            | Hypercall::Snapshots),
+            | Hypercall::Snapshots
+            | Hypercall::Inject),
         ) => c,
         _ => return None,
     };
@@ -113,6 +118,9 @@ pub enum Hypercall {
     /// The servers in the word's mask (bits 16-31, bit i = task i) reached a boundary that was
     /// not snapshotted yet; the monitor page's `snapshot_seq` holds their numbers.
     Snapshots = 7,
+    /// A fault the VMM injects is due, or its message is over: the monitor page's
+    /// [`crate::monitor::InjectRecord`] says which (and the VMM answers there).
+    Inject = 8,
 }
 
 impl Hypercall {
@@ -126,6 +134,7 @@ impl Hypercall {
             5 => Some(Self::Boundary),
             6 => Some(Self::Restarted),
             7 => Some(Self::Snapshots),
+            8 => Some(Self::Inject),
             _ => None,
         }
     }
@@ -145,6 +154,7 @@ mod tests {
             Hypercall::Boundary,
             Hypercall::Restarted,
             Hypercall::Snapshots,
+            Hypercall::Inject,
         ] {
             assert_eq!(Hypercall::from_number(call as u32), Some(call));
         }

@@ -6,7 +6,8 @@
 //!
 //! The manifest declares the kernel region, the monitor page and, per server, two regions: its
 //! *state arena* (the memory a snapshot copies; the VMM registers it as its own KVM memslot with
-//! dirty-page logging) and its *scratch* (stack, receive buffer; its own memslot, not logged).
+//! dirty-page logging) and its *scratch* (stack, receive buffer; its own memslot, not logged);
+//! and where in the kernel region its code lies (its *text area*, for fault injection).
 //! The VMM validates every field (alignment, bounds, overlaps) before it builds memory.
 //!
 //! A guest declares its manifest as a static in a `.note.crashmon` section:
@@ -37,7 +38,7 @@ pub const NOTE_TYPE_MANIFEST: u32 = 0x4352_0001;
 /// `Manifest::magic`.
 pub const MANIFEST_MAGIC: u32 = 0x4d52_4d43; // "CMRM" little-endian
 /// `Manifest::version` this contract describes.
-pub const MANIFEST_VERSION: u16 = 1;
+pub const MANIFEST_VERSION: u16 = 2;
 /// Most servers an image may declare.
 pub const MAX_SERVERS: usize = 16;
 /// Bytes in a server name (ASCII, NUL-padded; at least one byte used).
@@ -179,6 +180,11 @@ pub struct Manifest {
     pub apps: u64,
     /// Server declarations; entries past `server_count` are ignored.
     pub servers: [ServerDecl; MAX_SERVERS],
+    /// Per entry of `servers`: its text area (its code and read-only data, inside the kernel
+    /// region), where the VMM finds the instructions a code fault rewrites (`vmm run --fault
+    /// kv:flip-branch@N`: the image's executable segments inside it). Size 0: not declared
+    /// (no code faults for it).
+    pub text: [Range; MAX_SERVERS],
 }
 
 impl Manifest {
@@ -195,6 +201,7 @@ impl Manifest {
             state: Range::new(0, 0),
             scratch: Range::new(0, 0),
         }; MAX_SERVERS],
+        text: [Range::new(0, 0); MAX_SERVERS],
     };
 
     /// True when entry `i` is declared an app (see [`Manifest::apps`]).

@@ -26,6 +26,8 @@
 //!  804     4     reserved (zero)
 //!  808     128   read_only: [u64; 16]   VMM         before boot, during any exit
 //!  936     32    snapshot_label: [u16;16] kernel    with snapshot_seq
+//!  968     184   inject: InjectRecord   kernel, VMM during an INJECT hypercall
+//!  1152    24    step: StepRecord       kernel      while and after it single-steps a task
 //! ```
 
 use crate::fault::{FaultCause, FaultKind, NULL_PAGE_END};
@@ -34,7 +36,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `MonitorPage::magic`: "CMMONPG1" little-endian.
 pub const MONITOR_MAGIC: u64 = 0x3147_504e_4f4d_4d43;
 /// `MonitorPage::version` this contract describes.
-pub const MONITOR_VERSION: u32 = 5;
+pub const MONITOR_VERSION: u32 = 6;
 
 /// `MonitorPage::flags`: the VMM snapshots servers at their boundaries (the kernel reports them
 /// with BOUNDARY or SNAPSHOTS hypercalls, and pending ones with a FAULT).
@@ -202,6 +204,10 @@ impl Verdict {
     }
 }
 
+/// [`FaultPlan::task`] of a fault planned for the kernel itself (`vmm run --fault
+/// kernel:KIND@N`): its `message` counts the messages delivered to every task.
+pub const KERNEL_TARGET: u32 = 0xff;
+
 /// One planned fault: task `task` takes fault `kind` ([`FaultKind`]) while it
 /// handles its `message`-th delivered message, and again every `period` messages after that
 /// when `period` is not 0. Unused entries have `message` 0.
@@ -304,6 +310,104 @@ impl SentWindow {
     }
 }
 
+/// The general registers of a task as the INJECT record carries them, in the order of
+/// [`InjectRegs::NAMES`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct InjectRegs {
+    /// rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8-r15.
+    pub gpr: [u64; 16],
+    /// Where the task resumes (read only: the VMM's changes are not taken).
+    pub rip: u64,
+    /// Its flags (read only).
+    pub rflags: u64,
+}
+
+impl InjectRegs {
+    /// The general registers' names, in `gpr` order.
+    pub const NAMES: [&'static str; 16] = [
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12",
+        "r13", "r14", "r15",
+    ];
+    /// The registers that carry a message as it is delivered (`gpr` indices): the label (rsi)
+    /// and the six words (rdx, r8, r9, r10, r12, r13).
+    pub const PAYLOAD: [usize; 7] = [4, 3, 8, 9, 10, 12, 13];
+}
+
+/// An INJECT hypercall: a fault the VMM carries out ([`crate::fault::Executor::Vmm`]) is due.
+///
+/// `START`: the kernel delivered task `task`'s `message`-th message, for which fault `word` is
+/// planned, and the task is about to run with it: the kernel writes the task's registers; the
+/// VMM corrupts what the fault says (memory directly, registers in `regs`, whose general
+/// registers the kernel takes back), and answers with `watch` (single-step the task until it
+/// is about to execute the instruction at `watch`, at most `budget` steps; 0: no) and
+/// `notify_end` (1: make an `END` call when the task's next message is delivered). `END`: that
+/// next message came (the faulted one is over); the VMM undoes a transient fault, and reads how
+/// the stepping went in the [`StepRecord`]. For [`KERNEL_TARGET`], `message` counts every
+/// task's messages and `regs` are the task about to run.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct InjectRecord {
+    /// The task index, or [`KERNEL_TARGET`].
+    pub task: u32,
+    /// [`InjectRecord::START`] or [`InjectRecord::END`].
+    pub phase: u32,
+    /// The plan's kind word (a [`FaultKind`] number).
+    pub word: u64,
+    /// The message number it is due at.
+    pub message: u64,
+    /// The registers the task resumes with (`START`).
+    pub regs: InjectRegs,
+    /// VMM: the instruction address to single-step to (0: none).
+    pub watch: u64,
+    /// VMM: most single steps.
+    pub budget: u32,
+    /// VMM: 1 to be told (`END`) when the task's next message is delivered.
+    pub notify_end: u32,
+}
+
+impl InjectRecord {
+    /// `phase`: the fault is due.
+    pub const START: u32 = 1;
+    /// `phase`: the task's next message came.
+    pub const END: u32 = 2;
+}
+
+/// How the kernel's single-stepping of a task toward an injected instruction went: written
+/// when it starts and whenever its outcome is known (reached, the message ended, the budget
+/// ran out, the task crashed first).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct StepRecord {
+    /// The task stepped.
+    pub task: u32,
+    /// One of `StepRecord::*` (0: no stepping yet).
+    pub outcome: u32,
+    /// The watched address.
+    pub watch: u64,
+    /// Steps taken.
+    pub steps: u64,
+}
+
+impl StepRecord {
+    /// `outcome`: stepping.
+    pub const STEPPING: u32 = 1;
+    /// `outcome`: the task was about to execute the watched instruction (it then ran it).
+    pub const REACHED: u32 = 2;
+    /// `outcome`: the message ended (the task's next one was delivered) before it got there.
+    pub const ENDED: u32 = 3;
+    /// `outcome`: the step budget ran out first.
+    pub const BUDGET: u32 = 4;
+    /// `outcome`: the task crashed first.
+    pub const CRASHED: u32 = 5;
+}
+
 /// The whole monitor page's used part.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
@@ -347,6 +451,10 @@ pub struct MonitorPage {
     /// (0: none, e.g. the first receive), so that the VMM can check what the request's
     /// declaration says against what the snapshot finds written.
     pub snapshot_label: [u16; crate::manifest::MAX_SERVERS],
+    /// The last INJECT hypercall's record.
+    pub inject: InjectRecord,
+    /// The single-stepping of a task toward an injected instruction.
+    pub step: StepRecord,
 }
 
 impl MonitorPage {
@@ -375,7 +483,11 @@ mod tests {
         assert_eq!(core::mem::offset_of!(MonitorPage, pending_snapshots), 800);
         assert_eq!(core::mem::offset_of!(MonitorPage, read_only), 808);
         assert_eq!(core::mem::offset_of!(MonitorPage, snapshot_label), 936);
-        assert_eq!(core::mem::size_of::<MonitorPage>(), 968);
+        assert_eq!(core::mem::offset_of!(MonitorPage, inject), 968);
+        assert_eq!(core::mem::size_of::<InjectRecord>(), 184);
+        assert_eq!(core::mem::offset_of!(MonitorPage, step), 1152);
+        assert_eq!(core::mem::size_of::<MonitorPage>(), 1176);
+        assert_eq!(InjectRegs::NAMES[InjectRegs::PAYLOAD[0]], "rsi");
         assert!(core::mem::size_of::<MonitorPage>() <= crate::layout::PAGE_SIZE as usize);
     }
 

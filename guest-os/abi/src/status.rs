@@ -6,6 +6,9 @@
 
 /// Highest status a guest may pass through.
 pub const GUEST_MAX: u8 = 63;
+/// A guest status by convention: the bundled kernel's when it fails itself (a fault in ring 0,
+/// a broken invariant). Fault injection's classification reads it as the kernel failing.
+pub const KERNEL_FAULT: u8 = 62;
 /// Bad command line (clap errors included; `--help` and `--version` exit 0).
 pub const USAGE: u8 = 64;
 /// The image is missing, unreadable, not an x86_64 ELF, or does not fit guest memory.

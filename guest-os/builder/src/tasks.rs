@@ -76,13 +76,15 @@ ENTRY(_start)
 PHDRS
 {{
     text PT_LOAD FLAGS(5);
+    rodata PT_LOAD FLAGS(4);
     data PT_LOAD FLAGS(6);
 }}
 SECTIONS
 {{
     . = {text_base:#x};
     .text : {{ KEEP(*(.text._start)) *(.text .text.*) }} :text
-    .rodata : ALIGN(16) {{ *(.rodata .rodata.*) *(.got .got.*) }} :text
+    /* Its own segment: the VMM finds a task's code as the executable segment of its text area. */
+    .rodata : ALIGN(4096) {{ *(.rodata .rodata.*) *(.got .got.*) }} :rodata
     ASSERT(. <= {text_end:#x}, \"task code and read-only data exceed the text area\")
     . = {state_base:#x};
     .data : {{ *(.data .data.*) }} :data

@@ -116,7 +116,12 @@ fn plan_faults(page: &MonitorPage) {
             kind: p.kind,
             period: p.period,
         };
-        if !known || !dispatch::plan_fault(p.task as usize, fault) {
+        let planned = if p.task == abi::monitor::KERNEL_TARGET {
+            dispatch::plan_kernel_fault(fault)
+        } else {
+            dispatch::plan_fault(p.task as usize, fault)
+        };
+        if !known || !planned {
             serial::write(b"kernel: ignoring planned fault for task ");
             serial::write_dec(u64::from(p.task));
             serial::line(b"");

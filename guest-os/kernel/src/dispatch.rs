@@ -15,7 +15,7 @@ use kernel::{Effect, Kernel, TaskSetup};
 use sysmap::TASKS;
 
 /// The VM's exit status when the kernel itself fails.
-pub const KERNEL_FAULT_STATUS: u64 = 62;
+pub const KERNEL_FAULT_STATUS: u64 = abi::status::KERNEL_FAULT as u64;
 /// The VM's exit status when the guest command line has a token the kernel does not accept
 /// ([`kernel::bootargs`]).
 pub const BAD_CMDLINE_STATUS: u64 = 2;
@@ -69,6 +69,11 @@ pub fn plan_fault(task: usize, fault: kernel::task::PlannedFault) -> bool {
     task < k.count && k.tasks[task].plan_fault(fault)
 }
 
+/// Plans `fault` for the kernel itself (boot only); false when one is planned already.
+pub fn plan_kernel_fault(fault: kernel::task::PlannedFault) -> bool {
+    kernel().plan_kernel_fault(fault)
+}
+
 /// Enters the first task.
 pub fn start() -> ! {
     let k = kernel();
@@ -100,6 +105,8 @@ pub fn from_user(regs: *mut SavedRegs) -> *mut SavedRegs {
         }
         // An NMI (none is expected): resume the task from the IST frame, untouched.
         2 => return regs,
+        // A single step toward an injected instruction: the task goes on.
+        1 if k.single_step(current) => return regs,
         // A double fault means the kernel's own trap delivery failed.
         8 => fatal(b"double fault", vector, rip),
         6 if rip == k.tasks[current].regions.text.base + UD2_STUB_OFFSET => {

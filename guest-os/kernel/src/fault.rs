@@ -64,6 +64,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         task.in_message = false;
         task.restarted = false; // a crash cancels an announcement not made yet
         task.crashed_holding_fault();
+        self.stop_stepping(t, abi::monitor::StepRecord::CRASHED);
         if let State::Sending { to, .. } = was
             && let Some(target) = self.tasks.get_mut(usize::from(to))
         {

@@ -70,7 +70,7 @@ pub struct TaskSetup {
 /// fault record goes (the monitor page: written there in place, not built and then copied). A type parameter, not a function pointer: on KVM-PVM an indirect call in emulated
 /// ring 0 costs more than its instructions (the call, the return and the callee's frame are all
 /// emulated).
-pub trait Platform {
+pub trait Platform: crate::inject::Injection {
     /// The `u64` at `addr`: aligned, inside the current task's state arena (checked when it was
     /// declared), whose address space is loaded.
     fn read_u64(&self, addr: u64) -> u64;
@@ -91,6 +91,14 @@ pub struct Intact {
     pub read_only: [u64; MAX_SERVERS],
     /// The last fault record.
     pub record: FaultRecord,
+    /// The last INJECT call: task, phase, word, message.
+    pub injected: (u32, u32, u64, u64),
+    /// INJECT calls made.
+    pub inject_calls: u32,
+    /// What every INJECT call is answered.
+    pub reply: crate::inject::InjectReply,
+    /// The stepping record, as last written.
+    pub step: abi::monitor::StepRecord,
 }
 
 impl Intact {
@@ -99,7 +107,39 @@ impl Intact {
         Self {
             read_only: [0; MAX_SERVERS],
             record: FaultRecord::ZERO,
+            injected: (0, 0, 0, 0),
+            inject_calls: 0,
+            reply: crate::inject::InjectReply {
+                watch: 0,
+                budget: 0,
+                notify_end: false,
+            },
+            step: abi::monitor::StepRecord {
+                task: 0,
+                outcome: 0,
+                watch: 0,
+                steps: 0,
+            },
         }
+    }
+}
+
+impl crate::inject::Injection for Intact {
+    fn inject(
+        &mut self,
+        task: u32,
+        phase: u32,
+        word: u64,
+        message: u64,
+        _regs: Option<&mut crate::task::SavedRegs>,
+    ) -> crate::inject::InjectReply {
+        self.injected = (task, phase, word, message);
+        self.inject_calls += 1;
+        self.reply
+    }
+
+    fn step_outcome(&mut self, step: abi::monitor::StepRecord) {
+        self.step = step;
     }
 }
 
@@ -147,6 +187,12 @@ pub struct Kernel<const N: usize, M = Intact> {
     pub platform: M,
     /// The earliest `restart_at` of a `Restarting` task (`u64::MAX`: none).
     pub next_restart: u64,
+    /// Messages delivered to any task (what a fault planned for the kernel counts).
+    pub delivered: u64,
+    /// The fault planned for the kernel itself ([`crate::task::NO_FAULT`]: none).
+    pub kernel_fault: crate::task::PlannedFault,
+    /// The single-stepping of a task toward an injected instruction.
+    pub(crate) stepping: Option<crate::inject::Stepping>,
 }
 
 impl<const N: usize> Kernel<N> {
@@ -177,6 +223,9 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
             budget: DEFAULT_BUDGET,
             platform,
             next_restart: u64::MAX,
+            delivered: 0,
+            kernel_fault: crate::task::NO_FAULT,
+            stepping: None,
         }
     }
 
@@ -241,7 +290,8 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         let task = &mut self.tasks[c];
         if task.server && task.in_message {
             task.budget_used += 1;
-            if task.budget_used > self.budget {
+            // A task single-stepped runs a hundred times slower: its budget waits.
+            if task.budget_used > self.budget && self.stepped() != Some(c) {
                 return (self.hang(c), false);
             }
         }

@@ -25,6 +25,7 @@
 pub mod aspace;
 pub mod bootargs;
 pub mod fault;
+pub mod inject;
 pub mod ipc;
 pub mod kernel;
 pub mod sched;

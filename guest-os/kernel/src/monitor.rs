@@ -15,9 +15,12 @@ use crate::kernel_only::KernelOnly;
 use abi::hypercall::{Hypercall, call_word};
 use abi::manifest::MAX_SERVERS;
 use abi::monitor::{
-    FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultRecord, MonitorPage, VerdictAction, WorkloadReport,
+    FLAG_RECOVERY, FLAG_SNAPSHOTS, FaultRecord, InjectRegs, KERNEL_TARGET, MonitorPage, StepRecord,
+    VerdictAction, WorkloadReport,
 };
 use bare::hypercall;
+use kernel::inject::{InjectReply, Injection};
+use kernel::task::SavedRegs;
 use kernel::umem::CheckedSlice;
 use kernel::{Kernel, Platform};
 
@@ -147,6 +150,69 @@ pub fn report_fault<const N: usize>(
 /// kernel's one value is the only way to the record.
 #[derive(Debug)]
 pub struct MachinePlatform;
+
+/// A task's general registers in the order of [`InjectRegs::gpr`].
+fn gprs(r: &SavedRegs) -> [u64; 16] {
+    [
+        r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12,
+        r.r13, r.r14, r.r15,
+    ]
+}
+
+fn set_gprs(r: &mut SavedRegs, g: &[u64; 16]) {
+    [
+        r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12,
+        r.r13, r.r14, r.r15,
+    ] = *g;
+}
+
+impl Injection for MachinePlatform {
+    /// INJECT: the record written, the call made, the VMM's answer read back (a task's
+    /// general registers too). A task's pending snapshot is taken first: its boundary state
+    /// must not include what the VMM is about to change.
+    fn inject(
+        &mut self,
+        task: u32,
+        phase: u32,
+        word: u64,
+        message: u64,
+        regs: Option<&mut SavedRegs>,
+    ) -> InjectReply {
+        if task != KERNEL_TARGET {
+            take_snapshots_before(task as usize);
+        }
+        let record = &mut monitor_page_mut().inject;
+        record.task = task;
+        record.phase = phase;
+        record.word = word;
+        record.message = message;
+        record.watch = 0;
+        record.budget = 0;
+        record.notify_end = 0;
+        if let Some(r) = &regs {
+            record.regs = InjectRegs {
+                gpr: gprs(r),
+                rip: r.rip,
+                rflags: r.rflags,
+            };
+        }
+        hypercall::recovery_call(call_word(Hypercall::Inject, task as u8, 0));
+        // SAFETY: as in `monitor_page_mut`; the VMM wrote its answer during the hypercall.
+        let answer = unsafe { (&raw const (*monitor_page()).inject).read_volatile() };
+        if let Some(r) = regs {
+            set_gprs(r, &answer.regs.gpr);
+        }
+        InjectReply {
+            watch: answer.watch,
+            budget: answer.budget,
+            notify_end: answer.notify_end != 0,
+        }
+    }
+
+    fn step_outcome(&mut self, step: StepRecord) {
+        monitor_page_mut().step = step;
+    }
+}
 
 impl Platform for MachinePlatform {
     #[inline(always)]

@@ -110,12 +110,29 @@ pub enum State {
     Restarting,
 }
 
-/// Faults a task can have planned ([`Task::faults`]).
-pub const PLANNED_FAULTS: usize = 4;
+/// Faults a task can have planned ([`Task::faults`]): four from the VMM's plan, and one slot
+/// kept for the end of an injected fault's message ([`INJECT_END`]).
+pub const PLANNED_FAULTS: usize = 5;
+
+/// The kind of a [`PlannedFault`] the kernel plans itself: the message after one a fault was
+/// injected into, at whose delivery the kernel tells the VMM the faulted message is over
+/// (INJECT `END`). Not a fault kind.
+pub const INJECT_END: u32 = 0xff;
+
+/// What is due for a task at the message just delivered ([`Task::take_due_fault`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    /// The fault word handed to the task in rcx (a kind it executes), or 0.
+    pub handed: u64,
+    /// A kind the VMM injects (its plan's word), or 0.
+    pub inject: u32,
+    /// The message of an injected fault is over.
+    pub end: bool,
+}
 
 /// A fault planned for a task's `message`-th message (then every `period` more, if not 0).
 /// With [`AFTER_SEND`] in its kind it stays armed from that message on, handed over with every
-/// message, until the task crashes while holding it ([`Task::take_fault`]).
+/// message, until the task crashes while holding it ([`Task::take_due_fault`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlannedFault {
     /// The message it strikes next (an after-send fault: from which it is armed).
@@ -202,7 +219,7 @@ pub struct Task {
     pub(crate) restart_at: u64,
     /// Planned faults, by ascending message; unused entries are [`NO_FAULT`].
     pub(crate) faults: [PlannedFault; PLANNED_FAULTS],
-    /// The fault word the message being handled came with ([`Task::take_fault`]; 0: none):
+    /// The fault word the message being handled came with ([`Task::take_due_fault`]; 0: none):
     /// a crash now reports its kind as injected, and consumes an after-send plan. Cleared by
     /// the next message and by a restart.
     pub(crate) held_fault: u32,
@@ -281,17 +298,40 @@ impl Task {
         }
     }
 
-    /// Plans `fault`; false when its plan is full.
+    /// Plans `fault`; false when its plan is full (the last slot is kept for
+    /// [`Task::plan_end`]).
     pub fn plan_fault(&mut self, fault: PlannedFault) -> bool {
+        // Unused entries sort last: the plan is full when the one before the kept slot is used.
+        if self.faults[PLANNED_FAULTS - 2] != NO_FAULT {
+            return false;
+        }
+        self.faults[PLANNED_FAULTS - 1] = fault;
+        self.sort_faults();
+        true
+    }
+
+    /// Plans the end of an injected fault's message: at the delivery of message `message`
+    /// ([`INJECT_END`]); false when there is no room.
+    pub fn plan_end(&mut self, message: u64) -> bool {
         let Some(last) = self.faults.last_mut() else {
             return false;
         };
         if *last != NO_FAULT {
             return false;
         }
-        *last = fault;
+        *last = PlannedFault {
+            message,
+            kind: INJECT_END,
+            period: 0,
+        };
         self.sort_faults();
         true
+    }
+
+    /// The first message at which something of its plan may be due.
+    #[inline(always)]
+    pub fn next_due(&self) -> u64 {
+        self.faults[0].message
     }
 
     /// Insertion sort by message (four entries; only at boot and when a periodic fault fires).
@@ -305,27 +345,28 @@ impl Task {
         }
     }
 
-    /// The fault planned for the message just delivered (`messages`), as the word the task gets
-    /// in rcx; 0 for none. A plain fault due at this message is consumed (or moved on by its
-    /// period) and comes first; otherwise an armed after-send fault (`message` reached) is handed
-    /// over, `kind | AFTER_SEND`, and stays armed: it is consumed only when the task crashes
-    /// while holding it ([`Task::crashed_holding_fault`]).
-    #[inline(always)]
-    pub fn take_fault(&mut self) -> u64 {
-        self.held_fault = 0;
-        // The plans are sorted by message: nothing is due before the first one. This is the
-        // path of every message (in emulated ring 0 under KVM-PVM, where each instruction, and
-        // each call, counts).
-        if self.faults[0].message > self.messages {
-            return 0;
-        }
-        self.take_due_fault()
-    }
-
-    /// [`Task::take_fault`] once a plan may be due.
-    fn take_due_fault(&mut self) -> u64 {
+    /// What is due at the message just delivered (`messages`), once a plan may be (`messages`
+    /// reached [`Task::next_due`]: the caller checks that first, on every message). The end of
+    /// an injected fault's message is taken; then a plain fault due now is consumed (or moved
+    /// on by its period): a kind the task executes is handed to it, a kind the VMM injects is
+    /// returned to be injected; otherwise an armed after-send fault (`message` reached) is
+    /// handed over, `kind | AFTER_SEND`, and stays armed: it is consumed only when the task
+    /// crashes while holding it ([`Task::crashed_holding_fault`]). A crash now reports the
+    /// kind handed over or injected as planned for its message.
+    pub fn take_due_fault(&mut self) -> Due {
         let m = self.messages;
-        let plain = |f: &PlannedFault| f.kind & AFTER_SEND == 0 && f.message == m;
+        let mut due = Due::default();
+        if let Some(f) = self
+            .faults
+            .iter_mut()
+            .find(|f| f.kind == INJECT_END && f.message == m)
+        {
+            *f = NO_FAULT;
+            due.end = true;
+            self.sort_faults();
+        }
+        let plain =
+            |f: &PlannedFault| f.kind & AFTER_SEND == 0 && f.kind != INJECT_END && f.message == m;
         if let Some(f) = self.faults.iter_mut().find(|f| plain(f)) {
             let kind = f.kind;
             if f.period != 0 {
@@ -335,15 +376,18 @@ impl Task {
             }
             self.sort_faults();
             self.held_fault = kind;
-            return u64::from(kind);
-        }
-        match self.armed_after_send() {
-            Some(i) => {
-                self.held_fault = self.faults[i].kind;
-                u64::from(self.faults[i].kind)
+            if abi::fault::injected_by_vmm(u64::from(kind)) {
+                due.inject = kind;
+            } else {
+                due.handed = u64::from(kind);
             }
-            None => 0,
+            return due;
         }
+        if let Some(i) = self.armed_after_send() {
+            self.held_fault = self.faults[i].kind;
+            due.handed = u64::from(self.faults[i].kind);
+        }
+        due
     }
 
     /// The first after-send fault armed at the current message.

@@ -268,6 +268,7 @@ pub const fn manifest() -> Manifest {
     let mut i = 0;
     while i < TASKS.len() {
         m.servers[i] = ServerDecl::new(TASKS[i].name.as_bytes(), state(i), scratch(i));
+        m.text[i] = text(i);
         if !matches!(TASKS[i].kind, Kind::Server) {
             m.apps |= 1 << i;
         }

@@ -6,8 +6,8 @@ use abi::fault::FaultKind;
 use core::arch::asm;
 
 /// Takes the fault the kernel planned for the message just received ([`FaultKind`] number,
-/// without the `abi::fault::AFTER_SEND` bit, which the server loop handles; 0 and unknown
-/// numbers do nothing). Most never return; `corrupt-state` returns after its wild
+/// without the `abi::fault::AFTER_SEND` bit, which the server loop handles; 0, unknown numbers
+/// and the kinds the VMM injects from outside, which the kernel never hands over, do nothing). Most never return; `corrupt-state` returns after its wild
 /// write, and the kernel catches it at the task's next boundary.
 pub fn planned(kind: u64) {
     let Some(kind) = FaultKind::from_number(kind) else {
@@ -26,6 +26,7 @@ pub fn planned(kind: u64) {
         FaultKind::StackOverflow => stack_overflow(),
         FaultKind::CorruptState => crate::state::corrupt_last_canary(),
         FaultKind::GeneralProtection => privileged_instruction(),
+        _ => {}
     }
 }
 

@@ -9,19 +9,24 @@
 //! carry the contract's magic and version (else the call is a violation), every field is taken
 //! as data (an unknown cause is printed as a number), and the task is named from the VMM's own
 //! validated layout, never from guest-written text. FAULT's panic text is read bounded and
-//! escaped like LOG's. The recovery calls (FAULT, BOUNDARY, RESTARTED) are decoded from their
-//! port word and the page without reading registers ([`handle_recovery`]); the recovery engine
-//! checks task indices and boundary numbers against its own tables.
+//! escaped like LOG's. The recovery calls (FAULT, BOUNDARY, RESTARTED, SNAPSHOTS, INJECT) are
+//! decoded from their port word and the page without reading registers ([`handle_recovery`]);
+//! the recovery engine and the fault injector check task indices, boundary and message numbers
+//! against their own tables.
 
 use crate::memory::GuestMemory;
 use crate::outcome::{Stop, Violation};
 use abi::fault::{FaultCause, NO_VECTOR};
 use abi::hypercall::{Hypercall, MAX_LOG_LEN, MAX_PANIC_TEXT, RecoveryCall};
-use abi::monitor::{CrashContext, FaultRecord, MonitorPage, SentWindow, WorkloadReport};
+use abi::monitor::{
+    CrashContext, FaultRecord, InjectRecord, InjectRegs, MonitorPage, SentWindow, StepRecord,
+    WorkloadReport,
+};
 use abi::status::GUEST_MAX;
 use std::fmt;
+use std::mem::offset_of;
 use vm_memory::{Bytes, GuestAddress};
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 /// What the VMM knows about the monitor interface of the running image.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -114,6 +119,30 @@ pub struct CallFrame {
     pub args: [u64; 4],
 }
 
+/// An INJECT call as the kernel wrote it (unchecked: the injector checks task, phase and
+/// message against its plan), with how its single-stepping stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InjectCall {
+    /// The record.
+    pub record: InjectRecord,
+    /// The stepping record.
+    pub step: StepRecord,
+}
+
+/// The VMM's answer to an INJECT call: the registers the task resumes with, and whether the
+/// kernel single-steps it and reports the end of its message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InjectAnswer {
+    /// The general registers (in `InjectRegs::NAMES` order).
+    pub gpr: [u64; 16],
+    /// Single-step the task until it is about to execute this address (0: no).
+    pub watch: u64,
+    /// Most steps.
+    pub budget: u32,
+    /// Tell the VMM when the task's next message is delivered.
+    pub notify_end: bool,
+}
+
 /// What a call asks of the VMM.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
@@ -130,6 +159,9 @@ pub enum Call {
     /// These servers reached boundaries not yet snapshotted, in task order (one for a
     /// BOUNDARY, which names no request, every one pending for a SNAPSHOTS): snapshot each.
     Snapshots(Vec<PendingSnapshot>),
+    /// A fault the VMM injects is due, or its message is over (INJECT): the VMM answers in
+    /// the record ([`answer_inject`]).
+    Inject(Box<InjectCall>),
     /// Recovered task `task` runs next; the guest TSC is `tsc`.
     Restarted {
         /// Task index (unchecked).
@@ -179,7 +211,8 @@ pub fn handle(
             call @ (Hypercall::Fault
             | Hypercall::Boundary
             | Hypercall::Restarted
-            | Hypercall::Snapshots),
+            | Hypercall::Snapshots
+            | Hypercall::Inject),
         ) => {
             let call = RecoveryCall {
                 call,
@@ -212,6 +245,13 @@ pub fn handle_recovery(
             &read_page(mem, monitor)?,
             u32::from(rc.extra),
         ))),
+        Hypercall::Inject => {
+            let page = read_page(mem, monitor)?;
+            Ok(Call::Inject(Box::new(InjectCall {
+                record: page.inject,
+                step: page.step,
+            })))
+        }
         _ => {
             let page = read_page(mem, monitor)?;
             let record = page.fault;
@@ -235,6 +275,39 @@ pub fn handle_recovery(
             })))
         }
     }
+}
+
+/// Writes the VMM's answer to an INJECT call into the monitor page's record.
+pub fn answer_inject(
+    mem: &GuestMemory,
+    monitor: &MonitorInfo,
+    answer: &InjectAnswer,
+) -> Result<(), Stop> {
+    let Some(page) = monitor.page else {
+        return Err(Stop::Protocol(Violation::MonitorPage { addr: 0 }));
+    };
+    let base = page + offset_of!(MonitorPage, inject) as u64;
+    let write = |offset: usize, bytes: &[u8]| {
+        mem.write_slice(bytes, GuestAddress(base + offset as u64))
+            .map_err(|_| Stop::Protocol(Violation::MonitorPage { addr: page }))
+    };
+    let regs = offset_of!(InjectRecord, regs) + offset_of!(InjectRegs, gpr);
+    write(regs, answer.gpr.as_bytes())?;
+    write(offset_of!(InjectRecord, watch), &answer.watch.to_le_bytes())?;
+    write(
+        offset_of!(InjectRecord, budget),
+        &answer.budget.to_le_bytes(),
+    )?;
+    write(
+        offset_of!(InjectRecord, notify_end),
+        &u32::from(answer.notify_end).to_le_bytes(),
+    )
+}
+
+/// The step record as it stands now (read at the run's end: the kernel writes it when an
+/// outcome is known, with no call).
+pub fn read_step(mem: &GuestMemory, monitor: &MonitorInfo) -> Option<StepRecord> {
+    read_page(mem, monitor).ok().map(|p| p.step)
 }
 
 /// The tasks in `mask` (bit i: task i) with their pending boundary numbers and labels from
@@ -624,7 +697,7 @@ mod tests {
                 }
                 2 => Err(Violation::LogRange { addr: a0, len: a1 }),
                 5 => Ok(Call::Snapshots(vec![PendingSnapshot::new(0, 0, 0)])),
-                3 | 4 | 6 | 7 => Err(Violation::MonitorPage { addr: PAGE }),
+                3 | 4 | 6 | 7 | 8 => Err(Violation::MonitorPage { addr: PAGE }),
                 _ => Err(Violation::UnknownCall { number, rip }),
             };
             match (got, expected) {
@@ -647,7 +720,7 @@ mod tests {
                     ..valid_page()
                 });
             }
-            for number in [3, 4, 5, 6] {
+            for number in [3, 4, 5, 6, 8] {
                 if let Ok(Call::Fault(f)) = handle(&m, number, &frame([0; 4])) {
                     proptest::prop_assert!(!f.to_string().contains('\n'));
                 }

@@ -35,7 +35,6 @@ mod engine;
 pub mod error;
 pub mod events;
 mod hot_pages;
-pub mod inject;
 mod isolation;
 pub mod protocol;
 pub mod report;
@@ -62,8 +61,6 @@ pub struct RecoveryOptions {
     pub enabled: bool,
     /// Versions kept per server (at least [`MIN_VERSIONS`]).
     pub versions: usize,
-    /// Faults to inject.
-    pub faults: Vec<inject::FaultSpec>,
     /// Hash every other server's state arena around each restore and record whether it
     /// changed (costs a pass over guest memory per recovery).
     pub check_isolation: bool,
@@ -76,7 +73,6 @@ impl Default for RecoveryOptions {
         Self {
             enabled: true,
             versions: DEFAULT_VERSIONS,
-            faults: Vec::new(),
             check_isolation: false,
             log_events: true,
         }

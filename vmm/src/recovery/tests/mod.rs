@@ -120,6 +120,7 @@ fn layout() -> Layout {
             name: (*name).to_owned(),
             state: Range::new(base, ARENA),
             scratch: Range::new(base + ARENA, PAGE),
+            text: Range::new(0, 0),
             app: *app,
             requests: (!*app).then(|| {
                 RequestTable::new(
