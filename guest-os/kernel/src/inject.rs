@@ -78,17 +78,18 @@ pub trait Injection {
 
 impl<const N: usize, M: Platform> Kernel<N, M> {
     /// Something of `task`'s plan may be due at the message just delivered (the caller found
-    /// [`crate::task::Task::next_due`] reached); returns the word the task gets in rcx.
+    /// [`crate::task::Task::next_due`] reached): the word the task gets in rcx set, then the
+    /// VMM told (which may change any register, rcx too, as the task resumes).
     #[inline(never)]
-    pub(crate) fn fault_due(&mut self, task: usize) -> u64 {
+    pub(crate) fn fault_due(&mut self, task: usize) {
         let due = self.tasks[task].take_due_fault();
+        self.tasks[task].regs.rcx = due.handed;
         if due.end {
             self.end_injected(task);
         }
         if due.inject != 0 {
             self.start_injected(task, due.inject);
         }
-        due.handed
     }
 
     fn start_injected(&mut self, task: usize, word: u32) {
@@ -104,13 +105,18 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         // The VMM hears of the end only if there is room to plan it.
         let ends = reply.notify_end && t.plan_end(message.saturating_add(1));
         if reply.watch != 0 && ends && self.stepping.is_none() {
-            t.regs.rflags |= TRAP_FLAG;
             let s = Stepping {
                 task,
                 watch: reply.watch,
                 budget: reply.budget,
                 steps: 0,
             };
+            // A #DB comes after an instruction: the one it resumes at is checked here.
+            if t.regs.rip == reply.watch {
+                self.platform.step_outcome(s.record(StepRecord::REACHED));
+                return;
+            }
+            t.regs.rflags |= TRAP_FLAG;
             self.stepping = Some(s);
             self.platform.step_outcome(s.record(StepRecord::STEPPING));
         }

@@ -81,12 +81,11 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         // The plans are sorted by message: nothing is due before the first one. This is the
         // path of every message (in emulated ring 0 under KVM-PVM, where each instruction, and
         // each call, counts).
-        let word = if t.messages < t.next_due() {
-            0
+        if t.messages < t.next_due() {
+            t.regs.rcx = 0;
         } else {
-            self.fault_due(task)
-        };
-        self.tasks[task].regs.rcx = word;
+            self.fault_due(task);
+        }
         self.delivered += 1;
         if self.delivered >= self.kernel_fault.message {
             self.kernel_fault_due();

@@ -66,6 +66,7 @@ impl crate::inject::Injection for TestPlatform {
         self.inject_count += 1;
         if let Some(regs) = regs {
             regs.rbx ^= self.flip_rbx;
+            regs.rcx ^= self.flip_rbx;
         }
         if phase == abi::monitor::InjectRecord::START {
             self.reply
@@ -1269,11 +1270,15 @@ fn a_vmm_fault_is_announced_to_the_vmm_not_handed_to_the_task() {
         k.platform.injects[0],
         (SERVER as u32, InjectRecord::START, u64::from(state_flip), 2)
     );
-    assert_eq!(k.tasks[SERVER].regs.rcx, 0, "not handed over");
     assert_eq!(
         k.tasks[SERVER].regs.rbx,
         rbx ^ (1 << 5),
         "the VMM's registers kept"
+    );
+    assert_eq!(
+        k.tasks[SERVER].regs.rcx,
+        1 << 5,
+        "not handed over (0), and the VMM's change of rcx kept"
     );
     k.current = Some(SERVER);
     k.exception(13, 0, 0, false);
@@ -1347,6 +1352,26 @@ fn an_injected_instruction_is_stepped_to_and_the_message_end_reported() {
     assert_eq!(k.tasks[SERVER].regs.rflags & TRAP_FLAG, 0);
     one_message(&mut k);
     assert_eq!(k.platform.inject_count, 2, "one END");
+    // The instruction it resumes at is the watched one: reached before any step.
+    let mut k = kernel();
+    k.platform.reply = InjectReply {
+        watch: k.tasks[SERVER].regs.rip,
+        budget: 5,
+        notify_end: true,
+    };
+    assert!(k.tasks[SERVER].plan_fault(PlannedFault {
+        message: 1,
+        kind: FaultKind::Nop as u32,
+        period: 0,
+    }));
+    server_receives(&mut k);
+    k.platform.reply.watch = k.tasks[SERVER].regs.rip;
+    k.current = Some(CLIENT);
+    let server = k.id(SERVER).0;
+    sys(&mut k, CLIENT, Sys::Call, server, 1, [0; 6]);
+    assert_eq!(k.platform.step.outcome, StepRecord::REACHED);
+    assert_eq!((k.platform.step.steps, k.stepped()), (0, None));
+    assert_eq!(k.tasks[SERVER].regs.rflags & TRAP_FLAG, 0);
     // A crash first.
     let (mut k, _) = run(None);
     k.current = Some(SERVER);

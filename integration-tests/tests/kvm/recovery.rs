@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// Every server of the bundled guest, and a message number each surely reaches in a run of
 /// `OPS` requests (names gets few messages, the crasher only the midpoint poke).
-const SERVERS: [(&str, u64); 6] = [
+pub(crate) const SERVERS: [(&str, u64); 6] = [
     ("names", 8),
     ("kv", 60),
     ("fs", 60),
@@ -21,7 +21,7 @@ const SERVERS: [(&str, u64); 6] = [
     ("queue", 20),
 ];
 /// Requests per run.
-const OPS: &str = "ops=400";
+pub(crate) const OPS: &str = "ops=400";
 
 /// A finished run and its `--report`.
 pub(crate) struct Run {
@@ -35,7 +35,10 @@ pub(crate) fn run(flags: &[&str], guest: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("report.json");
     let path_arg = path.to_str().expect("utf-8 path").to_owned();
-    let mut args = vec!["--timeout", "60", "--report", &path_arg];
+    let mut args = vec!["--report", path_arg.as_str()];
+    if !flags.contains(&"--timeout") {
+        args.extend(["--timeout", "60"]);
+    }
     args.extend_from_slice(flags);
     args.push("--");
     args.extend_from_slice(guest);

@@ -62,6 +62,9 @@ pub struct Injection {
     pub kind: &'static str,
     /// The message it struck (planned, for one that never fired).
     pub message: u64,
+    /// Server faults of the VMM's kinds: where the server resumed with that message (its
+    /// instruction pointer as the fault struck).
+    pub rip: Option<u64>,
     /// What the VMM corrupted (its kinds; none for the kinds a server executes, and for a
     /// fault that never fired or found nothing to corrupt).
     pub concrete: Option<Concrete>,
