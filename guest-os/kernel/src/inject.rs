@@ -18,63 +18,9 @@
 //! [`crate::task::Task::next_due`] (and one for the kernel's own plan).
 
 use crate::kernel::{Kernel, Platform};
-use crate::task::{NO_FAULT, PlannedFault, SavedRegs};
+use crate::stepping::Stepping;
+use crate::task::{NO_FAULT, PlannedFault};
 use abi::monitor::{InjectRecord, KERNEL_TARGET, StepRecord};
-
-/// RFLAGS.TF: a debug trap after each instruction.
-pub const TRAP_FLAG: u64 = 1 << 8;
-
-/// The VMM's answer to an INJECT `START`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InjectReply {
-    /// Single-step the task until it is about to execute this address (0: no).
-    pub watch: u64,
-    /// Most steps.
-    pub budget: u32,
-    /// Tell the VMM when the task's next message is delivered.
-    pub notify_end: bool,
-}
-
-/// The single-stepping of a task toward an injected instruction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stepping {
-    /// The task.
-    pub task: usize,
-    /// The address.
-    pub watch: u64,
-    /// Most steps.
-    pub budget: u32,
-    /// Steps so far.
-    pub steps: u64,
-}
-
-impl Stepping {
-    fn record(&self, outcome: u32) -> StepRecord {
-        StepRecord {
-            task: self.task as u32,
-            outcome,
-            watch: self.watch,
-            steps: self.steps,
-        }
-    }
-}
-
-/// What the machine does for injection (part of [`Platform`]).
-pub trait Injection {
-    /// An INJECT call about `task` ([`KERNEL_TARGET`] for the kernel) in `phase`, for the plan's
-    /// `word` at message `message`; `regs`: the task's registers, which the VMM may change
-    /// (`None` for `END` and the kernel).
-    fn inject(
-        &mut self,
-        task: u32,
-        phase: u32,
-        word: u64,
-        message: u64,
-        regs: Option<&mut SavedRegs>,
-    ) -> InjectReply;
-    /// How the stepping stands (written where the VMM reads it).
-    fn step_outcome(&mut self, step: StepRecord);
-}
 
 impl<const N: usize, M: Platform> Kernel<N, M> {
     /// Something of `task`'s plan may be due at the message just delivered (the caller found
@@ -116,7 +62,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
                 self.platform.step_outcome(s.record(StepRecord::REACHED));
                 return;
             }
-            t.regs.rflags |= TRAP_FLAG;
+            t.regs.rflags |= crate::stepping::TRAP_FLAG;
             self.stepping = Some(s);
             self.platform.step_outcome(s.record(StepRecord::STEPPING));
         }
@@ -132,7 +78,7 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
     /// Ends the stepping of `task`, if it is stepped, with `outcome`.
     pub(crate) fn stop_stepping(&mut self, task: usize, outcome: u32) {
         if let Some(s) = self.stepping.filter(|s| s.task == task) {
-            self.tasks[task].regs.rflags &= !TRAP_FLAG;
+            self.tasks[task].regs.rflags &= !crate::stepping::TRAP_FLAG;
             self.stepping = None;
             self.platform.step_outcome(s.record(outcome));
         }

@@ -9,7 +9,7 @@ use crate::timer::Timers;
 use crate::umem::{CheckedSlice, Regions};
 use abi::ipc::TaskId;
 use abi::manifest::MAX_SERVERS;
-use abi::monitor::{FaultRecord, WorkloadReport};
+use abi::monitor::{FaultRecord, StepRecord, WorkloadReport};
 
 /// Priority levels.
 pub const PRIORITIES: usize = 4;
@@ -67,10 +67,12 @@ pub struct TaskSetup {
 /// address it checked (its state canaries, at every boundary), the labels of a task's requests
 /// whose boundary needs no snapshot (on the machine, the VMM keeps them in its monitor page:
 /// the image declares which requests are read-only, and the VMM checks it), and the place its
-/// fault record goes (the monitor page: written there in place, not built and then copied). A type parameter, not a function pointer: on KVM-PVM an indirect call in emulated
+/// fault record goes (the monitor page: written there in place, not built and then copied), and
+/// the INJECT call and step record of faults the VMM injects ([`crate::inject`]). A type
+/// parameter, not a function pointer: on KVM-PVM an indirect call in emulated
 /// ring 0 costs more than its instructions (the call, the return and the callee's frame are all
 /// emulated).
-pub trait Platform: crate::inject::Injection {
+pub trait Platform {
     /// The `u64` at `addr`: aligned, inside the current task's state arena (checked when it was
     /// declared), whose address space is loaded.
     fn read_u64(&self, addr: u64) -> u64;
@@ -81,6 +83,30 @@ pub trait Platform: crate::inject::Injection {
     fn fault_record(&self) -> &FaultRecord;
     /// The last fault record, to write the next one.
     fn fault_record_mut(&mut self) -> &mut FaultRecord;
+    /// An INJECT call about `task` (`abi::monitor::KERNEL_TARGET` for the kernel) in `phase`, for the plan's
+    /// `word` at message `message`; `regs`: the task's registers, which the VMM may change
+    /// (`None` for `END` and the kernel).
+    fn inject(
+        &mut self,
+        task: u32,
+        phase: u32,
+        word: u64,
+        message: u64,
+        regs: Option<&mut crate::task::SavedRegs>,
+    ) -> InjectReply;
+    /// How the stepping stands (written where the VMM reads it).
+    fn step_outcome(&mut self, step: StepRecord);
+}
+
+/// The VMM's answer to an INJECT `START`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InjectReply {
+    /// Single-step the task until it is about to execute this address (0: no).
+    pub watch: u64,
+    /// Most steps.
+    pub budget: u32,
+    /// Tell the VMM when the task's next message is delivered.
+    pub notify_end: bool,
 }
 
 /// A kernel with no machine under it (tests of everything else): every canary reads intact,
@@ -96,7 +122,7 @@ pub struct Intact {
     /// INJECT calls made.
     pub inject_calls: u32,
     /// What every INJECT call is answered.
-    pub reply: crate::inject::InjectReply,
+    pub reply: InjectReply,
     /// The stepping record, as last written.
     pub step: abi::monitor::StepRecord,
 }
@@ -109,7 +135,7 @@ impl Intact {
             record: FaultRecord::ZERO,
             injected: (0, 0, 0, 0),
             inject_calls: 0,
-            reply: crate::inject::InjectReply {
+            reply: InjectReply {
                 watch: 0,
                 budget: 0,
                 notify_end: false,
@@ -124,7 +150,7 @@ impl Intact {
     }
 }
 
-impl crate::inject::Injection for Intact {
+impl Platform for Intact {
     fn inject(
         &mut self,
         task: u32,
@@ -132,18 +158,16 @@ impl crate::inject::Injection for Intact {
         word: u64,
         message: u64,
         _regs: Option<&mut crate::task::SavedRegs>,
-    ) -> crate::inject::InjectReply {
+    ) -> InjectReply {
         self.injected = (task, phase, word, message);
         self.inject_calls += 1;
         self.reply
     }
 
-    fn step_outcome(&mut self, step: abi::monitor::StepRecord) {
+    fn step_outcome(&mut self, step: StepRecord) {
         self.step = step;
     }
-}
 
-impl Platform for Intact {
     fn read_u64(&self, _: u64) -> u64 {
         abi::ipc::STATE_CANARY
     }
@@ -192,7 +216,7 @@ pub struct Kernel<const N: usize, M = Intact> {
     /// The fault planned for the kernel itself ([`crate::task::NO_FAULT`]: none).
     pub kernel_fault: crate::task::PlannedFault,
     /// The single-stepping of a task toward an injected instruction.
-    pub(crate) stepping: Option<crate::inject::Stepping>,
+    pub(crate) stepping: Option<crate::stepping::Stepping>,
 }
 
 impl<const N: usize> Kernel<N> {

@@ -29,6 +29,7 @@ pub mod inject;
 pub mod ipc;
 pub mod kernel;
 pub mod sched;
+pub mod stepping;
 pub mod syscall;
 pub mod task;
 pub mod timer;

@@ -19,7 +19,7 @@ use abi::monitor::{
     VerdictAction, WorkloadReport,
 };
 use bare::hypercall;
-use kernel::inject::{InjectReply, Injection};
+use kernel::kernel::InjectReply;
 use kernel::task::SavedRegs;
 use kernel::umem::CheckedSlice;
 use kernel::{Kernel, Platform};
@@ -166,7 +166,7 @@ fn set_gprs(r: &mut SavedRegs, g: &[u64; 16]) {
     ] = *g;
 }
 
-impl Injection for MachinePlatform {
+impl Platform for MachinePlatform {
     /// INJECT: the record written, the call made, the VMM's answer read back (a task's
     /// general registers too). A task's pending snapshot is taken first: its boundary state
     /// must not include what the VMM is about to change.
@@ -212,9 +212,7 @@ impl Injection for MachinePlatform {
     fn step_outcome(&mut self, step: StepRecord) {
         monitor_page_mut().step = step;
     }
-}
 
-impl Platform for MachinePlatform {
     #[inline(always)]
     fn read_u64(&self, addr: u64) -> u64 {
         // SAFETY: `addr` was checked at declaration to be an aligned `u64` inside the task's

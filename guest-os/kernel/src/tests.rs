@@ -46,20 +46,20 @@ struct TestPlatform {
     injects: [(u32, u32, u64, u64); 8],
     inject_count: usize,
     /// The answer to a START; a register the VMM flips (index in rax.. order, bit) with it.
-    reply: crate::inject::InjectReply,
+    reply: crate::kernel::InjectReply,
     flip_rbx: u64,
     step: abi::monitor::StepRecord,
 }
 
-impl crate::inject::Injection for TestPlatform {
-    fn inject(
+impl TestPlatform {
+    fn injection(
         &mut self,
         task: u32,
         phase: u32,
         word: u64,
         message: u64,
         regs: Option<&mut crate::task::SavedRegs>,
-    ) -> crate::inject::InjectReply {
+    ) -> crate::kernel::InjectReply {
         if let Some(slot) = self.injects.get_mut(self.inject_count) {
             *slot = (task, phase, word, message);
         }
@@ -71,16 +71,27 @@ impl crate::inject::Injection for TestPlatform {
         if phase == abi::monitor::InjectRecord::START {
             self.reply
         } else {
-            crate::inject::InjectReply::default()
+            crate::kernel::InjectReply::default()
         }
+    }
+}
+
+impl Platform for TestPlatform {
+    fn inject(
+        &mut self,
+        task: u32,
+        phase: u32,
+        word: u64,
+        message: u64,
+        regs: Option<&mut crate::task::SavedRegs>,
+    ) -> crate::kernel::InjectReply {
+        self.injection(task, phase, word, message, regs)
     }
 
     fn step_outcome(&mut self, step: abi::monitor::StepRecord) {
         self.step = step;
     }
-}
 
-impl Platform for TestPlatform {
     fn read_u64(&self, addr: u64) -> u64 {
         if addr != 0 && addr == self.corrupted {
             0
@@ -1293,7 +1304,8 @@ fn a_vmm_fault_is_announced_to_the_vmm_not_handed_to_the_task() {
 /// at the watched address; the message's end is reported at the next delivery, with TF off.
 #[test]
 fn an_injected_instruction_is_stepped_to_and_the_message_end_reported() {
-    use crate::inject::{InjectReply, TRAP_FLAG};
+    use crate::kernel::InjectReply;
+    use crate::stepping::TRAP_FLAG;
     use abi::fault::FaultKind;
     use abi::monitor::{InjectRecord, StepRecord};
     let watch = 0x1234;
@@ -1383,7 +1395,7 @@ fn an_injected_instruction_is_stepped_to_and_the_message_end_reported() {
 /// A stepped server runs far slower: its per-message budget does not run out while stepped.
 #[test]
 fn a_stepped_server_is_not_taken_for_a_hang() {
-    use crate::inject::InjectReply;
+    use crate::kernel::InjectReply;
     let mut k = kernel();
     k.budget = 2;
     k.platform.reply = InjectReply {

@@ -183,7 +183,11 @@ fn a_concrete_fault_follows_the_seed_and_replays_exactly() {
         assert_eq!(a, concrete("5"), "{kind}: the same seed");
         assert_ne!(a["spec"], concrete("6")["spec"], "{kind}: another seed");
         let pinned = a["spec"].as_str().expect("a spec").to_owned();
-        let r = with_faults(std::slice::from_ref(&pinned), &["--fault-seed", "99"], &[OPS]);
+        let r = with_faults(
+            std::slice::from_ref(&pinned),
+            &["--fault-seed", "99"],
+            &[OPS],
+        );
         let replay = &the_injection(&r)["concrete"];
         assert_eq!(replay, &a, "{kind}: {pinned} replays it");
     }

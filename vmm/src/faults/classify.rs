@@ -177,21 +177,6 @@ pub fn classify(run: &RunFacts, fault: &FaultFacts) -> Class {
     }
 }
 
-/// Sets the class of each of `injections` in a run of `run`'s facts; returns the run's class.
-pub fn classify_all(run: &RunFacts, injections: &mut [super::record::Injection]) -> Option<Class> {
-    for i in injections.iter_mut() {
-        let facts = FaultFacts {
-            // The injector records a fault that never fired as not triggered, and only those.
-            triggered: i.class != Class::NotTriggered,
-            activated: i.activated,
-            detected: i.detected_as.is_some(),
-            kernel: i.target == super::spec::KERNEL,
-        };
-        i.class = classify(run, &facts);
-    }
-    of_run(injections.iter().map(|i| i.class))
-}
-
 /// The class of a run: the worst of its faults' (`None` without faults).
 pub fn of_run(classes: impl IntoIterator<Item = Class>) -> Option<Class> {
     classes.into_iter().min()

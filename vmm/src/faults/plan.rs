@@ -28,7 +28,12 @@ pub fn plan(
         if tasks.iter().all(Option::is_none) {
             return Err(FaultSpecError::NoServers(text));
         }
-        let too_many = || FaultSpecError::TooMany { spec: text.clone() };
+        let too_many = || FaultSpecError::TooMany {
+            spec: text.clone(),
+            most: MAX_PLANNED_FAULTS,
+            per_target: MAX_PER_TARGET,
+            kernel: MAX_KERNEL,
+        };
         let task = match &spec.target {
             Target::Kernel => {
                 kernel += 1;

@@ -2,7 +2,7 @@
 //! fault, whether the corrupted code or data was used, what detected it) and its class. One
 //! shape from the injector to `--report`.
 
-use super::classify::Class;
+use super::classify::{Class, FaultFacts, RunFacts, classify, of_run};
 use serde::Serialize;
 use std::fmt;
 
@@ -123,4 +123,19 @@ impl fmt::Display for Injection {
             (None, None) => Ok(()),
         }
     }
+}
+
+/// Sets the class of each of `injections` in a run of `run`'s facts; returns the run's class.
+pub fn classify_all(run: &RunFacts, injections: &mut [super::record::Injection]) -> Option<Class> {
+    for i in injections.iter_mut() {
+        let facts = FaultFacts {
+            // The injector records a fault that never fired as not triggered, and only those.
+            triggered: i.class != Class::NotTriggered,
+            activated: i.activated,
+            detected: i.detected_as.is_some(),
+            kernel: i.target == super::spec::KERNEL,
+        };
+        i.class = classify(run, &facts);
+    }
+    of_run(injections.iter().map(|i| i.class))
 }

@@ -255,13 +255,17 @@ pub enum FaultSpecError {
     NoServers(String),
     /// More faults than the kernel keeps.
     #[error(
-        "--fault {spec:?}: too many faults (at most {} in all, {} per target)",
-        abi::monitor::MAX_PLANNED_FAULTS,
-        super::plan::MAX_PER_TARGET
+        "--fault {spec:?}: too many faults (at most {most} in all, {per_target} per server, {kernel} for the kernel)"
     )]
     TooMany {
         /// The first argument that does not fit.
         spec: String,
+        /// Most faults in all.
+        most: usize,
+        /// Most per server.
+        per_target: usize,
+        /// Most for the kernel.
+        kernel: usize,
     },
     /// `at=` outside what the kind can corrupt in this image.
     #[error("--fault {spec:?}: at={at:#x} is not {what}")]
