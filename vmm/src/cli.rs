@@ -153,16 +153,23 @@ pub struct RunArgs {
     /// its state, stack or registers flipped) and the run is classified by what followed.
     /// Modifiers, in any order: :after-send (a crash after the handler, on the first message
     /// from the N-th that sent to a peer), :transient (default) or :permanent (a code fault
-    /// undone after its message, or not), :at=ADDR, :bit=B, :reg=R (pin what --fault-seed
-    /// would pick). docs/fault-injection.md has the model and the grammar.
+    /// undone after its message, or not; the kernel's stay), :at=ADDR, :bit=B (text-flip 0-119,
+    /// state-flip and stack-flip 0-7, reg-flip and msg-corrupt 0-63, corrupt-ptr 0-31), :reg=R
+    /// (rax ... r15): pin what --fault-seed would pick. One fault per server per message; not
+    /// with --no-recovery. Each run is classified (vmm-error, propagated, silent-corruption,
+    /// timeout, fail-stop, recovered-lossy, recovered, masked, no-effect, not-activated,
+    /// not-triggered, worst first); a fault that tests nothing gets a warning.
+    /// docs/fault-injection.md has the model and the grammar.
     #[arg(long = "fault", value_name = "SERVER:KIND@N[+P][:MODIFIER]...")]
     pub faults: Vec<String>,
     /// Seed for what the --fault specs leave open (which instruction, bit, register); the same
-    /// image, specs and seed give the same concrete faults.
-    #[arg(long, value_name = "S", default_value_t = faults::DEFAULT_SEED)]
-    pub fault_seed: u64,
+    /// image, specs and seed give the same concrete faults [default: 1].
+    #[arg(long, value_name = "S")]
+    pub fault_seed: Option<u64>,
     /// Write a JSON report of the run to FILE (atomically): exit status, backend, workload
-    /// figures, per-server crashes/restores/generation, every recovery.
+    /// figures, per-server crashes/restores/generation, every recovery; with --fault, each
+    /// injection (the concrete fault and its replay spec, activation, detection, class) and the
+    /// run's classification. Every field: docs/recovery.md.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Neither snapshot nor recover servers: a crashed server stays stopped.
@@ -189,7 +196,8 @@ pub fn main() -> i32 {
 
 /// Runs `vmm` with these arguments; returns the exit status.
 pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, --version: not errors.
@@ -202,7 +210,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
             return i32::from(status::USAGE);
         }
         Err(e) => {
-            eprintln!("vmm: {} (see vmm --help)", usage_error_line(&e));
+            eprintln!("vmm: {} (see {})", usage_error_line(&e), help_for(&args));
             return i32::from(status::USAGE);
         }
     };
@@ -227,11 +235,72 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
     }
 }
 
-/// clap's error as one line: its first line without the `error: ` prefix.
+/// clap's error as one line: its first line without the `error: ` prefix, the lines after it
+/// up to the usage joined on (the missing arguments, a tip).
 fn usage_error_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid command line");
-    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("invalid command line");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    let mut listed = Vec::new();
+    let mut tipped = false;
+    for more in lines
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+    {
+        // The first tip only: the next (how to pass it as a value) is rarely the point.
+        match more.strip_prefix("tip: ") {
+            Some(tip) if !tipped => {
+                tipped = true;
+                line.push_str(&format!(" (tip: {tip})"));
+            }
+            Some(_) => {}
+            None => listed.push(more),
+        }
+    }
+    if !listed.is_empty() {
+        line = format!("{} {}", line.trim_end(), listed.join(", "));
+    }
+    line
+}
+
+/// The help to see for a command line clap refused: `vmm SUBCOMMAND... --help` for the
+/// subcommands it names.
+fn help_for(args: &[OsString]) -> String {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut words = vec!["vmm".to_owned()];
+    for arg in args.iter().skip(1) {
+        let Some(sub) = arg
+            .to_str()
+            .and_then(|a| command.find_subcommand(a))
+            .cloned()
+        else {
+            break;
+        };
+        words.push(sub.get_name().to_owned());
+        command = sub;
+    }
+    words.push("--help".to_owned());
+    words.join(" ")
+}
+
+/// Why a not-triggered fault tested nothing, as a warning.
+fn untested(i: &faults::record::Injection) -> String {
+    match &i.note {
+        Some(note) => format!(
+            "--fault {} corrupted nothing at message {} ({note}), so that firing tested nothing",
+            i.spec, i.message
+        ),
+        None if i.target == faults::spec::KERNEL => format!(
+            "--fault {} never fired: the guest's message {} never came, so it tested nothing",
+            i.spec, i.message
+        ),
+        None => format!(
+            "--fault {} never fired: {}'s message {} never came, so it tested nothing",
+            i.spec, i.target, i.message
+        ),
+    }
 }
 
 /// The faults to inject, checked for form.
@@ -243,11 +312,20 @@ fn fault_options(args: &RunArgs) -> Result<FaultOptions, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     if args.no_recovery && !specs.is_empty() {
-        return Err("--fault needs recovery: drop --no-recovery".to_owned());
+        return Err(
+            "--fault needs recovery (a fault is classified by how it was detected and recovered): drop --no-recovery"
+                .to_owned(),
+        );
+    }
+    if args.fault_seed.is_some() && specs.is_empty() {
+        return Err(
+            "--fault-seed without --fault: the seed picks what a --fault spec leaves open"
+                .to_owned(),
+        );
     }
     Ok(FaultOptions {
         specs,
-        seed: args.fault_seed,
+        seed: args.fault_seed.unwrap_or(faults::DEFAULT_SEED),
     })
 }
 
@@ -356,16 +434,13 @@ fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
                     report.unknown_pio, report.unknown_mmio
                 );
             }
-            // Even with -q: a fault that never fired tested nothing, and nothing else says so.
+            // Even with -q: a fault that tested nothing, and nothing else says so.
             for i in report
                 .injections
                 .iter()
                 .filter(|i| i.class == Class::NotTriggered)
             {
-                eprintln!(
-                    "vmm: warning: --fault {} never fired: {}'s message {} never came, so it tested nothing",
-                    i.spec, i.target, i.message
-                );
+                eprintln!("vmm: warning: {}", untested(i));
             }
             if !quiet {
                 eprintln!(
@@ -399,9 +474,14 @@ fn fault_sites(args: FaultSitesArgs) -> i32 {
         return fail(
             status::USAGE,
             format!(
-                "unknown fault kind {:?}, expected one of {}",
+                "unknown fault kind {:?}, expected one the VMM injects: {}",
                 args.kind,
-                abi::fault::FaultKind::ALL.map(|k| k.name()).join(", ")
+                abi::fault::FaultKind::ALL
+                    .iter()
+                    .filter(|k| k.executor() == abi::fault::Executor::Vmm)
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         );
     };
@@ -613,7 +693,24 @@ mod tests {
         let e = Cli::try_parse_from(["vmm", "run", "--memroy", "5"]).unwrap_err();
         let line = usage_error_line(&e);
         assert!(line.contains("--memroy"), "{line}");
+        assert!(
+            line.contains("(tip: a similar argument exists: '--memory')"),
+            "{line}"
+        );
         assert!(!line.contains('\n') && !line.starts_with("error"), "{line}");
+        let e = Cli::try_parse_from(["vmm", "fault-sites"]).unwrap_err();
+        assert_eq!(
+            usage_error_line(&e),
+            "the following required arguments were not provided: <TARGET>, <KIND>"
+        );
+        let help = |args: &[&str]| help_for(&args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(help(&["vmm", "fault-sites"]), "vmm fault-sites --help");
+        assert_eq!(
+            help(&["vmm", "bench", "boot", "--runs", "x"]),
+            "vmm bench boot --help"
+        );
+        assert_eq!(help(&["vmm", "frobnicate", "run"]), "vmm --help");
+        assert_eq!(help(&["vmm", "--memory", "run"]), "vmm --help");
     }
 
     #[test]

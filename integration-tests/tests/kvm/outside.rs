@@ -286,6 +286,42 @@ fn runs_are_classified_by_what_the_fault_did() {
     assert_eq!(r.out.status, 0);
 }
 
+/// A fault that tested nothing keeps its own class in a run another fault made bad (it is not
+/// blamed for the other's wrong answers), and the run says so on stderr.
+#[test]
+fn a_fault_that_tested_nothing_is_not_blamed_for_another() {
+    let r = with_faults(
+        &[
+            "kv:msg-corrupt@60:reg=rsi:bit=5".into(),
+            "fs:state-flip@999999".into(),
+        ],
+        &[],
+        &[OPS],
+    );
+    assert_eq!(
+        r.report["classification"], "silent-corruption",
+        "{}",
+        r.report
+    );
+    let all = r.report["injections"].as_array().expect("injections");
+    let class_of = |target: &str| {
+        let i = all
+            .iter()
+            .find(|i| i["target"] == target)
+            .unwrap_or_else(|| panic!("no {target} injection: {}", r.report));
+        i["class"].as_str().expect("a class").to_owned()
+    };
+    assert_eq!(class_of("kv"), "silent-corruption");
+    assert_eq!(class_of("fs"), "not-triggered");
+    assert!(
+        r.out.stderr.contains(
+            "vmm: warning: --fault fs:state-flip@999999 never fired: fs's message 999999 never came"
+        ),
+        "{:?}",
+        r.out
+    );
+}
+
 /// A corrupted kernel ends in a clean whole-VM stop with a report: a documented status, the
 /// fault and a class, never a VMM panic or hang.
 #[test]
@@ -317,6 +353,28 @@ fn a_corrupted_kernel_ends_in_a_clean_stop() {
 #[test]
 fn specs_that_do_not_fit_the_image_are_refused_before_boot() {
     integration_tests::require_kvm();
+    // A one-byte instruction of kv's: bit 8 is past it.
+    let image = Image::from_bytes("bundled".into(), vmm::cli::BUNDLED_GUEST.to_vec())
+        .expect("the bundled image");
+    let sites = vmm::faults::sites::listing(
+        &image,
+        &layout(),
+        &vmm::faults::Target::Server("kv".into()),
+        FaultKind::TextFlip,
+        usize::MAX,
+    )
+    .expect("kv's sites");
+    let (addr, one_byte_asm) = sites
+        .lines()
+        .skip(1)
+        .find_map(|l| {
+            let (addr, rest) = l.trim().split_once("  ")?;
+            // `{addr}  {hex:<24} {asm}`
+            let (hex, asm) = (rest.get(..24)?.trim(), rest.get(24..)?.trim());
+            (hex.len() == 2).then(|| (addr.to_owned(), asm.to_owned()))
+        })
+        .expect("a one-byte instruction in kv");
+    let one_byte_flip = format!("kv:text-flip@5:at={addr}:bit=8");
     for (spec, want) in [
         (
             "kv:nop@5:at=0x10",
@@ -329,6 +387,14 @@ fn specs_that_do_not_fit_the_image_are_refused_before_boot() {
         ),
         ("kv:nop@5:aftersend", "unknown modifier \"aftersend\""),
         ("kvv:nop@5", "unknown server \"kvv\""),
+        (
+            &one_byte_flip,
+            &format!("bit: 8 is past the 8 bits of {one_byte_asm}"),
+        ),
+        (
+            "kernel:text-flip@5:transient",
+            "transient does not apply to text-flip in the kernel",
+        ),
     ] {
         let out = integration_tests::vmm_run(crate::VMM, &["--fault", spec]).run();
         assert_eq!(
@@ -341,4 +407,18 @@ fn specs_that_do_not_fit_the_image_are_refused_before_boot() {
         assert!(lines[0].contains(want), "{spec}: {}", lines[0]);
         assert!(out.stdout.is_empty(), "{spec}: the VM did not boot");
     }
+    // Two faults one message of one server would take: the second would never fire.
+    let out = integration_tests::vmm_run(
+        crate::VMM,
+        &["--fault", "kv:panic@10+10", "--fault", "kv:nop@30"],
+    )
+    .run();
+    assert_eq!(out.status, i32::from(abi::status::CONFIG), "{out:?}");
+    assert_eq!(
+        out.error_lines(),
+        [
+            "vmm: --fault \"kv:nop@30\": kv would take it and \"kv:panic@10+10\" at its message 30; a target takes one fault a message"
+        ],
+        "{out:?}"
+    );
 }

@@ -9,7 +9,9 @@
 //! (detected and recovered, and clients were told of lost state), `recovered` (detected,
 //! recovered, every check passes, nothing lost), `masked` (used, nothing detected, every check
 //! passes), `no-effect` (use unknown, nothing detected, every check passes), `not-activated`
-//! (the corrupted code provably never ran), `not-triggered` (its message never came).
+//! (the corrupted code provably never ran), `not-triggered` (its message never came, or it
+//! found nothing to corrupt). The last two are a fault's own facts and win over the run's: a
+//! fault that tested nothing is never blamed for what another fault did.
 
 use serde::Serialize;
 
@@ -141,11 +143,23 @@ pub struct FaultFacts {
 }
 
 /// The class of one fault in a run.
+///
+/// A fault's own facts come first: one that never fired, or whose corrupted code provably
+/// never ran (and nothing detected it), tested nothing, whatever else the run shows. What the
+/// run shows as a whole (a bystander's crash, wrong answers, a timeout, a stop) is laid on
+/// every fault that may have caused it.
 pub fn classify(run: &RunFacts, fault: &FaultFacts) -> Class {
-    match run.ending {
-        Some(Ending::VmmError) | None => return Class::VmmError,
-        Some(Ending::KernelFailed) if !fault.kernel => return Class::Propagated,
-        _ => {}
+    if matches!(run.ending, Some(Ending::VmmError) | None) {
+        return Class::VmmError;
+    }
+    if !fault.triggered {
+        return Class::NotTriggered;
+    }
+    if fault.activated == Some(false) && !fault.detected {
+        return Class::NotActivated;
+    }
+    if run.ending == Some(Ending::KernelFailed) && !fault.kernel {
+        return Class::Propagated;
     }
     if run.bystander_crashed {
         return Class::Propagated;
@@ -158,9 +172,6 @@ pub fn classify(run: &RunFacts, fault: &FaultFacts) -> Class {
         Some(Ending::FailStop | Ending::KernelFailed) => return Class::FailStop,
         _ => {}
     }
-    if !fault.triggered {
-        return Class::NotTriggered;
-    }
     if fault.detected {
         return if run.unrecovered {
             Class::FailStop
@@ -172,8 +183,7 @@ pub fn classify(run: &RunFacts, fault: &FaultFacts) -> Class {
     }
     match fault.activated {
         Some(true) => Class::Masked,
-        None => Class::NoEffect,
-        Some(false) => Class::NotActivated,
+        _ => Class::NoEffect,
     }
 }
 
@@ -281,6 +291,61 @@ mod tests {
         };
         let failed = with(&|r| r.ending = Some(Ending::KernelFailed));
         assert_eq!(classify(&failed, &kernel), Class::FailStop);
+    }
+
+    /// A fault that never fired, or whose code provably never ran, keeps its own class in a run
+    /// another fault made bad; one that fired takes the run's.
+    #[test]
+    fn a_fault_that_tested_nothing_is_not_blamed() {
+        let bad_runs = [
+            RunFacts {
+                wrong_answers: 3,
+                ..clean()
+            },
+            RunFacts {
+                ending: Some(Ending::Timeout),
+                ..clean()
+            },
+            RunFacts {
+                ending: Some(Ending::KernelFailed),
+                ..clean()
+            },
+            RunFacts {
+                bystander_crashed: true,
+                ..clean()
+            },
+            RunFacts {
+                ending: Some(Ending::FailStop),
+                ..clean()
+            },
+        ];
+        for run in &bad_runs {
+            assert_eq!(
+                classify(run, &FaultFacts::default()),
+                Class::NotTriggered,
+                "{run:?}"
+            );
+            assert_eq!(
+                classify(run, &fired(Some(false), false)),
+                Class::NotActivated,
+                "{run:?}"
+            );
+            assert!(
+                classify(run, &fired(Some(true), false)) < Class::Recovered,
+                "{run:?}"
+            );
+        }
+        // Detected though the step said it ended first: the crash wins.
+        assert_eq!(
+            classify(&clean(), &fired(Some(false), true)),
+            Class::Recovered
+        );
+        // A VMM failure leaves nothing known.
+        let failed = RunFacts {
+            ending: Some(Ending::VmmError),
+            ..clean()
+        };
+        assert_eq!(classify(&failed, &FaultFacts::default()), Class::VmmError);
     }
 
     #[test]

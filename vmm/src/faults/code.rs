@@ -161,7 +161,7 @@ pub fn rewrite(
             let bits = len as u32 * 8;
             let b = match bit {
                 Some(b) if b < bits => b,
-                Some(b) => return Err(format!("bit {b} is past the instruction's {len} bytes")),
+                Some(b) => return Err(format!("{b} is past the {bits} bits of {}", insn.asm())),
                 None => pick(bits as usize) as u32,
             };
             out.after[(b / 8) as usize] ^= 1 << (b % 8);
@@ -185,10 +185,29 @@ pub fn rewrite(
             };
             let choices = register_choices(&insn.instr, side);
             let chosen = match reg {
-                Some(r) => choices
-                    .iter()
-                    .find(|c| c.reg == Some(r))
-                    .ok_or_else(|| format!("{} does not fit {}", r.name(), insn.asm()))?,
+                Some(r) => choices.iter().find(|c| c.reg == Some(r)).ok_or_else(|| {
+                    let current = operand(&insn.instr, side)
+                        .map(|op| insn.instr.op_register(op))
+                        .and_then(reg_index);
+                    if current == Some(r.0) {
+                        format!(
+                            "{} is the register {} already uses; the fault puts in another",
+                            r.name(),
+                            insn.asm()
+                        )
+                    } else {
+                        format!(
+                            "{} in {} does not encode in its {len} bytes (these do: {})",
+                            r.name(),
+                            insn.asm(),
+                            choices
+                                .iter()
+                                .filter_map(|c| c.reg.map(Reg::name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                })?,
                 None => &choices[pick(choices.len())],
             };
             out.after = chosen.bytes.clone();

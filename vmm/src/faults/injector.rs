@@ -195,7 +195,9 @@ impl Injector {
         let concrete = match outcome {
             Ok(c) => c,
             Err(note) => {
+                // Nothing corrupted: it tested nothing, like a fault whose message never came.
                 injection.note = Some(note);
+                injection.class = Class::NotTriggered;
                 self.injections.push(injection);
                 return;
             }
@@ -293,10 +295,22 @@ impl Injector {
             .get(t)
             .cloned()
             .unwrap_or_else(|| format!("#{t}"));
+        // The crash detects the target's faults since its previous crash (the newest back to
+        // one already detected), except those that corrupted nothing or provably never ran; a
+        // crash none of them explains is a bystander's.
         let mut targeted = false;
-        for i in self.injections.iter_mut().filter(|i| i.target == target) {
-            targeted = true;
-            if i.detected_as.is_none() {
+        for i in self
+            .injections
+            .iter_mut()
+            .rev()
+            .filter(|i| i.target == target)
+        {
+            if i.detected_as.is_some() {
+                targeted = true;
+                break;
+            }
+            if i.concrete.is_some() && i.activated != Some(false) {
+                targeted = true;
                 i.detected_as = Some(cause.clone());
             }
         }
@@ -431,8 +445,22 @@ fn check_at(spec: &FaultSpec, ranges: &Ranges, image: &Image) -> Result<(), Faul
                         .find(|i| i.addr == at)
                 });
             match insn {
-                Some(i) if code::is_site(k, &i) => Ok(()),
-                Some(i) => Err(fail(format!("a {} site ({} is {})", k.name(), at, i.asm()))),
+                // The pinned bit or register must fit it too: a fault that corrupts nothing
+                // would test nothing.
+                Some(i) if code::is_site(k, &i) => {
+                    code::rewrite(k, &i, &mut |_| 0, spec.bit, spec.reg)
+                        .map(drop)
+                        .map_err(|why| FaultSpecError::Value {
+                            spec: spec.to_string(),
+                            modifier: if spec.reg.is_some() { "reg" } else { "bit" }.into(),
+                            why,
+                        })
+                }
+                Some(i) => Err(fail(format!(
+                    "a {} site ({at:#x} is {})",
+                    k.name(),
+                    i.asm()
+                ))),
                 None => Err(fail(format!("an instruction of {}'s code", spec.target))),
             }
         }
@@ -475,7 +503,14 @@ fn inject_code(
         let bytes = read(mem, r).ok_or("its code is not in guest memory")?;
         insns.extend(code::decode(r.base, &bytes));
     }
-    let sites = code::sites(spec.kind, &insns);
+    // Only the sites the pinned bit or register fits (a text-flip's bit=40 needs an
+    // instruction of 6 bytes or more).
+    let fits =
+        |i: &&code::Insn| code::rewrite(spec.kind, i, &mut |_| 0, spec.bit, spec.reg).is_ok();
+    let sites: Vec<&code::Insn> = code::sites(spec.kind, &insns)
+        .into_iter()
+        .filter(|i| pinned_text(spec).is_none() || fits(i))
+        .collect();
     let insn = match spec.at {
         Some(at) => sites
             .iter()
@@ -484,7 +519,13 @@ fn inject_code(
             .ok_or_else(|| format!("{at:#x} is not a {} site now", spec.kind.name()))?,
         None => *sites
             .get(choose.pick(sites.len()))
-            .ok_or_else(|| format!("no {} site in its code", spec.kind.name()))?,
+            .ok_or_else(|| match pinned_text(spec) {
+                Some(pinned) => format!(
+                    "no {} site in its code that {pinned} fits",
+                    spec.kind.name()
+                ),
+                None => format!("no {} site in its code", spec.kind.name()),
+            })?,
     };
     let rewrite = code::rewrite(spec.kind, insn, &mut |n| choose.pick(n), spec.bit, spec.reg)?;
     mem.write_slice(&rewrite.after, GuestAddress(rewrite.addr))
@@ -509,6 +550,16 @@ fn inject_code(
         ),
         after: Bytes::new(&back, Some(code::asm(rewrite.addr, &back))),
     })
+}
+
+/// The pinned bit and register of `spec`, as words (`None`: neither is pinned).
+fn pinned_text(spec: &FaultSpec) -> Option<String> {
+    match (spec.bit, spec.reg) {
+        (Some(b), Some(r)) => Some(format!("bit {b} and {}", r.name())),
+        (Some(b), None) => Some(format!("bit {b}")),
+        (None, Some(r)) => Some(r.name().to_owned()),
+        (None, None) => None,
+    }
 }
 
 /// A data fault: a bit of memory (state, live stack) or of a register flipped.

@@ -42,6 +42,12 @@ pub fn listing(
             &all.tasks[i]
         }
     };
+    if target == &Target::Kernel && !matches!(kind, FaultKind::TextFlip | FaultKind::StateFlip) {
+        return Err(format!(
+            "`{KERNEL}` takes text-flip and state-flip faults only, not {}",
+            kind.name()
+        ));
+    }
     let mut out = String::new();
     match kind.family() {
         Family::Crash => {
@@ -76,6 +82,14 @@ pub fn listing(
                     i.addr,
                     super::record::hex(&i.bytes),
                     i.asm()
+                );
+            }
+            if sites.len() > limit {
+                let _ = writeln!(
+                    out,
+                    "  ... and {} more (--limit {} lists them all)",
+                    sites.len() - limit,
+                    sites.len()
                 );
             }
         }
@@ -123,12 +137,6 @@ pub fn listing(
             );
         }
     }
-    if target == &Target::Kernel && !matches!(kind, FaultKind::TextFlip | FaultKind::StateFlip) {
-        let _ = writeln!(
-            out,
-            "note: `{KERNEL}:` takes text-flip and state-flip faults only"
-        );
-    }
     Ok(out)
 }
 
@@ -141,4 +149,56 @@ fn spans(ranges: &[abi::manifest::Range]) -> String {
         .map(|r| format!("{:#x}..{:#x}", r.base, r.base + r.size))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundled() -> (Image, Layout) {
+        let image = Image::from_bytes("bundled".into(), crate::cli::BUNDLED_GUEST.to_vec())
+            .expect("the bundled image");
+        let layout = crate::layout::plan(&image, 128 << 20).expect("its layout");
+        (image, layout)
+    }
+
+    #[test]
+    fn listings_count_what_they_leave_out_and_refuse_what_cannot_strike() {
+        let (image, layout) = bundled();
+        let kv = Target::Server("kv".into());
+        let count = |text: &str| -> usize {
+            let first = text.lines().next().expect("a count line");
+            first
+                .strip_prefix("kv: ")
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{first}"))
+        };
+        let all = listing(&image, &layout, &kv, FaultKind::TextFlip, usize::MAX).expect("sites");
+        let n = count(&all);
+        assert!(n > 3, "{all}");
+        assert_eq!(
+            all.lines().count(),
+            n + 1,
+            "every site listed, nothing more"
+        );
+        let three = listing(&image, &layout, &kv, FaultKind::TextFlip, 3).expect("sites");
+        let lines: Vec<&str> = three.lines().collect();
+        assert_eq!(count(&three), n);
+        assert_eq!(lines[1..4], all.lines().collect::<Vec<_>>()[1..4]);
+        assert_eq!(
+            lines[4],
+            format!("  ... and {} more (--limit {n} lists them all)", n - 3)
+        );
+        assert_eq!(lines.len(), 5);
+        for kind in [FaultKind::RegFlip, FaultKind::MsgCorrupt, FaultKind::Nop] {
+            let e = listing(&image, &layout, &Target::Kernel, kind, 3).expect_err("refused");
+            assert!(
+                e.contains("takes text-flip and state-flip faults only"),
+                "{e}"
+            );
+        }
+        let e = listing(&image, &layout, &kv, FaultKind::Panic, 3).expect_err("a server's own");
+        assert!(e.contains("the server executes itself"), "{e}");
+    }
 }

@@ -75,6 +75,31 @@ impl Reg {
         InjectRegs::NAMES.iter().position(|n| *n == name).map(Reg)
     }
 
+    /// The 64-bit register of a narrower name (`eax`, `ax`, `al`, `r8d`, `r8w`, `r8b`, `sil`,
+    /// ...), if `name` is one.
+    pub fn widened(name: &str) -> Option<Self> {
+        let name = name.to_ascii_lowercase();
+        let narrower = |full: &str| -> Vec<String> {
+            let core = &full[1..];
+            if core.bytes().all(|b| b.is_ascii_digit()) {
+                ["d", "w", "b", "l"].map(|s| format!("{full}{s}")).to_vec()
+            } else if let Some(letter) = core.strip_suffix('x') {
+                vec![
+                    format!("e{core}"),
+                    core.into(),
+                    format!("{letter}l"),
+                    format!("{letter}h"),
+                ]
+            } else {
+                vec![format!("e{core}"), core.into(), format!("{core}l")]
+            }
+        };
+        InjectRegs::NAMES
+            .iter()
+            .position(|full| **full == name || narrower(full).contains(&name))
+            .map(Reg)
+    }
+
     /// Its name.
     pub fn name(self) -> &'static str {
         InjectRegs::NAMES.get(self.0).copied().unwrap_or("?")
@@ -184,8 +209,11 @@ pub enum FaultSpecError {
         /// The kind given.
         kind: String,
     },
-    /// N or P is not a positive number.
-    #[error("--fault {spec:?}: {what} {n:?} must be a whole number from 1 up")]
+    /// N or P is not a positive number, or too large.
+    #[error(
+        "--fault {spec:?}: {what} {n:?} must be a whole number from 1 to {}",
+        u64::MAX
+    )]
     Number {
         /// The argument.
         spec: String,
@@ -266,6 +294,20 @@ pub enum FaultSpecError {
         per_target: usize,
         /// Most for the kernel.
         kernel: usize,
+    },
+    /// Two faults that strike one target at one message.
+    #[error(
+        "--fault {spec:?}: {target} would take it and {other:?} at its message {message}; a target takes one fault a message"
+    )]
+    Collide {
+        /// The later argument.
+        spec: String,
+        /// The earlier one.
+        other: String,
+        /// Their target.
+        target: String,
+        /// The first message both strike.
+        message: u64,
     },
     /// `at=` outside what the kind can corrupt in this image.
     #[error("--fault {spec:?}: at={at:#x} is not {what}")]
@@ -436,10 +478,16 @@ impl FaultSpec {
             "reg" => {
                 let v = needed()?;
                 let reg = Reg::from_name(v).ok_or_else(|| {
-                    value_error(format!(
-                        "{v:?} is not a general register ({})",
-                        InjectRegs::NAMES.join(", ")
-                    ))
+                    value_error(match Reg::widened(v) {
+                        Some(r) => format!(
+                            "{v:?}: name the whole 64-bit register, {} (the fault picks the part the instruction uses)",
+                            r.name()
+                        ),
+                        None => format!(
+                            "{v:?} is not a general register ({})",
+                            InjectRegs::NAMES.join(", ")
+                        ),
+                    })
                 })?;
                 if self.reg.replace(reg).is_some() {
                     return Err(twice("reg="));
@@ -473,8 +521,9 @@ impl FaultSpec {
         if self.after_send && (self.kind.family() != Family::Crash || kernel) {
             return Err(not_for("after-send"));
         }
+        // The kernel's code faults stay: the kernel has no message whose end could undo them.
         if let Some(p) = self.persistence
-            && !code
+            && (!code || (kernel && p == Persistence::Transient))
         {
             return Err(not_for(p.name()));
         }
@@ -585,7 +634,22 @@ mod tests {
             ("kv:state-flip@3:bit=8", "bit: 8 is above 7"),
             (
                 "kv:reg-flip@3:reg=eax",
-                "reg: \"eax\" is not a general register",
+                "reg: \"eax\": name the whole 64-bit register, rax",
+            ),
+            ("kv:reg-flip@3:reg=R9D", "64-bit register, r9"),
+            ("kv:reg-flip@3:reg=sil", "64-bit register, rsi"),
+            ("kv:reg-flip@3:reg=dh", "64-bit register, rdx"),
+            (
+                "kv:reg-flip@3:reg=xmm0",
+                "\"xmm0\" is not a general register",
+            ),
+            (
+                "kv:panic@99999999999999999999",
+                "must be a whole number from 1 to 18446744073709551615",
+            ),
+            (
+                "kernel:text-flip@3:transient",
+                "transient does not apply to text-flip in the kernel",
             ),
             ("kv:msg-corrupt@3:reg=rax", "rax carries no message"),
             ("kv:nop@3:after-send", "after-send does not apply to nop"),
