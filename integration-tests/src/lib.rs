@@ -171,6 +171,21 @@ pub fn vmm_run(bin: &str, args: &[&str]) -> Vmm {
     }
 }
 
+/// `vmm` with these arguments as given (any subcommand; no `--timeout` added; a 300 s
+/// deadline).
+pub fn vmm_cmd(bin: &str, args: &[&str]) -> Vmm {
+    let mut all = vec![bin.to_owned()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    Vmm {
+        args: all,
+        input: Input::Null,
+        read_stdout: true,
+        close_stderr: false,
+        env: Vec::new(),
+        deadline: Duration::from_secs(300),
+    }
+}
+
 impl Vmm {
     /// Feed these bytes to stdin (then EOF). Without it, stdin is /dev/null.
     pub fn stdin(mut self, bytes: &[u8]) -> Self {
@@ -236,7 +251,13 @@ impl Vmm {
 
     /// Runs to completion (waiting first for a place among the [`MAX_VMS`]).
     pub fn run(self) -> Outcome {
-        let _permit = VmPermit::acquire();
+        let permit = VmPermit::acquire();
+        self.run_with(&permit)
+    }
+
+    /// Runs to completion in the place `_permit` holds (for callers that hold one across
+    /// several runs, or around a process that runs VMs one at a time).
+    pub fn run_with(self, _permit: &VmPermit) -> Outcome {
         let started = Instant::now();
         let (mut child, watchdog) = self.spawn();
         let mut keep_open = None;

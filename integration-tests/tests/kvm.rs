@@ -6,6 +6,7 @@ mod kvm {
     pub mod bad_input;
     pub mod boot;
     pub mod declarations;
+    pub mod fleet;
     pub mod guest_os;
     pub mod host_io;
     pub mod no_sse;

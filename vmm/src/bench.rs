@@ -5,9 +5,9 @@
 //! measured: each sample is a fresh process timed from spawn to exit, with its CPU time and peak
 //! RSS taken from the child's rusage (`wait4`).
 
+use crate::files::parent_dir;
 use abi::Backend;
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -244,6 +244,7 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
     if path.is_dir() {
         return Err(format!("{} is a directory", path.display()));
     }
+    crate::files::check_replaceable(path).map_err(|e| e.to_string())?;
     let dir = parent_dir(path);
     if !dir.is_dir() {
         return Err(format!(
@@ -263,31 +264,16 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
     }
 }
 
-/// The directory a file at `path` goes into (`.` for a bare name).
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    }
-}
-
 /// Writes `value` as pretty JSON to `path` atomically (temporary file in the same directory,
-/// then rename), so that a reader never sees half a file.
+/// then rename), so that a reader never sees half a file; never over what is not a regular file.
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), BenchError> {
     let err = |source| BenchError::Write {
         path: path.to_owned(),
         source,
     };
-    let json = serde_json::to_vec_pretty(value).map_err(|e| err(std::io::Error::other(e)))?;
-    // tempfile's errors name the temporary file; the message names the file asked for.
-    let plain = |e: std::io::Error| err(std::io::Error::from(e.kind()));
-    let mut tmp = tempfile::NamedTempFile::new_in(parent_dir(path)).map_err(plain)?;
-    tmp.write_all(&json)
-        .and_then(|()| tmp.write_all(b"\n"))
-        .map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| plain(e.error))?;
-    Ok(())
+    let mut json = serde_json::to_vec_pretty(value).map_err(|e| err(std::io::Error::other(e)))?;
+    json.push(b'\n');
+    crate::files::write_atomic(path, &json).map_err(err)
 }
 
 #[cfg(test)]

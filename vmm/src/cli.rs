@@ -59,6 +59,11 @@ pub enum Command {
     /// code kind can rewrite, with their bytes and text), or the bytes and registers a data
     /// kind can flip. Read from the image; no VM runs. docs/fault-injection.md.
     FaultSites(FaultSitesArgs),
+    /// Seeded fault-injection campaigns over many VMs: run (sharded on Slurm arrays or
+    /// Kubernetes Indexed Jobs), merge, report with confidence intervals, replay a case.
+    /// docs/fleet.md.
+    #[command(subcommand)]
+    Fleet(crate::fleet::command::FleetCommand),
 }
 
 /// `vmm fault-sites` arguments.
@@ -220,6 +225,10 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Command::Bench(BenchCommand::Boot(args)) => (args.json.as_deref(), "--json"),
         Command::Bench(BenchCommand::Recovery(args)) => (args.json.as_deref(), "--json"),
         Command::FaultSites(_) => (None, ""),
+        Command::Fleet(cmd) => match crate::fleet::command::outputs(cmd) {
+            Some((path, flag)) => (Some(path), flag),
+            None => (None, ""),
+        },
     };
     if let (Some(path), flag) = outputs
         && let Err(e) = bench::check_writable(path)
@@ -232,6 +241,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Command::Bench(BenchCommand::Boot(args)) => bench_boot(args),
         Command::Bench(BenchCommand::Recovery(args)) => bench_recovery(args),
         Command::FaultSites(args) => fault_sites(args),
+        Command::Fleet(cmd) => crate::fleet::command::main(cmd, BUNDLED_GUEST),
     }
 }
 

@@ -24,6 +24,8 @@ pub mod config;
 pub mod devices;
 pub mod event_loop;
 pub mod faults;
+pub mod files;
+pub mod fleet;
 pub mod image;
 pub mod kick;
 pub mod layout;

@@ -9,7 +9,7 @@ use abi::monitor::WorkloadReport;
 use serde::Serialize;
 
 /// The workload's figures in the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct WorkloadFigures {
     /// Requests issued.
     pub ops: u64,

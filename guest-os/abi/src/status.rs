@@ -29,6 +29,13 @@ pub const GUEST_PROTOCOL: u8 = 82;
 pub const TIMEOUT: u8 = 83;
 /// A recovery policy chose to fail-stop the VM.
 pub const FAIL_STOP: u8 = 84;
+/// `vmm fleet`: every case ran, and some are bad (silent corruption, timeout, propagation,
+/// fail-stop, VMM error).
+pub const FLEET_BAD: u8 = 85;
+/// `vmm fleet`: cases are missing (a stopped run, shards not all merged).
+pub const FLEET_INCOMPLETE: u8 = 86;
+/// `vmm fleet replay`: the case did not reproduce (another concrete fault, class or signature).
+pub const FLEET_NOT_REPRODUCED: u8 = 87;
 /// Stopped by a signal: the status is `SIGNAL_BASE + signal number` (130 for SIGINT, 143 for SIGTERM).
 pub const SIGNAL_BASE: u8 = 128;
 
@@ -101,6 +108,24 @@ pub const TABLE: &[StatusRow] = &[
         FAIL_STOP,
         "fail-stop",
         "a recovery policy stopped the VM",
+    ),
+    row(
+        FLEET_BAD,
+        FLEET_BAD,
+        "fleet-bad",
+        "vmm fleet: every case ran, some are bad (silent corruption, timeout, ...)",
+    ),
+    row(
+        FLEET_INCOMPLETE,
+        FLEET_INCOMPLETE,
+        "fleet-incomplete",
+        "vmm fleet: cases are missing (a stopped run, shards not merged)",
+    ),
+    row(
+        FLEET_NOT_REPRODUCED,
+        FLEET_NOT_REPRODUCED,
+        "not-reproduced",
+        "vmm fleet replay: the case did not reproduce",
     ),
     row(
         SIGNAL_BASE + 1,

@@ -13,10 +13,10 @@
 //! found nothing to corrupt). The last two are a fault's own facts and win over the run's: a
 //! fault that tested nothing is never blamed for what another fault did.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A class, worst first (the derived order: a smaller one is worse).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Class {
     /// The VMM failed.

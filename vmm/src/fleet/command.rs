@@ -1,0 +1,347 @@
+//! `vmm fleet ...` on the command line: the flags, the checks made before a campaign starts
+//! (the campaign against its image, the output directory, the shard), the build identity every
+//! record carries, Ctrl-C, and the exit status by verdict. One line on stderr per error.
+
+use super::FleetError;
+use super::campaign::Campaign;
+use super::record::Build;
+use super::results::{Results, RunInfo, add_run};
+use super::runner::{self, RunOptions};
+use super::shard::{self, Shard};
+use super::summary::{Summary, Verdict};
+use crate::config::{ConfigFile, Overrides, VmConfig};
+use crate::faults::spec::KERNEL;
+use abi::status;
+use clap::{Args, Subcommand};
+use sha2::{Digest, Sha256};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// `vmm fleet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Run a campaign: each case a fresh VM (a child `vmm run`) with one fault drawn from the
+    /// campaign file, at most --jobs at once, recorded as a line of DIR/cases.jsonl when it
+    /// ends; then DIR/report.md, report.json and plots. Ctrl-C stops cleanly and keeps what
+    /// finished (--resume goes on). Exit status by verdict: 0 clean, 85 bad cases found, 86
+    /// incomplete. docs/fleet.md.
+    Run(FleetRunArgs),
+    /// Rebuild DIR's report.json, report.md, classes.svg and latency.svg from its cases (exit
+    /// status by verdict, as `fleet run`).
+    Report(FleetReportArgs),
+    /// Merge the results directories of a campaign's shards (or partial runs) into a new one:
+    /// cases deduplicated by index, latency histograms added exactly, cases no input recorded
+    /// reported missing; different campaigns or builds are refused.
+    Merge(FleetMergeArgs),
+    /// Run one recorded case again and say whether it reproduced (same concrete fault,
+    /// classification and signature): exit 0 if it did, 87 if not.
+    Replay(FleetReplayArgs),
+}
+
+/// `vmm fleet run` flags.
+#[derive(Debug, Args)]
+pub struct FleetRunArgs {
+    /// The campaign file (TOML; docs/fleet.md, examples in docs/examples/).
+    pub campaign: PathBuf,
+    /// Results directory [default: fleet-NAME, or fleet-NAME-shard-I-of-N for a shard].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Cases run at once [default: the machine's cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub jobs: Option<u64>,
+    /// Run only the cases whose index mod N is I; `auto` takes I and N from a Kubernetes
+    /// Indexed Job (JOB_COMPLETION_INDEX, JOB_COMPLETIONS) or a Slurm array
+    /// (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// Go on with the results already in DIR (the same campaign file and build): skip the
+    /// recorded cases (a cut last line is dropped).
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar (it is drawn only when stderr is a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `vmm fleet report` arguments.
+#[derive(Debug, Args)]
+pub struct FleetReportArgs {
+    /// A results directory.
+    pub dir: PathBuf,
+}
+
+/// `vmm fleet merge` arguments.
+#[derive(Debug, Args)]
+pub struct FleetMergeArgs {
+    /// The results directories to merge.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// The new directory to merge into (must not exist, or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// `vmm fleet replay` arguments.
+#[derive(Debug, Args)]
+pub struct FleetReplayArgs {
+    /// A results directory.
+    pub dir: PathBuf,
+    /// The case's index.
+    pub case: u64,
+}
+
+/// The output paths a subcommand writes at the end, checked before it starts.
+pub fn outputs(cmd: &FleetCommand) -> Option<(&Path, &'static str)> {
+    match cmd {
+        FleetCommand::Merge(a) => Some((a.out.as_path(), "--out")),
+        _ => None,
+    }
+}
+
+/// Runs `cmd`; `bundled` is the guest built into this binary. Returns the exit status.
+pub fn main(cmd: FleetCommand, bundled: &[u8]) -> i32 {
+    let result = match cmd {
+        FleetCommand::Run(args) => run(args, bundled),
+        FleetCommand::Report(args) => report(&args.dir),
+        FleetCommand::Merge(args) => merge(&args),
+        FleetCommand::Replay(args) => replay(&args, bundled),
+    };
+    match result {
+        Ok(status) => i32::from(status),
+        Err(e) => {
+            eprintln!("vmm: fleet: {e}");
+            i32::from(e.status())
+        }
+    }
+}
+
+/// The exit status of a verdict.
+pub fn verdict_status(v: Verdict) -> u8 {
+    match v {
+        Verdict::Clean => 0,
+        Verdict::BadCases => status::FLEET_BAD,
+        Verdict::Incomplete => status::FLEET_INCOMPLETE,
+    }
+}
+
+/// The image a campaign's cases boot, checked: it loads, and every server the campaign names
+/// is one of its servers. Returns the build identity of the cases.
+fn check_against_image(
+    campaign: &Campaign,
+    path: &Path,
+    bundled: &[u8],
+) -> Result<Build, FleetError> {
+    let file = match &campaign.config {
+        Some(p) => Some((
+            ConfigFile::load(p).map_err(|e| {
+                FleetError::Image(format!("{}: [campaign] config: {e}", path.display()))
+            })?,
+            p.parent().map(PathBuf::from).unwrap_or_default(),
+        )),
+        None => None,
+    };
+    let overrides = Overrides {
+        image: campaign.image.clone(),
+        memory_mib: campaign.memory_mib,
+        ..Overrides::default()
+    };
+    let config = VmConfig::resolve(overrides, file.as_ref().map(|(f, d)| (f, d.as_path())))
+        .map_err(|e| FleetError::Image(format!("{}: {e}", path.display())))?;
+    let image = crate::vm::load_image(&config, bundled)
+        .map_err(|e| FleetError::Image(format!("{}: [campaign] image: {e}", path.display())))?;
+    let layout = crate::layout::plan(&image, config.memory_bytes())
+        .map_err(|e| FleetError::Image(format!("{}: [campaign] image: {e}", path.display())))?;
+    let servers: Vec<&str> = layout
+        .servers
+        .iter()
+        .filter(|s| !s.app)
+        .map(|s| s.name.as_str())
+        .collect();
+    for (i, set) in campaign.faults.iter().enumerate() {
+        for s in &set.servers {
+            if s != KERNEL && !servers.contains(&s.as_str()) {
+                return Err(FleetError::Image(format!(
+                    "{}: [[faults]] {}: servers: {s:?} is not a server of {} (it has {})",
+                    path.display(),
+                    i + 1,
+                    image.label,
+                    servers.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(Build {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        commit: env!("VMM_GIT_COMMIT").to_owned(),
+        image_sha256: Sha256::digest(&image.bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    })
+}
+
+fn shard_of(text: Option<&str>) -> Result<Shard, FleetError> {
+    match text {
+        None => Ok(Shard::ALL),
+        Some(t) => shard::parse(t, |name| std::env::var(name).ok()).map_err(FleetError::Usage),
+    }
+}
+
+fn run(args: FleetRunArgs, bundled: &[u8]) -> Result<u8, FleetError> {
+    let campaign = Campaign::load(&args.campaign)?;
+    let shard = shard_of(args.shard.as_deref())?;
+    let build = check_against_image(&campaign, &args.campaign, bundled)?;
+    let jobs = match args.jobs {
+        Some(j) => j as usize,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let out = args.out.unwrap_or_else(|| {
+        PathBuf::from(if shard == Shard::ALL {
+            format!("fleet-{}", campaign.name)
+        } else {
+            format!(
+                "fleet-{}-shard-{}-of-{}",
+                campaign.name, shard.index, shard.count
+            )
+        })
+    });
+    let exe = std::env::current_exe()
+        .map_err(|e| FleetError::Usage(format!("cannot find the vmm executable: {e}")))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| FleetError::Usage(format!("cannot catch signals: {e}")))?;
+    }
+    let opts = RunOptions {
+        out: out.clone(),
+        jobs,
+        shard,
+        resume: args.resume,
+        progress: !args.no_progress && std::io::stderr().is_terminal(),
+    };
+    eprintln!(
+        "vmm: fleet: campaign {} ({} cases{}), {jobs} at once, into {}",
+        campaign.name,
+        campaign.cases,
+        if shard == Shard::ALL {
+            String::new()
+        } else {
+            format!(", shard {shard}")
+        },
+        out.display()
+    );
+    let outcome = runner::run(&campaign, &opts, &exe, &build, &stop)?;
+    let campaign_dir = args
+        .campaign
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+        .canonicalize()
+        .unwrap_or_default();
+    add_run(
+        &out,
+        &RunInfo {
+            host: runner::hostname(),
+            shard: shard.to_string(),
+            jobs,
+            cases: outcome.ran,
+            wall_s: outcome.wall.as_secs_f64(),
+            interrupted: outcome.interrupted,
+            campaign_dir,
+        },
+    )?;
+    if outcome.interrupted {
+        eprintln!(
+            "vmm: fleet: stopped; {} of {} cases recorded (--resume goes on)",
+            outcome.records.len(),
+            outcome.expected
+        );
+    }
+    report(&out)
+}
+
+/// Prints a summary's lines on stderr.
+fn print_summary(s: &Summary, dir: &Path) {
+    let classes: Vec<String> = s
+        .classes
+        .iter()
+        .map(|(c, r)| format!("{} {}", c.name(), r.k))
+        .collect();
+    eprintln!(
+        "vmm: fleet: {} of {} cases: {}",
+        s.recorded,
+        s.expected,
+        if classes.is_empty() {
+            "none".to_owned()
+        } else {
+            classes.join(", ")
+        }
+    );
+    eprintln!(
+        "vmm: fleet: coverage {} of {} detected recovered, {}; silent corruption {}",
+        s.coverage.k,
+        s.coverage.n,
+        s.coverage.percent(),
+        s.silent_corruption.percent()
+    );
+    if !s.bad.is_empty() {
+        eprintln!(
+            "vmm: fleet: {} bad case signature(s); first: {} (case {}): {}",
+            s.bad.len(),
+            s.bad[0].signature,
+            s.bad[0].first_case,
+            s.bad[0].replay
+        );
+    }
+    eprintln!(
+        "vmm: fleet: verdict {}; report {}",
+        s.verdict.name(),
+        dir.join("report.md").display()
+    );
+}
+
+fn report(dir: &Path) -> Result<u8, FleetError> {
+    let results = Results::load(dir)?;
+    let summary = results.write_reports()?;
+    print_summary(&summary, dir);
+    Ok(verdict_status(summary.verdict))
+}
+
+fn merge(args: &FleetMergeArgs) -> Result<u8, FleetError> {
+    let merged = super::merge::merge(&args.dirs, &args.out)?;
+    eprintln!(
+        "vmm: fleet: merged {} cases from {} directories into {} ({} recorded twice, {} missing)",
+        merged.cases,
+        args.dirs.len(),
+        args.out.display(),
+        merged.duplicates,
+        merged.missing
+    );
+    report(&args.out)
+}
+
+fn replay(args: &FleetReplayArgs, bundled: &[u8]) -> Result<u8, FleetError> {
+    let results = Results::load(&args.dir)?;
+    let campaign_file = args.dir.join(runner::CAMPAIGN);
+    let build = check_against_image(&results.campaign, &campaign_file, bundled)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| FleetError::Usage(format!("cannot find the vmm executable: {e}")))?;
+    let r = super::replay::replay(&args.dir, args.case, &exe, &build)?;
+    if r.reproduced {
+        eprintln!(
+            "vmm: fleet: case {} reproduced: {}",
+            args.case,
+            r.classification.name()
+        );
+        Ok(0)
+    } else {
+        eprintln!(
+            "vmm: fleet: case {} did not reproduce: {}",
+            args.case,
+            r.differences.join("; ")
+        );
+        Ok(status::FLEET_NOT_REPRODUCED)
+    }
+}
