@@ -15,6 +15,7 @@ mod kvm {
     pub mod policies;
     pub mod protocol;
     pub mod recovery;
+    pub mod slurm;
     pub mod stops;
 }
 

@@ -93,6 +93,10 @@ pub enum BenchCommand {
     /// snapshot_ipc_ratio, recovery_us_p50/p99 per fault kind, peer_throughput_ratio (and its
     /// curve over crash rates), with the KVM backend. Results go in docs/benchmarks.md.
     Recovery(BenchRecoveryArgs),
+    /// Campaign speed on this machine: cases/hour and faults/hour of a real `vmm fleet`
+    /// campaign, the runner's overhead, and where a case's time goes (VMM set-up, guest boot,
+    /// workload, teardown), with the KVM backend. Results go in docs/benchmarks.md.
+    Fleet(crate::fleet::command::FleetBenchArgs),
 }
 
 /// `vmm bench recovery` flags.
@@ -224,6 +228,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Command::Run(args) => (args.report.as_deref(), "--report"),
         Command::Bench(BenchCommand::Boot(args)) => (args.json.as_deref(), "--json"),
         Command::Bench(BenchCommand::Recovery(args)) => (args.json.as_deref(), "--json"),
+        Command::Bench(BenchCommand::Fleet(args)) => (args.json.as_deref(), "--json"),
         Command::FaultSites(_) => (None, ""),
         Command::Fleet(cmd) => match crate::fleet::command::outputs(cmd) {
             Some((path, flag)) => (Some(path), flag),
@@ -240,6 +245,9 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Command::Run(args) => run(args),
         Command::Bench(BenchCommand::Boot(args)) => bench_boot(args),
         Command::Bench(BenchCommand::Recovery(args)) => bench_recovery(args),
+        Command::Bench(BenchCommand::Fleet(args)) => {
+            crate::fleet::command::bench(&args, BUNDLED_GUEST)
+        }
         Command::FaultSites(args) => fault_sites(args),
         Command::Fleet(cmd) => crate::fleet::command::main(cmd, BUNDLED_GUEST),
     }

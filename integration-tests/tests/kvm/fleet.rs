@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A small campaign over kv and fs, kinds they execute and kinds the VMM injects.
-fn campaign(dir: &Path, name: &str, cases: u64) -> PathBuf {
+pub(crate) fn campaign(dir: &Path, name: &str, cases: u64) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(
         &path,
@@ -40,14 +40,14 @@ weight = 2
 }
 
 /// `vmm fleet ARGS...` to its end (one VM at a time).
-fn fleet(args: &[&str]) -> integration_tests::Outcome {
+pub(crate) fn fleet(args: &[&str]) -> integration_tests::Outcome {
     let permit = VmPermit::acquire();
     let mut all = vec!["fleet"];
     all.extend_from_slice(args);
     vmm_cmd(crate::VMM, &all).run_with(&permit)
 }
 
-fn lines(dir: &Path) -> Vec<Value> {
+pub(crate) fn lines(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("cases.jsonl"))
         .expect("cases.jsonl")
         .lines()
@@ -56,7 +56,7 @@ fn lines(dir: &Path) -> Vec<Value> {
 }
 
 /// What must match between runs of a case: index, planned and concrete fault, class, signature.
-fn identity(records: &[Value]) -> BTreeMap<u64, (Value, Value, Value, Value)> {
+pub(crate) fn identity(records: &[Value]) -> BTreeMap<u64, (Value, Value, Value, Value)> {
     records
         .iter()
         .map(|r| {
@@ -73,13 +73,13 @@ fn identity(records: &[Value]) -> BTreeMap<u64, (Value, Value, Value, Value)> {
         .collect()
 }
 
-fn report(dir: &Path) -> Value {
+pub(crate) fn report(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("report.json"))
         .expect("JSON")
 }
 
 /// The exit status the verdict in `report` stands for.
-fn verdict_status(report: &Value) -> i32 {
+pub(crate) fn verdict_status(report: &Value) -> i32 {
     match report["verdict"].as_str().expect("verdict") {
         "clean" => 0,
         "bad-cases" => i32::from(abi::status::FLEET_BAD),

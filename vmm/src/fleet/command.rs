@@ -92,6 +92,84 @@ pub struct FleetReplayArgs {
     pub case: u64,
 }
 
+/// `vmm bench fleet` flags.
+#[derive(Debug, Args)]
+pub struct FleetBenchArgs {
+    /// Cases in the benchmark's campaign (kv and fs; panic, state-flip, text-flip).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub cases: u64,
+    /// Cases at once [default: the machine's cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub jobs: Option<u64>,
+    /// The workload's requests per case.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub ops: u64,
+    /// Cases run alone, their console timestamped, for the breakdown of a case.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub samples: u64,
+    /// Also write the figures to FILE as JSON, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// `vmm bench fleet`: returns the exit status.
+pub fn bench(args: &FleetBenchArgs, bundled: &[u8]) -> i32 {
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        |j| j as usize,
+    );
+    let mut command = format!(
+        "vmm bench fleet --cases {} --jobs {jobs} --ops {} --samples {}",
+        args.cases, args.ops, args.samples
+    );
+    if let Some(p) = &args.json {
+        command += &format!(" --json {}", p.display());
+    }
+    let result = (|| {
+        let exe = std::env::current_exe()
+            .map_err(|e| FleetError::Usage(format!("cannot find the vmm executable: {e}")))?;
+        let build = bundled_build(bundled);
+        let plan = super::bench::Plan {
+            cases: args.cases,
+            jobs,
+            ops: args.ops,
+            samples: args.samples,
+        };
+        let report = super::bench::run(&exe, plan, crate::backend::detect(), &build, command)?;
+        print!("{}", super::bench::summary(&report));
+        if let Some(path) = &args.json {
+            let mut json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+            json.push(b'\n');
+            crate::files::write_atomic(path, &json)
+                .map_err(|e| FleetError::dir(path, e.to_string()))?;
+        }
+        Ok::<(), FleetError>(())
+    })();
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("vmm: bench fleet: {e}");
+            i32::from(e.status())
+        }
+    }
+}
+
+/// The build identity of cases that boot the bundled guest.
+fn bundled_build(bundled: &[u8]) -> Build {
+    Build {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        commit: env!("VMM_GIT_COMMIT").to_owned(),
+        image_sha256: sha256_hex(bundled),
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The output paths a subcommand writes at the end, checked before it starts.
 pub fn outputs(cmd: &FleetCommand) -> Option<(&Path, &'static str)> {
     match cmd {
@@ -175,10 +253,7 @@ fn check_against_image(
     Ok(Build {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         commit: env!("VMM_GIT_COMMIT").to_owned(),
-        image_sha256: Sha256::digest(&image.bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        image_sha256: sha256_hex(&image.bytes),
     })
 }
 

@@ -8,6 +8,7 @@
 //!  merge.rs: shards' directories into one; replay.rs: one case again
 //! ```
 
+pub mod bench;
 pub mod campaign;
 pub mod cases;
 pub mod command;
