@@ -127,3 +127,128 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, FleetError> {
         duplicates,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::summary::tests::rec;
+    use std::path::Path;
+
+    const CAMPAIGN_TEXT: &str = r#"[campaign]
+name = "c"
+seed = 1
+cases = 6
+[[faults]]
+servers = ["kv"]
+kinds = ["panic"]
+messages = [1, 9]
+"#;
+
+    /// A results directory holding `cases` of a campaign run as shard `shard`.
+    fn shard(root: &Path, name: &str, text: &str, shard: &str, cases: &[u64]) -> PathBuf {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join(CAMPAIGN), text).expect("campaign");
+        let mut lines = String::new();
+        for &i in cases {
+            let class = if i % 2 == 0 {
+                "recovered"
+            } else {
+                "silent-corruption"
+            };
+            let detected = (i % 2 == 0).then_some("panic");
+            lines += &serde_json::to_string(&rec(i, "kv", class, detected)).expect("json");
+            lines.push('\n');
+        }
+        std::fs::write(dir.join(CASES), lines).expect("cases");
+        add_run(
+            &dir,
+            &RunInfo {
+                host: "h".into(),
+                shard: shard.into(),
+                jobs: 1,
+                cases: cases.len() as u64,
+                wall_s: 1.0,
+                interrupted: false,
+                campaign_dir: root.to_owned(),
+            },
+        )
+        .expect("run");
+        dir
+    }
+
+    fn cases_of(dir: &Path) -> Vec<CaseRecord> {
+        Results::load(dir).expect("load").records
+    }
+
+    #[test]
+    fn shards_merge_whole_in_any_grouping_and_say_what_is_missing_or_twice() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        let a = shard(root, "a", CAMPAIGN_TEXT, "0/3", &[0, 3]);
+        let b = shard(root, "b", CAMPAIGN_TEXT, "1/3", &[1, 4]);
+        let c = shard(root, "c", CAMPAIGN_TEXT, "2/3", &[2, 5]);
+        let all = merge(&[a.clone(), b.clone(), c.clone()], &root.join("abc")).expect("merge");
+        assert_eq!((all.cases, all.missing, all.duplicates), (6, 0, 0));
+        let ab = merge(&[a.clone(), b.clone()], &root.join("ab")).expect("ab");
+        assert_eq!(
+            (ab.cases, ab.missing),
+            (4, 2),
+            "shard 2's cases are missing"
+        );
+        let left = merge(&[root.join("ab"), c.clone()], &root.join("ab_c")).expect("(ab)c");
+        let bc = merge(&[b.clone(), c.clone()], &root.join("bc")).expect("bc");
+        assert_eq!(bc.missing, 2);
+        let right = merge(&[a.clone(), root.join("bc")], &root.join("a_bc")).expect("a(bc)");
+        assert_eq!((left.missing, right.missing), (0, 0));
+        let whole = cases_of(&root.join("abc"));
+        assert_eq!(
+            whole.iter().map(|r| r.case).collect::<Vec<_>>(),
+            (0..6).collect::<Vec<_>>()
+        );
+        assert_eq!(cases_of(&root.join("ab_c")), whole, "(a b) c = a b c");
+        assert_eq!(cases_of(&root.join("a_bc")), whole, "a (b c) = a b c");
+        let summary = Results::load(&root.join("ab")).expect("ab").summary();
+        assert_eq!(summary.missing, [2, 5]);
+        assert_eq!(summary.verdict, super::super::summary::Verdict::Incomplete);
+        let twice = merge(&[a.clone(), a.clone()], &root.join("aa")).expect("aa");
+        assert_eq!((twice.cases, twice.duplicates), (2, 2));
+        assert_eq!(cases_of(&root.join("aa")), cases_of(&a));
+    }
+
+    #[test]
+    fn other_campaigns_builds_and_full_directories_are_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        let a = shard(root, "a", CAMPAIGN_TEXT, "0/2", &[0, 2, 4]);
+        let other = shard(
+            root,
+            "o",
+            &CAMPAIGN_TEXT.replace("seed = 1", "seed = 2"),
+            "1/2",
+            &[1],
+        );
+        let e = merge(&[a.clone(), other], &root.join("m1")).expect_err("another campaign");
+        assert!(e.to_string().contains("ran another campaign"), "{e}");
+        assert!(!root.join("m1").exists(), "nothing written");
+        let b = shard(root, "b", CAMPAIGN_TEXT, "1/2", &[1, 3]);
+        let mut text = std::fs::read_to_string(b.join(CASES)).expect("cases");
+        text = text.replacen("\"commit\":\"c\"", "\"commit\":\"d\"", 1);
+        std::fs::write(b.join(CASES), text).expect("write");
+        let e = merge(&[a.clone(), b], &root.join("m2")).expect_err("another build");
+        assert!(e.to_string().contains("another build"), "{e}");
+        let full = root.join("full");
+        std::fs::create_dir(&full).expect("dir");
+        std::fs::write(full.join("x"), "keep").expect("write");
+        let e = merge(&[a], &full).expect_err("not empty");
+        assert!(e.to_string().contains("not empty"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(full.join("x")).expect("read"),
+            "keep"
+        );
+        assert!(matches!(
+            merge(&[], &root.join("m3")),
+            Err(FleetError::Usage(_))
+        ));
+    }
+}
