@@ -127,3 +127,59 @@ fn the_recipes_agree_with_the_exit_statuses_and_themselves() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The Job's container script, run by `sh` with a stand-in `vmm` on PATH: it passes SIGTERM on
+/// to vmm (the shell is PID 1 in a pod, and PID 1 ignores SIGTERM) and waits for vmm's own
+/// status, turns "bad cases found" (85) into success, and keeps every other status.
+#[test]
+fn the_jobs_script_forwards_sigterm_and_maps_the_statuses() {
+    let job =
+        std::fs::read_to_string(repo().join("deploy/kubernetes/fleet-job.yaml")).expect("job");
+    let marker = "args:\n            - |\n";
+    let start = job.find(marker).expect("a literal block script") + marker.len();
+    let script: String = job[start..]
+        .lines()
+        .take_while(|l| l.starts_with("              "))
+        .map(|l| format!("{}\n", &l[14..]))
+        .collect();
+    assert!(script.contains("vmm fleet run"), "{script}");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fake = tmp.path().join("vmm");
+    let started = tmp.path().join("started");
+    let run = |body: &str| {
+        std::fs::write(&fake, format!("#!/bin/sh\n{body}\n")).expect("write");
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", tmp.path().display()))
+            .env("JOB_COMPLETION_INDEX", "2")
+            .spawn()
+            .expect("sh")
+    };
+    for (exit, want) in [(85, 0), (66, 66), (0, 0), (86, 86)] {
+        let status = run(&format!("exit {exit}")).wait().expect("wait");
+        assert_eq!(status.code(), Some(want), "vmm exiting {exit}");
+    }
+    // A vmm that says it started, then stops with 86 on SIGTERM (as `fleet run` does).
+    let mut sh = run(&format!(
+        "trap 'exit 86' TERM\ntouch {}\nwhile :; do sleep 0.05; done",
+        started.display()
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stand-in never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(sh.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(
+        sh.wait().expect("wait").code(),
+        Some(86),
+        "vmm got the SIGTERM"
+    );
+}

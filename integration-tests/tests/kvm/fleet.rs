@@ -124,7 +124,7 @@ fn a_campaign_runs_shards_merge_into_the_same_cases_and_a_case_replays() {
         assert!(
             rec["replay"]
                 .as_str()
-                .is_some_and(|l| l.starts_with("vmm run -q ")),
+                .is_some_and(|l| l.starts_with("vmm run --timeout ")),
             "{rec}"
         );
         assert!(rec["classification"].is_string(), "{rec}");
@@ -321,6 +321,7 @@ fn a_stopped_campaign_keeps_what_finished_and_resumes_past_a_cut_line() {
 
 #[test]
 fn bad_campaigns_shards_and_directories_get_one_line_and_their_status() {
+    require_kvm();
     let tmp = tempfile::tempdir().expect("tmp");
     let good = campaign(tmp.path(), "good", 4);
     let good_s = good.to_str().expect("utf-8");
@@ -332,13 +333,31 @@ fn bad_campaigns_shards_and_directories_get_one_line_and_their_status() {
         p.to_str().expect("utf-8").to_owned()
     };
     let unknown_server = variant("u.toml", "[\"kv\", \"fs\"]", "[\"kv\", \"kvv\"]");
+    let bad_guest = variant("g.toml", "ops=60", "bogus=1");
+    let missing_config = variant(
+        "c.toml",
+        "guest_args",
+        "config = \"missing.toml\"\nguest_args",
+    );
     let bad_kind = variant("k.toml", "\"panic\"", "\"melt\"");
     let a_file = tmp.path().join("plain-file");
     std::fs::write(&a_file, "x").expect("write");
     let a_file = a_file.to_str().expect("utf-8");
     /// Arguments, environment, status, the error line's gist.
     type Case<'a> = (&'a [&'a str], Vec<(&'a str, &'a str)>, u8, &'a str);
-    let cases: [Case; 7] = [
+    let cases: [Case; 9] = [
+        (
+            &["run", &bad_guest],
+            vec![],
+            abi::status::CONFIG,
+            "the golden run (the campaign's VM without a fault) exited 2: kernel: bad command line: bogus=1",
+        ),
+        (
+            &["run", &missing_config],
+            vec![],
+            abi::status::CONFIG,
+            "[campaign] config:",
+        ),
         (
             &["run", &unknown_server],
             vec![],
@@ -403,5 +422,44 @@ fn bad_campaigns_shards_and_directories_get_one_line_and_their_status() {
         std::fs::read_to_string(a_file).expect("read"),
         "x",
         "left as it was"
+    );
+}
+
+/// The recovery policies are part of what a campaign ran: resuming after the campaign's
+/// `config` file changed is refused, naming the change.
+#[test]
+fn a_changed_policy_file_is_not_mixed_into_the_results() {
+    require_kvm();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
+    let policies = tmp.path().join("policies.toml");
+    std::fs::copy(examples.join("recovery-default.toml"), &policies).expect("copy");
+    let file = campaign(tmp.path(), "pol", 2);
+    let text = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(
+        &file,
+        text.replacen("guest_args", "config = \"policies.toml\"\nguest_args", 1),
+    )
+    .expect("write");
+    let dir = tmp.path().join("out");
+    let args = [
+        "run",
+        file.to_str().expect("utf-8"),
+        "--out",
+        dir.to_str().expect("utf-8"),
+        "--jobs",
+        "1",
+        "--resume",
+    ];
+    let out = fleet(&args);
+    assert!(dir.join("report.json").exists(), "{out:?}");
+    assert_eq!(out.status, verdict_status(&report(&dir)), "{out:?}");
+    std::fs::copy(examples.join("recovery-failstop.toml"), &policies).expect("copy");
+    let out = fleet(&args);
+    assert_eq!(out.status, i32::from(abi::status::USAGE), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("its cases were run by another build: another config file"),
+        "{out:?}"
     );
 }

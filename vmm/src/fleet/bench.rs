@@ -164,7 +164,8 @@ pub fn run(
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let outcome = runner::run(&campaign, &opts, exe, build, &stop)?;
+    let earlier = runner::prepare(&campaign, &opts)?;
+    let outcome = runner::run(&campaign, &opts, earlier, exe, build, &stop)?;
     let wall = outcome.wall.as_secs_f64();
     let case_walls: f64 = outcome.records.iter().map(|r| r.duration_s).sum();
     let fired = outcome

@@ -133,7 +133,8 @@ impl Campaign {
                 meta.len()
             )));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let text = crate::files::read_text(path, 1 << 20)
+            .map_err(|e| fail(format!("cannot read: {e}")))?;
         // Its relative paths are the file's: made absolute, so that results and replays work
         // from anywhere.
         let dir = path

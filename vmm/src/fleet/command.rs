@@ -160,6 +160,7 @@ fn bundled_build(bundled: &[u8]) -> Build {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         commit: env!("VMM_GIT_COMMIT").to_owned(),
         image_sha256: sha256_hex(bundled),
+        config_sha256: None,
     }
 }
 
@@ -211,14 +212,19 @@ fn check_against_image(
     path: &Path,
     bundled: &[u8],
 ) -> Result<Build, FleetError> {
-    let file = match &campaign.config {
-        Some(p) => Some((
-            ConfigFile::load(p).map_err(|e| {
-                FleetError::Image(format!("{}: [campaign] config: {e}", path.display()))
-            })?,
-            p.parent().map(PathBuf::from).unwrap_or_default(),
-        )),
-        None => None,
+    let config_error =
+        |e: String| FleetError::Config(format!("{}: [campaign] config: {e}", path.display()));
+    let (file, config_sha256) = match &campaign.config {
+        Some(p) => {
+            let bytes = crate::files::read_regular(p, 1 << 20)
+                .map_err(|e| config_error(format!("{}: {e}", p.display())))?;
+            let loaded = ConfigFile::load(p).map_err(|e| config_error(e.to_string()))?;
+            (
+                Some((loaded, p.parent().map(PathBuf::from).unwrap_or_default())),
+                Some(sha256_hex(&bytes)),
+            )
+        }
+        None => (None, None),
     };
     let overrides = Overrides {
         image: campaign.image.clone(),
@@ -226,7 +232,7 @@ fn check_against_image(
         ..Overrides::default()
     };
     let config = VmConfig::resolve(overrides, file.as_ref().map(|(f, d)| (f, d.as_path())))
-        .map_err(|e| FleetError::Image(format!("{}: {e}", path.display())))?;
+        .map_err(|e| config_error(e.to_string()))?;
     let image = crate::vm::load_image(&config, bundled)
         .map_err(|e| FleetError::Image(format!("{}: [campaign] image: {e}", path.display())))?;
     let layout = crate::layout::plan(&image, config.memory_bytes())
@@ -254,7 +260,40 @@ fn check_against_image(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         commit: env!("VMM_GIT_COMMIT").to_owned(),
         image_sha256: sha256_hex(&image.bytes),
+        config_sha256,
     })
+}
+
+/// Runs the golden run (the campaign's VM without a fault): the campaign goes on only if it
+/// exits 0. Returns its wall time.
+fn golden(exe: &Path, campaign: &Campaign, path: &Path) -> Result<f64, FleetError> {
+    let seed = super::cases::case(campaign, 0).guest_seed;
+    let started = std::time::Instant::now();
+    let out = runner::golden_command(exe, campaign, seed)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| FleetError::Usage(format!("cannot run {}: {e}", exe.display())))?;
+    let wall = started.elapsed().as_secs_f64();
+    if out.status.code() == Some(0) {
+        return Ok(wall);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Why: the guest's own complaint if it made one, else vmm's last line.
+    let why = stdout
+        .lines()
+        .find(|l| l.contains("bad command line"))
+        .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
+        .unwrap_or("no output");
+    Err(FleetError::Config(format!(
+        "{}: the golden run (the campaign's VM without a fault) {}: {}; no case run",
+        path.display(),
+        match out.status.code() {
+            Some(s) => format!("exited {s}"),
+            None => "was killed".to_owned(),
+        },
+        crate::devices::monitor::sanitize(why.trim().as_bytes())
+    )))
 }
 
 fn shard_of(text: Option<&str>) -> Result<Shard, FleetError> {
@@ -296,8 +335,10 @@ fn run(args: FleetRunArgs, bundled: &[u8]) -> Result<u8, FleetError> {
         resume: args.resume,
         progress: !args.no_progress && std::io::stderr().is_terminal(),
     };
+    let golden_s = golden(&exe, &campaign, &args.campaign)?;
+    let earlier = runner::prepare(&campaign, &opts)?;
     eprintln!(
-        "vmm: fleet: campaign {} ({} cases{}), {jobs} at once, into {}",
+        "vmm: fleet: campaign {} ({} cases{}), {jobs} at once, into {}; golden run (no fault) exit 0 in {:.2} s",
         campaign.name,
         campaign.cases,
         if shard == Shard::ALL {
@@ -305,9 +346,10 @@ fn run(args: FleetRunArgs, bundled: &[u8]) -> Result<u8, FleetError> {
         } else {
             format!(", shard {shard}")
         },
-        out.display()
+        out.display(),
+        golden_s
     );
-    let outcome = runner::run(&campaign, &opts, &exe, &build, &stop)?;
+    let outcome = runner::run(&campaign, &opts, earlier, &exe, &build, &stop)?;
     let campaign_dir = args
         .campaign
         .parent()

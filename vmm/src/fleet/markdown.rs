@@ -27,10 +27,10 @@ pub fn report(s: &Summary, campaign: &Campaign) -> String {
                     .map(u64::to_string)
                     .collect::<Vec<_>>()
                     .join(", "),
-                if s.expected - s.recorded > s.missing.len() as u64 {
-                    ", ..."
+                if s.missing_count > s.missing.len() as u64 {
+                    format!(", ... ({} in all)", s.missing_count)
                 } else {
-                    ""
+                    String::new()
                 }
             )
         }

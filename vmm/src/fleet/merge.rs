@@ -68,12 +68,19 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, FleetError> {
         return Err(FleetError::dir(
             &other.dir,
             format!(
-                "has cases of another build than vmm {} {} with image {}: not merged",
-                build.version, build.commit, build.image_sha256
+                "has cases of another build than the first input's: {}; not merged",
+                other
+                    .records
+                    .iter()
+                    .find(|c| c.build != *build)
+                    .map(|c| build.differences(&c.build).join(", "))
+                    .unwrap_or_default()
             ),
         ));
     }
+    // Each case, and the input its record came from (its bad-case files are copied from there).
     let mut cases: BTreeMap<u64, CaseRecord> = BTreeMap::new();
+    let mut from: BTreeMap<u64, &Path> = BTreeMap::new();
     let mut duplicates = 0;
     let mut histogram = first.histogram.clone();
     histogram.reset();
@@ -84,6 +91,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, FleetError> {
                 std::collections::btree_map::Entry::Occupied(_) => duplicates += 1,
                 std::collections::btree_map::Entry::Vacant(v) => {
                     v.insert(c.clone());
+                    from.insert(c.case, &r.dir);
                 }
             }
         }
@@ -101,6 +109,12 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, FleetError> {
     }
     crate::files::write_atomic(&out.join(CASES), &lines)
         .map_err(|e| FleetError::dir(out, e.to_string()))?;
+    for (case, dir) in &from {
+        copy_case_files(
+            &dir.join("cases").join(case.to_string()),
+            &out.join("cases").join(case.to_string()),
+        )?;
+    }
     // The merge stands for every case of the campaign: what no shard recorded is missing.
     runs.push(RunInfo {
         host: "merge".into(),
@@ -126,6 +140,23 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, FleetError> {
         missing,
         duplicates,
     })
+}
+
+/// Copies a bad case's kept files (`report.json`, `stdout.txt`, `stderr.txt`), if it has them.
+fn copy_case_files(from: &Path, to: &Path) -> Result<(), FleetError> {
+    if !from.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to).map_err(|e| FleetError::dir(to, e.to_string()))?;
+    for name in ["report.json", "stdout.txt", "stderr.txt"] {
+        match crate::files::read_regular(&from.join(name), super::REPORT_LIMIT) {
+            Ok(bytes) => crate::files::write_atomic(&to.join(name), &bytes)
+                .map_err(|e| FleetError::dir(&to.join(name), e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FleetError::dir(&from.join(name), e.to_string())),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -188,7 +219,14 @@ messages = [1, 9]
         let a = shard(root, "a", CAMPAIGN_TEXT, "0/3", &[0, 3]);
         let b = shard(root, "b", CAMPAIGN_TEXT, "1/3", &[1, 4]);
         let c = shard(root, "c", CAMPAIGN_TEXT, "2/3", &[2, 5]);
+        // A bad case's kept files travel with it.
+        std::fs::create_dir_all(b.join("cases/1")).expect("dir");
+        std::fs::write(b.join("cases/1/stderr.txt"), "why").expect("write");
         let all = merge(&[a.clone(), b.clone(), c.clone()], &root.join("abc")).expect("merge");
+        assert_eq!(
+            std::fs::read_to_string(root.join("abc/cases/1/stderr.txt")).expect("copied"),
+            "why"
+        );
         assert_eq!((all.cases, all.missing, all.duplicates), (6, 0, 0));
         let ab = merge(&[a.clone(), b.clone()], &root.join("ab")).expect("ab");
         assert_eq!(

@@ -25,6 +25,11 @@ pub mod summary;
 
 use std::path::{Path, PathBuf};
 
+/// Most bytes read of a case's report, a runs file or a latency histogram.
+pub const REPORT_LIMIT: u64 = 64 << 20;
+/// Most bytes read of a `cases.jsonl`.
+pub const CASES_LIMIT: u64 = 16 << 30;
+
 /// Why a fleet command cannot go on.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -42,6 +47,9 @@ pub enum FleetError {
     /// The campaign does not fit its image.
     #[error("{0}")]
     Image(String),
+    /// The campaign's `config` file, or its golden run (no fault), failed.
+    #[error("{0}")]
+    Config(String),
     /// A bad command line value.
     #[error("{0}")]
     Usage(String),
@@ -62,6 +70,7 @@ impl FleetError {
         match self {
             Self::Campaign(_) => status::CONFIG,
             Self::Image(_) => status::IMAGE,
+            Self::Config(_) => status::CONFIG,
             Self::Usage(_) => status::USAGE,
             Self::Dir { .. } => status::USAGE,
         }

@@ -16,6 +16,28 @@ pub struct Build {
     pub commit: String,
     /// SHA-256 of the guest image, hex.
     pub image_sha256: String,
+    /// SHA-256 of the campaign's `config` file (its recovery policies), hex; null without one.
+    pub config_sha256: Option<String>,
+}
+
+impl Build {
+    /// What differs between this build and `other`, in words (empty when nothing does).
+    pub fn differences(&self, other: &Build) -> Vec<String> {
+        let mut out = Vec::new();
+        if (&self.version, &self.commit) != (&other.version, &other.commit) {
+            out.push(format!(
+                "vmm {} {} vs {} {}",
+                self.version, self.commit, other.version, other.commit
+            ));
+        }
+        if self.image_sha256 != other.image_sha256 {
+            out.push("another guest image (sha256)".into());
+        }
+        if self.config_sha256 != other.config_sha256 {
+            out.push("another config file (sha256)".into());
+        }
+        out
+    }
 }
 
 /// One case, as recorded.
@@ -203,6 +225,7 @@ mod tests {
             version: "0.1.0".into(),
             commit: "abc".into(),
             image_sha256: "00".into(),
+            config_sha256: None,
         }
     }
 

@@ -51,7 +51,7 @@ pub fn replay(dir: &Path, index: u64, exe: &Path, build: &Build) -> Result<Repla
     let ended = Ended {
         status,
         duration_s: started.elapsed().as_secs_f64(),
-        report: std::fs::read_to_string(&report)
+        report: crate::files::read_text(&report, super::REPORT_LIMIT)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok()),
     };

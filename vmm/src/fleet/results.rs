@@ -65,23 +65,24 @@ impl Results {
     /// Reads `dir`.
     pub fn load(dir: &Path) -> Result<Self, FleetError> {
         let kept = dir.join(CAMPAIGN);
-        let text = std::fs::read_to_string(&kept).map_err(|e| {
+        let text = crate::files::read_text(&kept, 1 << 20).map_err(|e| {
             FleetError::dir(dir, format!("no campaign results here ({CAMPAIGN}: {e})"))
         })?;
         let runs_path = dir.join(RUNS);
-        let runs = match std::fs::read_to_string(&runs_path) {
+        let runs = match crate::files::read_text(&runs_path, super::REPORT_LIMIT) {
             Ok(t) => t
                 .lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(serde_json::from_str)
                 .collect::<Result<Vec<RunInfo>, _>>()
                 .map_err(|e| FleetError::dir(&runs_path, e.to_string()))?,
-            Err(_) => Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(FleetError::dir(&runs_path, e.to_string())),
         };
         let base = runs.first().map_or(dir, |r| r.campaign_dir.as_path());
         let campaign = Campaign::parse(&text, base).map_err(|e| FleetError::dir(&kept, e))?;
         let cases = dir.join(CASES);
-        let text = match std::fs::read_to_string(&cases) {
+        let text = match crate::files::read_text(&cases, super::CASES_LIMIT) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(FleetError::dir(&cases, e.to_string())),
@@ -89,11 +90,12 @@ impl Results {
         let (mut records, _) = read_lines(&text).map_err(|e| FleetError::dir(&cases, e))?;
         records.sort_by_key(|r| r.case);
         records.dedup_by_key(|r| r.case);
-        let histogram = match std::fs::read(dir.join(LATENCY)) {
+        let histogram = match crate::files::read_regular(&dir.join(LATENCY), super::REPORT_LIMIT) {
             Ok(bytes) => Deserializer::new()
                 .deserialize(&mut bytes.as_slice())
                 .map_err(|e| FleetError::dir(&dir.join(LATENCY), format!("{e:?}")))?,
-            Err(_) => latency_histogram(&records),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => latency_histogram(&records),
+            Err(e) => return Err(FleetError::dir(&dir.join(LATENCY), e.to_string())),
         };
         Ok(Self {
             dir: dir.to_owned(),

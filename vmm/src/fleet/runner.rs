@@ -68,16 +68,33 @@ pub fn case_command(exe: &Path, campaign: &Campaign, case: &Case, report: &Path)
 
 /// The `vmm` arguments of `case` (without `--report`).
 fn case_args(campaign: &Campaign, case: &Case) -> Vec<String> {
+    run_args(campaign, Some(case), case.guest_seed)
+}
+
+/// The golden run: the campaign's VM with no fault, the workload seeded as case 0's. The
+/// campaign starts only if it ends well (exit 0): a guest that refuses its arguments, or a
+/// configuration that fails, would make every case look like its fault did nothing.
+pub fn golden_command(exe: &Path, campaign: &Campaign, guest_seed: u64) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(run_args(campaign, None, guest_seed));
+    cmd
+}
+
+/// `vmm run` arguments for the campaign's VM, with `case`'s fault if any.
+fn run_args(campaign: &Campaign, case: Option<&Case>, guest_seed: u64) -> Vec<String> {
     let mut args = vec![
         "run".to_owned(),
-        "-q".to_owned(),
         "--timeout".to_owned(),
         format!("{}", campaign.timeout.as_secs_f64()),
-        "--fault".to_owned(),
-        case.fault.to_string(),
-        "--fault-seed".to_owned(),
-        case.fault_seed.to_string(),
     ];
+    if let Some(case) = case {
+        args.extend([
+            "--fault".to_owned(),
+            case.fault.to_string(),
+            "--fault-seed".to_owned(),
+            case.fault_seed.to_string(),
+        ]);
+    }
     if let Some(config) = &campaign.config {
         args.extend(["--config".to_owned(), config.display().to_string()]);
     }
@@ -89,7 +106,7 @@ fn case_args(campaign: &Campaign, case: &Case) -> Vec<String> {
     }
     args.push("--".to_owned());
     args.extend(campaign.guest_args.iter().cloned());
-    args.push(format!("seed={}", case.guest_seed));
+    args.push(format!("seed={guest_seed}"));
     args
 }
 
@@ -206,7 +223,7 @@ impl Scratch {
 /// written.
 fn recorded(dir: &Path) -> Result<Vec<CaseRecord>, FleetError> {
     let path = dir.join(CASES);
-    let text = match fs::read_to_string(&path) {
+    let text = match crate::files::read_text(&path, super::CASES_LIMIT) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(FleetError::dir(&path, e.to_string())),
@@ -223,15 +240,16 @@ fn recorded(dir: &Path) -> Result<Vec<CaseRecord>, FleetError> {
     Ok(records)
 }
 
-/// Prepares `DIR`: a new one, or (resume) one holding this very campaign's results.
-fn prepare(campaign: &Campaign, opts: &RunOptions) -> Result<Vec<CaseRecord>, FleetError> {
+/// Prepares `DIR`: a new one, or (resume) one holding this very campaign's results; returns
+/// the cases recorded there already.
+pub fn prepare(campaign: &Campaign, opts: &RunOptions) -> Result<Vec<CaseRecord>, FleetError> {
     let dir = &opts.out;
     let kept = dir.join(CAMPAIGN);
     if dir.exists() && !dir.is_dir() {
         return Err(FleetError::dir(dir, "not a directory".into()));
     }
     fs::create_dir_all(dir).map_err(|e| FleetError::dir(dir, e.to_string()))?;
-    match fs::read_to_string(&kept) {
+    match crate::files::read_text(&kept, 1 << 20) {
         Ok(text) if !opts.resume => {
             let _ = text;
             Err(FleetError::dir(
@@ -268,18 +286,18 @@ fn prepare(campaign: &Campaign, opts: &RunOptions) -> Result<Vec<CaseRecord>, Fl
 pub fn run(
     campaign: &Campaign,
     opts: &RunOptions,
+    earlier: Vec<CaseRecord>,
     exe: &Path,
     build: &Build,
     stop: &Arc<AtomicBool>,
 ) -> Result<RunOutcome, FleetError> {
     let started = Instant::now();
-    let earlier = prepare(campaign, opts)?;
     if let Some(other) = earlier.iter().find(|r| r.build != *build) {
         return Err(FleetError::dir(
             &opts.out,
             format!(
-                "its cases were run by another build (vmm {} {}, image {}): another --out",
-                other.build.version, other.build.commit, other.build.image_sha256
+                "its cases were run by another build: {}; another --out",
+                build.differences(&other.build).join(", ")
             ),
         ));
     }
@@ -297,7 +315,7 @@ pub fn run(
         .open(&cases_path)
         .map_err(|e| FleetError::dir(&cases_path, e.to_string()))?;
     let host = hostname();
-    let progress = Progress::new(todo.len() as u64, opts.progress, &earlier);
+    let progress = Progress::new(expected, opts.progress, &earlier);
     let queue = Mutex::new(todo);
     let running = Mutex::new(HashSet::new());
     let (tx, rx) = mpsc::channel::<(Case, Ended)>();
@@ -328,7 +346,7 @@ pub fn run(
                         }
                     }
                     let (status, duration_s) = run_child(cmd, campaign.timeout, running);
-                    let report = fs::read_to_string(&files.report)
+                    let report = crate::files::read_text(&files.report, super::REPORT_LIMIT)
                         .ok()
                         .and_then(|t| serde_json::from_str(&t).ok());
                     let ended = Ended {
@@ -415,6 +433,7 @@ struct Progress {
 }
 
 impl Progress {
+    /// A bar over the shard's `total` cases, starting at those recorded `earlier` (resume).
     fn new(total: u64, draw: bool, earlier: &[CaseRecord]) -> Self {
         let bar = if draw {
             indicatif::ProgressBar::new(total)
@@ -422,30 +441,48 @@ impl Progress {
             indicatif::ProgressBar::hidden()
         };
         if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{pos}/{len} cases [{bar:30}] {per_sec} ETA {eta} {msg}",
+            "{pos}/{len} cases [{bar:30}] {rate} ETA {eta} {msg}",
         ) {
-            bar.set_style(style.progress_chars("=> "));
+            let style = style
+                .with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}/s", s.per_sec());
+                    },
+                )
+                .progress_chars("=> ");
+            bar.set_style(style);
         }
         let mut classes = BTreeMap::new();
         for r in earlier {
             *classes.entry(r.classification).or_insert(0) += 1;
         }
-        Self {
+        let progress = Self {
             bar,
             classes: Mutex::new(classes),
-        }
+        };
+        progress.bar.set_position(earlier.len() as u64);
+        progress.bar.reset_eta();
+        progress
+            .bar
+            .set_message(Self::tally(&lock(&progress.classes)));
+        progress
+    }
+
+    fn tally(classes: &BTreeMap<Class, u64>) -> String {
+        classes
+            .iter()
+            .map(|(c, n)| format!("{} {n}", c.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn add(&self, r: &CaseRecord) {
         let mut classes = lock(&self.classes);
         *classes.entry(r.classification).or_insert(0) += 1;
-        let msg = classes
-            .iter()
-            .map(|(c, n)| format!("{} {n}", c.name()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.bar.set_message(msg);
+        // The count first: the tally never runs ahead of it.
         self.bar.inc(1);
+        self.bar.set_message(Self::tally(&classes));
     }
 
     fn finish(&self) {
@@ -487,7 +524,6 @@ messages = [1, 1]
             case_args(&campaign, &case),
             [
                 "run",
-                "-q",
                 "--timeout",
                 "2.5",
                 "--fault",
@@ -503,7 +539,7 @@ messages = [1, 1]
         );
         assert_eq!(
             replay_line(&campaign, &case),
-            "vmm run -q --timeout 2.5 --fault kv:panic@9 --fault-seed 5 --config '/d/my policies.toml' -- ops=300 seed=6"
+            "vmm run --timeout 2.5 --fault kv:panic@9 --fault-seed 5 --config '/d/my policies.toml' -- ops=300 seed=6"
         );
         // The report flag is vmm's, not the guest's.
         let cmd = case_command(

@@ -1,7 +1,11 @@
 //! Rates with their 95% confidence intervals: Wilson's score interval, and the rule of three
-//! when nothing (or everything) was seen (a 95% bound of 3/n). Pure arithmetic.
+//! when nothing (or everything) was seen in 30 cases or more (a 95% bound of 3/n, which is
+//! only sound for such n; below it Wilson's bound is used at zero too). Pure arithmetic.
 
 use serde::Serialize;
+
+/// The smallest number of cases for which the rule of three stands in for Wilson at 0 or n.
+pub const RULE_OF_THREE_FROM: u64 = 30;
 
 /// z for a two-sided 95% interval.
 const Z: f64 = 1.959_963_984_540_054;
@@ -36,10 +40,10 @@ impl Rate {
         }
         let nf = n as f64;
         let p = k as f64 / nf;
-        let (low, high) = if k == 0 {
-            (0.0, (3.0 / nf).min(1.0))
-        } else if k == n {
-            ((1.0 - 3.0 / nf).max(0.0), 1.0)
+        let (low, high) = if k == 0 && n >= RULE_OF_THREE_FROM {
+            (0.0, 3.0 / nf)
+        } else if k == n && n >= RULE_OF_THREE_FROM {
+            (1.0 - 3.0 / nf, 1.0)
         } else {
             let z2 = Z * Z;
             let centre = (p + z2 / (2.0 * nf)) / (1.0 + z2 / nf);
@@ -55,8 +59,11 @@ impl Rate {
         }
     }
 
-    /// `12.3% [9.1%, 16.0%]`.
+    /// `12.3% [9.1%, 16.0%]` (`n/a` of nothing).
     pub fn percent(&self) -> String {
+        if self.n == 0 {
+            return "n/a".to_owned();
+        }
         format!(
             "{:.1}% [{:.1}%, {:.1}%]",
             self.rate * 100.0,
@@ -102,8 +109,16 @@ mod tests {
         assert_eq!((none.low, none.high), (0.0, 0.01));
         let all = Rate::of(300, 300);
         assert_eq!((all.low, all.high), (0.99, 1.0));
-        assert_eq!(Rate::of(0, 2).high, 1.0);
         assert_eq!(Rate::of(0, 0).high, 1.0);
+        assert_eq!(Rate::of(0, 0).percent(), "n/a");
+        // Few cases: Wilson at the edges too (2 of 2: 34.2%-100%, Newcombe's table).
+        let two = Rate::of(2, 2);
+        assert!(close(two.low, 0.3424) && two.high == 1.0, "{two:?}");
+        let none = Rate::of(0, 4);
+        assert!(none.low == 0.0 && close(none.high, 0.4899), "{none:?}");
+        // From 30 on, the rule of three.
+        assert_eq!(Rate::of(0, 30).high, 0.1);
+        assert!(close(Rate::of(0, 29).high, 0.1170), "Wilson below 30");
         assert_eq!(Rate::of(5, 3).k, 3, "k is capped at n");
         assert_eq!(Rate::of(1, 4).percent(), "25.0% [4.6%, 69.9%]");
     }

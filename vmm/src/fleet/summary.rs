@@ -88,7 +88,9 @@ pub struct Summary {
     pub expected: u64,
     /// Cases recorded.
     pub recorded: u64,
-    /// Case indices expected but not recorded (at most the first 100).
+    /// Cases expected but not recorded.
+    pub missing_count: u64,
+    /// The first (at most 100) of them.
     pub missing: Vec<u64>,
     /// Cases per class, as rates over the recorded cases.
     pub classes: BTreeMap<Class, Rate>,
@@ -220,6 +222,7 @@ pub fn summarize(
         campaign: campaign.to_owned(),
         expected: expected.len() as u64,
         recorded: n,
+        missing_count: missing_all.len() as u64,
         missing: missing_all.iter().take(100).copied().collect(),
         classes,
         cells,
@@ -265,6 +268,7 @@ pub(crate) mod tests {
                 version: "v".into(),
                 commit: "c".into(),
                 image_sha256: "i".into(),
+                config_sha256: None,
             },
             host: "h".into(),
             replay: format!("vmm run # case {case}"),
