@@ -10,6 +10,7 @@ mod kvm {
     pub mod guest_os;
     pub mod host_io;
     pub mod no_sse;
+    pub mod outputs;
     pub mod outside;
     pub mod plain;
     pub mod policies;

@@ -5,7 +5,6 @@
 //! measured: each sample is a fresh process timed from spawn to exit, with its CPU time and peak
 //! RSS taken from the child's rusage (`wait4`).
 
-use crate::files::parent_dir;
 use abi::Backend;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -237,35 +236,8 @@ pub fn summary(r: &BootReport) -> String {
     out
 }
 
-/// Why a JSON file cannot be written at `path`, checked before a run whose results it is to
-/// hold (so that a bad path is reported at once, not after the run): its directory must exist
-/// and take a new file (one is created and removed again).
-pub fn check_writable(path: &Path) -> Result<(), String> {
-    if path.is_dir() {
-        return Err(format!("{} is a directory", path.display()));
-    }
-    crate::files::check_replaceable(path).map_err(|e| e.to_string())?;
-    let dir = parent_dir(path);
-    if !dir.is_dir() {
-        return Err(format!(
-            "{}: directory {} does not exist",
-            path.display(),
-            dir.display()
-        ));
-    }
-    match tempfile::NamedTempFile::new_in(&dir) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "{}: cannot create a file in {}: {}",
-            path.display(),
-            dir.display(),
-            e.kind()
-        )),
-    }
-}
-
-/// Writes `value` as pretty JSON to `path` atomically (temporary file in the same directory,
-/// then rename), so that a reader never sees half a file; never over what is not a regular file.
+/// Writes `value` as pretty JSON to the output file `path` ([`crate::files::write_output`]: a
+/// regular file atomically, a device or FIFO in place, through symlinks).
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), BenchError> {
     let err = |source| BenchError::Write {
         path: path.to_owned(),
@@ -273,7 +245,7 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), Benc
     };
     let mut json = serde_json::to_vec_pretty(value).map_err(|e| err(std::io::Error::other(e)))?;
     json.push(b'\n');
-    crate::files::write_atomic(path, &json).map_err(err)
+    crate::files::write_output(path, &json).map_err(err)
 }
 
 #[cfg(test)]

@@ -236,7 +236,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         },
     };
     if let (Some(path), flag) = outputs
-        && let Err(e) = bench::check_writable(path)
+        && let Err(e) = crate::files::check_output(path)
     {
         eprintln!("vmm: {flag} {e}");
         return i32::from(status::USAGE);
@@ -795,16 +795,16 @@ mod tests {
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let ok = dir.path().join("r.json");
-        assert_eq!(bench::check_writable(&ok), Ok(()));
+        assert_eq!(crate::files::check_output(&ok), Ok(()));
         assert_eq!(
             std::fs::read_dir(dir.path()).expect("read dir").count(),
             0,
             "the check leaves nothing behind"
         );
-        let e =
-            bench::check_writable(std::path::Path::new(missing)).expect_err("missing directory");
+        let e = crate::files::check_output(std::path::Path::new(missing))
+            .expect_err("missing directory");
         assert!(e.contains("does not exist"), "{e}");
-        let e = bench::check_writable(dir.path()).expect_err("a directory");
+        let e = crate::files::check_output(dir.path()).expect_err("a directory");
         assert!(e.contains("is a directory"), "{e}");
     }
 

@@ -89,6 +89,9 @@ pub struct ConfigFile {
     /// against the image's servers when the VM is built.
     #[serde(default)]
     pub recovery: policies::RecoveryConfig,
+    /// Where it was read from (for errors).
+    #[serde(skip)]
+    pub path: PathBuf,
 }
 
 /// Why a configuration was rejected.
@@ -128,12 +131,25 @@ pub enum ConfigError {
     /// Command line contains a NUL byte.
     #[error("guest command line contains a NUL byte")]
     CmdlineNul,
+    /// An image path that names nothing.
+    #[error("an empty path names no image")]
+    EmptyImage,
+    /// A bad value that came from a config file: the file and the key, then why.
+    #[error("{}: [vm] {key}: {source}", path.display())]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// The key in `[vm]`.
+        key: &'static str,
+        /// What is wrong with its value.
+        source: Box<ConfigError>,
+    },
 }
 
 impl ConfigFile {
     /// Parses config text; `path` is for error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| {
+        let mut file: Self = toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(1, |s| {
                 text[..s.start.min(text.len())].matches('\n').count() + 1
             });
@@ -142,7 +158,9 @@ impl ConfigFile {
                 line,
                 message: one_line(e.message()),
             }
-        })
+        })?;
+        file.path = path.to_owned();
+        Ok(file)
     }
 
     /// Reads and parses a config file.
@@ -154,7 +172,8 @@ impl ConfigFile {
             path: path.to_owned(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(read_err)?;
+        // Opened without blocking: a FIFO is refused at once, not waited on.
+        let file = crate::files::open_nonblocking(path).map_err(read_err)?;
         if !file.metadata().map_err(read_err)?.is_file() {
             return Err(read_err(std::io::Error::other("not a regular file")));
         }
@@ -188,36 +207,70 @@ impl VmConfig {
             Some((f, dir)) => (f.vm.clone(), Some(dir)),
             None => (VmSection::default(), None),
         };
+        // A bad value from the file names the file and the key.
+        let in_file = |from_file: bool, key: &'static str, e: ConfigError| match file {
+            Some((f, _)) if from_file => ConfigError::Key {
+                path: f.path.clone(),
+                key,
+                source: Box::new(e),
+            },
+            _ => e,
+        };
         let image = match (overrides.image, section.image) {
+            (Some(p), _) if p.as_os_str().is_empty() => return Err(ConfigError::EmptyImage),
             (Some(p), _) => ImageSource::File(p),
+            (None, Some(p)) if p.as_os_str().is_empty() => {
+                return Err(in_file(true, "image", ConfigError::EmptyImage));
+            }
             (None, Some(p)) => ImageSource::File(file_dir.map_or(p.clone(), |d| d.join(&p))),
             (None, None) => ImageSource::Bundled,
         };
+        let memory_from_file = overrides.memory_mib.is_none() && section.memory_mib.is_some();
         let memory_mib = overrides
             .memory_mib
             .or(section.memory_mib)
             .unwrap_or(DEFAULT_MEMORY_MIB);
         if !(MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&memory_mib) {
-            return Err(ConfigError::Memory(memory_mib));
+            return Err(in_file(
+                memory_from_file,
+                "memory_mib",
+                ConfigError::Memory(memory_mib),
+            ));
         }
+        let timeout_from_file = overrides.timeout_secs.is_none() && section.timeout_secs.is_some();
         let timeout = match overrides.timeout_secs.or(section.timeout_secs) {
             None => None,
             Some(s) if s.is_finite() && s > 0.0 && s <= MAX_TIMEOUT_SECS => {
                 // A timerfd armed with zero is disarmed: never round a tiny timeout down to it.
                 Some(Duration::from_secs_f64(s).max(Duration::from_micros(1)))
             }
-            Some(s) => return Err(ConfigError::Timeout(s)),
+            Some(s) => {
+                return Err(in_file(
+                    timeout_from_file,
+                    "timeout_secs",
+                    ConfigError::Timeout(s),
+                ));
+            }
         };
+        let cmdline_from_file = overrides.guest_args.is_empty() && section.cmdline.is_some();
         let cmdline = if overrides.guest_args.is_empty() {
             section.cmdline.unwrap_or_default()
         } else {
             overrides.guest_args.join(" ")
         };
         if cmdline.len() as u64 >= CMDLINE_MAX {
-            return Err(ConfigError::CmdlineTooLong(cmdline.len()));
+            return Err(in_file(
+                cmdline_from_file,
+                "cmdline",
+                ConfigError::CmdlineTooLong(cmdline.len()),
+            ));
         }
         if cmdline.contains('\0') {
-            return Err(ConfigError::CmdlineNul);
+            return Err(in_file(
+                cmdline_from_file,
+                "cmdline",
+                ConfigError::CmdlineNul,
+            ));
         }
         let strict_io = overrides.strict_io || section.strict_io.unwrap_or(false);
         Ok(Self {
@@ -252,6 +305,37 @@ mod tests {
         assert_eq!(c.timeout, None);
         assert_eq!(c.cmdline, "");
         assert!(!c.strict_io);
+    }
+
+    /// A bad `[vm]` value names the file and the key; the same value from a flag does not.
+    #[test]
+    fn values_from_the_file_name_the_file_and_the_key() {
+        let path = Path::new("/etc/vm.toml");
+        let from_file = |text: &str| {
+            let f = ConfigFile::parse(text, path).expect("parses");
+            VmConfig::resolve(Overrides::default(), Some((&f, Path::new("/etc"))))
+                .expect_err("refused")
+                .to_string()
+        };
+        assert_eq!(
+            from_file("[vm]\nmemory_mib = 5000\n"),
+            "/etc/vm.toml: [vm] memory_mib: invalid memory size 5000 MiB: must be between 1 and 3072 MiB"
+        );
+        assert!(
+            from_file("[vm]\ntimeout_secs = -1.0\n")
+                .starts_with("/etc/vm.toml: [vm] timeout_secs: ")
+        );
+        assert_eq!(
+            from_file("[vm]\nimage = \"\"\n"),
+            "/etc/vm.toml: [vm] image: an empty path names no image"
+        );
+        let flag = Overrides {
+            memory_mib: Some(0),
+            ..Overrides::default()
+        };
+        let f = ConfigFile::parse("[vm]\nmemory_mib = 64\n", path).expect("parses");
+        let e = VmConfig::resolve(flag, Some((&f, Path::new("/etc")))).expect_err("the flag's");
+        assert!(e.to_string().starts_with("invalid memory size 0"), "{e}");
     }
 
     #[test]

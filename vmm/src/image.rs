@@ -285,7 +285,9 @@ impl Image {
             image: label.clone(),
             reason,
         };
-        let file = std::fs::File::open(path).map_err(|e| err(ImageErrorKind::Read(e)))?;
+        // Opened without blocking: a FIFO is refused at once, not waited on.
+        let file =
+            crate::files::open_nonblocking(path).map_err(|e| err(ImageErrorKind::Read(e)))?;
         let meta = file.metadata().map_err(|e| err(ImageErrorKind::Read(e)))?;
         if !meta.is_file() {
             return Err(err(ImageErrorKind::NotRegularFile));

@@ -140,7 +140,7 @@ pub fn bench(args: &FleetBenchArgs, bundled: &[u8]) -> i32 {
         if let Some(path) = &args.json {
             let mut json = serde_json::to_vec_pretty(&report).unwrap_or_default();
             json.push(b'\n');
-            crate::files::write_atomic(path, &json)
+            crate::files::write_output(path, &json)
                 .map_err(|e| FleetError::dir(path, e.to_string()))?;
         }
         Ok::<(), FleetError>(())
