@@ -446,6 +446,13 @@ fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
             if let Some(m) = &report.message {
                 eprintln!("vmm: {m}");
             }
+            if report.console_lost > 0 {
+                // Even with -q: the guest's output is gone, and nothing else says so.
+                eprintln!(
+                    "vmm: warning: {} bytes of the guest's console output were lost: stdout did not take them (full or closed)",
+                    report.console_lost
+                );
+            }
             if report.unknown_pio + report.unknown_mmio > 0 {
                 eprintln!(
                     "vmm: ignored {} accesses to unknown I/O ports and {} to unmapped addresses",
@@ -673,6 +680,7 @@ mod tests {
             elapsed: std::time::Duration::ZERO,
             unknown_pio: 0,
             unknown_mmio: 0,
+            console_lost: 0,
             workload: None,
             faults: 0,
             recovery: None,

@@ -124,6 +124,8 @@ pub struct RunReport {
     pub unknown_pio: u64,
     /// Accesses to unmapped MMIO that were ignored.
     pub unknown_mmio: u64,
+    /// Bytes of the guest's console output that stdout did not take (full or closed).
+    pub console_lost: u64,
     /// The workload's figures, if the guest reported them (REPORT hypercall).
     pub workload: Option<WorkloadReport>,
     /// FaultReport records the guest reported (tasks it stopped; the VM kept running).
@@ -328,8 +330,13 @@ pub fn run(
         fd: drained.try_clone().map_err(os("eventfd"))?,
         waiting: Arc::clone(&input_waiting),
     };
-    let serial = serial::new_serial(irq, drained_writer, serial::console_stdout());
     let counters = Arc::new(IoCounters::default());
+    let serial = serial::new_serial(
+        irq,
+        drained_writer,
+        serial::console_stdout(),
+        Arc::clone(&counters.console_lost),
+    );
     let bus = Bus::new(
         Arc::clone(&serial),
         image.manifest().is_some(),
@@ -430,6 +437,7 @@ pub fn run(
         elapsed,
         unknown_pio: counters.unknown_pio.load(Ordering::Relaxed),
         unknown_mmio: counters.unknown_mmio.load(Ordering::Relaxed),
+        console_lost: counters.console_lost.load(Ordering::Relaxed),
         workload: records.workload,
         faults: records.faults,
         recovery: records.recovery,

@@ -119,3 +119,26 @@ fn a_fifo_is_never_read_as_an_image_or_config() {
     assert_eq!(out.status, i32::from(status::IMAGE), "{out:?}");
     assert!(out.stderr.contains("not a regular file"), "{out:?}");
 }
+
+/// Console output that stdout does not take (full, closed) is said to be lost, even with -q.
+#[test]
+fn lost_console_output_is_reported() {
+    require_kvm();
+    let _permit = integration_tests::VmPermit::acquire();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = std::process::Command::new(VMM)
+        .args(["run", "-q", "--timeout", "60", "--", "ops=20"])
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .output()
+        .expect("vmm");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "the guest's status: {stderr}");
+    assert!(
+        stderr.contains("bytes of the guest's console output were lost"),
+        "{stderr}"
+    );
+}

@@ -15,6 +15,8 @@ pub struct IoCounters {
     pub unknown_pio: AtomicU64,
     /// MMIO reads and writes.
     pub unknown_mmio: AtomicU64,
+    /// Bytes of the guest's console output that could not be written (stdout full or closed).
+    pub console_lost: Arc<AtomicU64>,
 }
 
 /// What a port write asks of the vCPU loop.
@@ -204,6 +206,7 @@ mod tests {
             EventFd::new(libc::EFD_NONBLOCK).expect("eventfd"),
             drained,
             Vec::new(),
+            Arc::default(),
         );
         Bus::new(s, ours, strict, Arc::default())
     }

@@ -344,13 +344,19 @@ fn read_page(mem: &GuestMemory, monitor: &MonitorInfo) -> Result<MonitorPage, St
 }
 
 /// Makes guest bytes safe to print on one line: invalid UTF-8 replaced, control characters
-/// (terminal escapes, newlines) shown as `\x..`, trailing newline dropped.
+/// (terminal escapes, newlines) and bidirectional formatting characters (which make a line
+/// read differently from what it holds: U+202E turns text around) shown escaped, trailing
+/// newline dropped.
 pub fn sanitize(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
+        let bidi = matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        );
+        if c.is_control() || bidi {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -669,6 +675,11 @@ mod tests {
     fn log_text_cannot_inject_terminal_controls() {
         assert_eq!(sanitize(b"a\x1b[2Jb\nc\n"), "a\\u{1b}[2Jb\\nc");
         assert_eq!(sanitize(&[0x66, 0xff, 0x6f]), "f\u{fffd}o");
+        // A right-to-left override would make the rest of vmm's line read backwards.
+        assert_eq!(
+            sanitize("kv \u{202e}ready\u{2066}\u{200f}".as_bytes()),
+            "kv \\u{202e}ready\\u{2066}\\u{200f}"
+        );
     }
 
     proptest::proptest! {

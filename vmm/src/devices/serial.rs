@@ -53,18 +53,24 @@ impl SerialEvents for InputDrained {
     }
 }
 
-/// The console sink: stdout, written through. After the first write error (stdout closed)
-/// output is dropped silently rather than failing the guest's port writes.
+/// The console sink: stdout, written through. After the first write error (stdout closed or
+/// full) output is dropped rather than failing the guest's port writes, and counted in `lost`
+/// (the run says how much was lost); output given up because the VM is being stopped is not.
 #[derive(Debug)]
 pub struct ConsoleOut<W: Write> {
     out: W,
     broken: bool,
+    lost: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<W: Write> ConsoleOut<W> {
-    /// A sink over `out`.
-    pub fn new(out: W) -> Self {
-        Self { out, broken: false }
+    /// A sink over `out`, counting the bytes it could not write in `lost`.
+    pub fn new(out: W, lost: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        Self {
+            out,
+            broken: false,
+            lost,
+        }
     }
 
     /// The underlying writer.
@@ -78,7 +84,14 @@ impl<W: Write> Write for ConsoleOut<W> {
         // Never blocks past a stop request: a kick interrupts a write to a full pipe, and then
         // the output is given up instead of retried (see `crate::log`).
         if !self.broken && !crate::log::write_unless_stopping(&mut self.out, buf) {
-            self.broken = true;
+            self.broken = !crate::kick::kicked();
+            if !self.broken {
+                return Ok(buf.len());
+            }
+        }
+        if self.broken {
+            self.lost
+                .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(buf.len())
     }
@@ -113,12 +126,18 @@ pub type SerialDevice<W> = Serial<IrqTrigger, InputDrained, ConsoleOut<W>>;
 /// COM1, shared by the vCPU thread (port I/O) and the event loop (stdin).
 pub type SharedSerial<W> = Arc<Mutex<SerialDevice<W>>>;
 
-/// A new COM1 writing to `out`; `drained` as in [`InputDrained`].
-pub fn new_serial<W: Write>(irq: EventFd, drained: InputDrained, out: W) -> SharedSerial<W> {
+/// A new COM1 writing to `out`; `drained` as in [`InputDrained`]; bytes it could not write are
+/// counted in `lost`.
+pub fn new_serial<W: Write>(
+    irq: EventFd,
+    drained: InputDrained,
+    out: W,
+    lost: Arc<std::sync::atomic::AtomicU64>,
+) -> SharedSerial<W> {
     Arc::new(Mutex::new(Serial::with_events(
         IrqTrigger(irq),
         drained,
-        ConsoleOut::new(out),
+        ConsoleOut::new(out, lost),
     )))
 }
 
@@ -138,8 +157,23 @@ mod tests {
                 fd: EventFd::new(libc::EFD_NONBLOCK).expect("eventfd"),
                 waiting: Arc::new(AtomicBool::new(true)),
             },
-            ConsoleOut::new(Vec::new()),
+            ConsoleOut::new(Vec::new(), Arc::default()),
         )
+    }
+
+    /// A console that cannot be written (a full or closed stdout) counts what it lost.
+    #[test]
+    fn output_that_cannot_be_written_is_counted() {
+        let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let mut out = ConsoleOut::new(full, Arc::clone(&lost));
+        out.write_all(b"hello\n")
+            .expect("the guest's write goes on");
+        out.write_all(b"more").expect("and on");
+        assert_eq!(lost.load(std::sync::atomic::Ordering::Relaxed), 10);
     }
 
     #[test]
@@ -184,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_closed_stdout_does_not_fail_the_guest() {
-        let mut out = ConsoleOut::new(Closed);
+        let mut out = ConsoleOut::new(Closed, Arc::default());
         assert_eq!(out.write(b"x").expect("swallowed"), 1);
         assert!(out.broken);
     }
