@@ -102,11 +102,11 @@ pub enum BenchCommand {
 /// `vmm bench recovery` flags.
 #[derive(Debug, Args)]
 pub struct BenchRecoveryArgs {
-    /// Rounds of throughput samples (each round runs every configuration once).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    /// Rounds of throughput samples (each round runs every configuration once), 1 to 100.
+    #[arg(long, default_value_t = 3)]
     pub rounds: u64,
-    /// Seconds each client runs per throughput sample.
-    #[arg(long, value_name = "SECS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=600))]
+    /// Seconds each client runs per throughput sample, 1 to 600.
+    #[arg(long, value_name = "SECS", default_value_t = 4)]
     pub seconds: u64,
     /// Also write the report (every sample and the figures) to FILE as JSON, atomically.
     #[arg(long, value_name = "FILE")]
@@ -116,8 +116,8 @@ pub struct BenchRecoveryArgs {
 /// `vmm bench boot` flags.
 #[derive(Debug, Args)]
 pub struct BenchBootArgs {
-    /// Number of measured boots (one extra warm-up boot is not counted).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    /// Number of measured boots (one extra warm-up boot is not counted), 1 to 10000.
+    #[arg(long, default_value_t = 30)]
     pub runs: u64,
     /// Guest RAM per boot, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 128)]
@@ -133,15 +133,16 @@ pub struct RunArgs {
     /// Guest ELF image (default: the bundled demo guest).
     pub image: Option<PathBuf>,
     /// Guest RAM in MiB, 1 to 3072 [default: 128].
-    #[arg(long, value_name = "MIB")]
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true)]
     pub memory: Option<u64>,
     /// TOML config file; its [vm] table may set image, memory_mib, timeout_secs, cmdline and
     /// strict_io (flags on the command line win over it), its [recovery] table the servers'
     /// recovery policies (docs/policies.md; examples in docs/examples/).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Stop the guest after this many seconds (decimals allowed); exit status 83.
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    /// Stop the guest after this many seconds (decimals allowed; above 0, at most 10000000);
+    /// exit status 83.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = crate::bounds::seconds)]
     pub timeout: Option<f64>,
     /// Plain images: stop the VM on an access to an unknown I/O port or unmapped address, instead
     /// of ignoring it (reads return all ones) and counting it. Our images are always strict.
@@ -321,7 +322,8 @@ fn untested(i: &faults::record::Injection) -> String {
     }
 }
 
-/// The faults to inject, checked for form.
+/// The faults to inject, checked for form: a malformed spec, or flags that do not go together,
+/// are usage errors (64); whether the specs fit the image is checked later (66).
 fn fault_options(args: &RunArgs) -> Result<FaultOptions, String> {
     let specs = args
         .faults
@@ -422,7 +424,10 @@ fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
     };
     let faults = match fault_options(&args) {
         Ok(f) => f,
-        Err(e) => return config_error(e),
+        Err(e) => {
+            eprintln!("vmm: {e}");
+            return (i32::from(status::USAGE), Err(e));
+        }
     };
     let recovery = match recovery_options(&args) {
         Ok(r) => r,
@@ -550,6 +555,10 @@ fn fault_sites(args: FaultSitesArgs) -> i32 {
 }
 
 fn bench_boot(args: BenchBootArgs) -> i32 {
+    if let Err(e) = crate::bounds::within("--runs", args.runs, 1..=10_000) {
+        eprintln!("vmm: {e}");
+        return i32::from(status::CONFIG);
+    }
     if !(abi::layout::MIN_MEMORY_MIB..=abi::layout::MAX_MEMORY_MIB).contains(&args.memory) {
         eprintln!("vmm: {}", crate::config::ConfigError::Memory(args.memory));
         return i32::from(status::CONFIG);
@@ -579,6 +588,15 @@ fn bench_boot(args: BenchBootArgs) -> i32 {
 }
 
 fn bench_recovery(args: BenchRecoveryArgs) -> i32 {
+    for (flag, value, range) in [
+        ("--rounds", args.rounds, 1..=100),
+        ("--seconds", args.seconds, 1..=600),
+    ] {
+        if let Err(e) = crate::bounds::within(flag, value, range) {
+            eprintln!("vmm: {e}");
+            return i32::from(status::CONFIG);
+        }
+    }
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -746,20 +764,53 @@ mod tests {
         assert_eq!(main_with(["vmm", "--version"]), 0);
     }
 
+    /// One status per kind of mistake: a value that does not parse (not a number, a negative
+    /// number, a malformed spec) is a usage error, 64; a well-formed value that cannot be
+    /// honoured (out of range, a file that cannot be read) is 66. Each of these returns before
+    /// any VM boots.
     #[test]
-    fn invalid_values_are_config_errors() {
-        assert_eq!(
-            main_with(["vmm", "run", "--memory", "0"]),
-            i32::from(status::CONFIG)
-        );
-        assert_eq!(
-            main_with(["vmm", "run", "--timeout", "-1"]),
-            i32::from(status::CONFIG)
-        );
-        assert_eq!(
-            main_with(["vmm", "run", "--config", "/nonexistent.toml"]),
-            i32::from(status::CONFIG)
-        );
+    fn unparsable_values_are_usage_errors_and_unusable_ones_config_errors() {
+        let usage = [
+            vec!["vmm", "run", "--memory", "-1"],
+            vec!["vmm", "run", "--memory", "lots"],
+            vec!["vmm", "run", "--timeout", "-1"],
+            vec!["vmm", "run", "--timeout", "nan"],
+            vec!["vmm", "run", "--fault", "kv"],
+            vec!["vmm", "run", "--fault", "kv:panic@1@2"],
+            vec!["vmm", "run", "--fault-seed", "3"],
+            vec!["vmm", "run", "--no-recovery", "--fault", "kv:panic@3"],
+            vec!["vmm", "bench", "boot", "--runs", "x"],
+            vec!["vmm", "bench", "boot", "--runs", "-3"],
+        ];
+        for args in usage {
+            assert_eq!(
+                main_with(args.clone()),
+                i32::from(status::USAGE),
+                "{args:?}"
+            );
+        }
+        let config = [
+            vec!["vmm", "run", "--memory", "0"],
+            vec!["vmm", "run", "--memory", "3073"],
+            vec!["vmm", "run", "--timeout", "0"],
+            vec!["vmm", "run", "--timeout", "1e9"],
+            vec!["vmm", "run", "--config", "/nonexistent.toml"],
+            vec!["vmm", "run", "--snapshot-versions", "1"],
+            vec!["vmm", "bench", "boot", "--runs", "0"],
+            vec!["vmm", "bench", "boot", "--memory", "0"],
+            vec!["vmm", "bench", "recovery", "--rounds", "0"],
+            vec!["vmm", "bench", "recovery", "--seconds", "601"],
+            vec!["vmm", "bench", "fleet", "--cases", "0"],
+            vec!["vmm", "bench", "fleet", "--jobs", "0"],
+            vec!["vmm", "fleet", "run", "/nonexistent.toml"],
+        ];
+        for args in config {
+            assert_eq!(
+                main_with(args.clone()),
+                i32::from(status::CONFIG),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]
@@ -771,18 +822,6 @@ mod tests {
         };
         assert_eq!(args.image, Some(PathBuf::from("img")));
         assert_eq!(args.guest_args, ["ops=5", "--seed=7"]);
-    }
-
-    #[test]
-    fn bench_flags_are_validated() {
-        assert_eq!(
-            main_with(["vmm", "bench", "boot", "--runs", "0"]),
-            i32::from(status::USAGE)
-        );
-        assert_eq!(
-            main_with(["vmm", "bench", "boot", "--memory", "0"]),
-            i32::from(status::CONFIG)
-        );
     }
 
     /// A report that could not be written is found before the run, not after it: these return

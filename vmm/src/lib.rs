@@ -19,6 +19,7 @@ pub mod log;
 pub mod backend;
 pub mod bench;
 pub mod boot;
+pub mod bounds;
 pub mod cli;
 pub mod config;
 pub mod devices;

@@ -349,7 +349,8 @@ fn a_corrupted_kernel_ends_in_a_clean_stop() {
     }
 }
 
-/// Bad `--fault` specs are refused before the VM boots, with one line and the config status.
+/// Bad `--fault` specs are refused before the VM boots, with one line: malformed ones with the
+/// usage status, ones the image cannot honour with the config status.
 #[test]
 fn specs_that_do_not_fit_the_image_are_refused_before_boot() {
     integration_tests::require_kvm();
@@ -375,33 +376,44 @@ fn specs_that_do_not_fit_the_image_are_refused_before_boot() {
         })
         .expect("a one-byte instruction in kv");
     let one_byte_flip = format!("kv:text-flip@5:at={addr}:bit=8");
-    for (spec, want) in [
+    // Malformed specs are usage errors (64); well-formed ones the image cannot honour, 66.
+    let usage = abi::status::USAGE;
+    let config = abi::status::CONFIG;
+    for (spec, status, want) in [
         (
             "kv:nop@5:at=0x10",
+            config,
             "at=0x10 is not an instruction of kv's code",
         ),
-        ("kv:state-flip@5:at=0x10", "at=0x10 is not in kv's state"),
+        (
+            "kv:state-flip@5:at=0x10",
+            config,
+            "at=0x10 is not in kv's state",
+        ),
         (
             "kernel:panic@5",
+            usage,
             "the kernel takes text-flip and state-flip faults only",
         ),
-        ("kv:nop@5:aftersend", "unknown modifier \"aftersend\""),
-        ("kvv:nop@5", "unknown server \"kvv\""),
+        (
+            "kv:nop@5:aftersend",
+            usage,
+            "unknown modifier \"aftersend\"",
+        ),
+        ("kvv:nop@5", config, "unknown server \"kvv\""),
         (
             &one_byte_flip,
+            config,
             &format!("bit: 8 is past the 8 bits of {one_byte_asm}"),
         ),
         (
             "kernel:text-flip@5:transient",
+            usage,
             "transient does not apply to text-flip in the kernel",
         ),
     ] {
         let out = integration_tests::vmm_run(crate::VMM, &["--fault", spec]).run();
-        assert_eq!(
-            out.status,
-            i32::from(abi::status::CONFIG),
-            "{spec}: {out:?}"
-        );
+        assert_eq!(out.status, i32::from(status), "{spec}: {out:?}");
         let lines = out.error_lines();
         assert_eq!(lines.len(), 1, "{spec}: {out:?}");
         assert!(lines[0].contains(want), "{spec}: {}", lines[0]);

@@ -48,8 +48,8 @@ pub struct FleetRunArgs {
     /// Results directory [default: fleet-NAME, or fleet-NAME-shard-I-of-N for a shard].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Cases run at once [default: the machine's cores].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    /// Cases run at once, 1 to 1024 [default: the machine's cores].
+    #[arg(long, value_name = "N")]
     pub jobs: Option<u64>,
     /// Run only the cases whose index mod N is I; `auto` takes I and N from a Kubernetes
     /// Indexed Job (JOB_COMPLETION_INDEX, JOB_COMPLETIONS) or a Slurm array
@@ -95,17 +95,18 @@ pub struct FleetReplayArgs {
 /// `vmm bench fleet` flags.
 #[derive(Debug, Args)]
 pub struct FleetBenchArgs {
-    /// Cases in the benchmark's campaign (kv and fs; panic, state-flip, text-flip).
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    /// Cases in the benchmark's campaign (kv and fs; panic, state-flip, text-flip), 1 to
+    /// 100000.
+    #[arg(long, default_value_t = 200)]
     pub cases: u64,
-    /// Cases at once [default: the machine's cores].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    /// Cases at once, 1 to 1024 [default: the machine's cores].
+    #[arg(long, value_name = "N")]
     pub jobs: Option<u64>,
-    /// The workload's requests per case.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    /// The workload's requests per case, 1 to 1000000.
+    #[arg(long, default_value_t = 200)]
     pub ops: u64,
-    /// Cases run alone, their console timestamped, for the breakdown of a case.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    /// Cases run alone, their console timestamped, for the breakdown of a case, 1 to 1000.
+    #[arg(long, default_value_t = 10)]
     pub samples: u64,
     /// Also write the figures to FILE as JSON, atomically.
     #[arg(long, value_name = "FILE")]
@@ -114,6 +115,15 @@ pub struct FleetBenchArgs {
 
 /// `vmm bench fleet`: returns the exit status.
 pub fn bench(args: &FleetBenchArgs, bundled: &[u8]) -> i32 {
+    use crate::bounds::within;
+    let checked = within("--cases", args.cases, 1..=100_000)
+        .and_then(|_| within("--ops", args.ops, 1..=1_000_000))
+        .and_then(|_| within("--samples", args.samples, 1..=1000))
+        .and_then(|_| args.jobs.map_or(Ok(0), |j| within("--jobs", j, 1..=1024)));
+    if let Err(e) = checked {
+        eprintln!("vmm: bench fleet: {e}");
+        return i32::from(status::CONFIG);
+    }
     let jobs = args.jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, usize::from),
         |j| j as usize,
@@ -308,7 +318,9 @@ fn run(args: FleetRunArgs, bundled: &[u8]) -> Result<u8, FleetError> {
     let shard = shard_of(args.shard.as_deref())?;
     let build = check_against_image(&campaign, &args.campaign, bundled)?;
     let jobs = match args.jobs {
-        Some(j) => j as usize,
+        Some(j) => {
+            crate::bounds::within("--jobs", j, 1..=1024).map_err(FleetError::Config)? as usize
+        }
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
     let out = args.out.unwrap_or_else(|| {
