@@ -186,3 +186,31 @@ fn the_system_call_trap_works_and_is_timed() {
         assert!(line.ends_with(" us/call, failures 0"), "{line}");
     }
 }
+
+/// The workload beside a load client: its checks of kv skip the client's keys (they made
+/// mismatches of a clean run), and the rate it prints is its own requests' over its own time
+/// (with `ops=0` it printed the clients' requests over no time).
+#[test]
+fn the_workload_beside_a_load_client_checks_and_times_only_its_own() {
+    require_kvm();
+    let out = vmm_run(VMM, &["--", "ops=100", "kvload=30"]).run();
+    assert_eq!(out.status, 0, "{out:?}");
+    let last = out
+        .stdout
+        .lines()
+        .rfind(|l| l.starts_with("workload: ops="))
+        .expect("result line");
+    assert!(last.ends_with(" mismatches=0"), "{last}");
+    let out = vmm_run(VMM, &["--", "ops=0", "kvload=30"]).run();
+    assert_eq!(out.status, 0, "{out:?}");
+    let timing = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("workload: ") && l.contains(" ms"))
+        .expect("timing line");
+    assert!(
+        !timing.contains("requests/s"),
+        "no rate of nothing: {timing}"
+    );
+    assert!(timing.contains("the load clients made "), "{timing}");
+}

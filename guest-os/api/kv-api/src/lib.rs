@@ -32,6 +32,9 @@ pub const VALUE_MAX: usize = 32;
 pub const SCAN_BYTES: usize = 24;
 /// Entries the store holds.
 pub const CAPACITY: usize = 1024;
+/// Keys from here on belong to the load clients (kvload's namespace); the workload uses keys
+/// below it, and its checks of kv's contents skip the load clients' keys.
+pub const LOAD_KEY_BASE: u64 = 1000;
 /// Counters (ADD, COUNTER), numbered `0..COUNTERS`.
 pub const COUNTERS: usize = 64;
 

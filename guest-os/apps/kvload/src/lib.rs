@@ -9,7 +9,7 @@ use kv_api::{Kv, Value};
 use load::{Mix, Rng, Tally};
 
 /// First key of kvload's namespace.
-pub const KV_BASE: u64 = 1000;
+pub const KV_BASE: u64 = kv_api::LOAD_KEY_BASE;
 /// Keys kvload uses.
 pub const KV_KEYS: usize = 16;
 

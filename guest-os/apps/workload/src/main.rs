@@ -114,10 +114,17 @@ fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
         _ => workload::run(&mut t, &mut console, clients, model, ops, seed),
     };
     let ticks = ipc::ticks() - start;
+    // Its own requests' rate, over its own time: the load clients' figures are added after.
+    let own = f.ops;
     wait_for_load_clients(&mut t, &mut names, &mut f);
     l.push(b"workload: ").push_dec(ticks * 10).push(b" ms");
-    if let Some(rate) = (f.ops * 100).checked_div(ticks) {
+    if let Some(rate) = (own * 100).checked_div(ticks).filter(|_| own > 0) {
         l.push(b", ").push_dec(rate).push(b" requests/s");
+    }
+    if f.ops > own {
+        l.push(b"; the load clients made ")
+            .push_dec(f.ops - own)
+            .push(b" more requests");
     }
     l.print();
     // The result line comes last: it is what the run ends with.
