@@ -17,4 +17,7 @@ pub struct GuestRecords {
     pub injections: Vec<crate::faults::record::Injection>,
     /// Tasks that crashed though no fault targeted them.
     pub bystanders: Vec<String>,
+    /// The guest's last LOG line (sanitized): what a guest that stops with a nonzero status
+    /// said last, for vmm's own line about it.
+    pub last_log: Option<String>,
 }

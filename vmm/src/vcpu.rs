@@ -193,6 +193,7 @@ impl<W: Write> Vcpu<W> {
                 if !self.quiet {
                     eprintln!("vmm: guest log: {line}");
                 }
+                self.records().last_log = Some(line);
                 Ok(())
             }
             Call::Exit(status) => Err(Stop::GuestExit(status)),

@@ -413,6 +413,14 @@ pub fn run(
             status::VMM_INTERNAL,
             Some(format!("event loop failed: {e}")),
         ),
+        // A guest that stops itself with a failure status: vmm's line says what it said last.
+        (Stop::GuestExit(s), _) if s != 0 => (
+            s,
+            records
+                .last_log
+                .as_ref()
+                .map(|said| format!("the guest stopped with status {s}: {said}")),
+        ),
         (stop, _) => (stop.status(), stop.message()),
     };
     let mut injections = records.injections;

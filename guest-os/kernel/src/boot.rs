@@ -46,6 +46,29 @@ pub fn boot(boot_info: u64) -> ! {
             }
         }
         serial::line(b"");
+        // The VMM's own line says why too (its stderr, not only the guest's console).
+        let mut why = [0u8; 240];
+        let mut n = 0;
+        let mut put = |part: &[u8]| {
+            let take = part.len().min(why.len() - n);
+            why[n..n + take].copy_from_slice(&part[..take]);
+            n += take;
+        };
+        put(b"bad command line: ");
+        put(bad.token);
+        put(b": ");
+        put(bad.why.as_bytes());
+        if bad.why == kernel::bootargs::UNKNOWN_KEY {
+            for (i, t) in sysmap::TASKS
+                .iter()
+                .filter(|t| t.arg != sysmap::Arg::None)
+                .enumerate()
+            {
+                put(if i == 0 { b" " } else { b", " });
+                put(t.name.as_bytes());
+            }
+        }
+        hypercall::log(&why[..n]);
         hypercall::exit(BAD_CMDLINE_STATUS)
     }
     if !apic::has_x2apic() {

@@ -108,6 +108,14 @@ fn a_bad_command_line_stops_the_boot_with_the_token_named() {
             "{arg}: {out:?}"
         );
         assert!(!out.stdout.contains("workload:"), "no task ran: {out:?}");
+        // vmm's own stderr says why too, not only the guest's console.
+        let said = format!("vmm: the guest stopped with status 2: bad command line: {arg}: ");
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with(&said) && l.contains(why)),
+            "{arg}: {out:?}"
+        );
     }
 }
 
