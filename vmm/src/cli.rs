@@ -215,8 +215,12 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
             return 0;
         }
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            // Plain `vmm`: show what there is to do.
-            let _ = e.print();
+            // Plain `vmm` (or `vmm bench`): one line of what there is to do, not the whole help.
+            eprintln!(
+                "vmm: a command is needed: {} (see {})",
+                commands_of(&args).join(", "),
+                help_for(&args)
+            );
             return i32::from(status::USAGE);
         }
         Err(e) => {
@@ -282,6 +286,26 @@ fn usage_error_line(e: &clap::Error) -> String {
         line = format!("{} {}", line.trim_end(), listed.join(", "));
     }
     line
+}
+
+/// The subcommands of the (sub)command `args` name (those of `vmm` itself for plain `vmm`).
+fn commands_of(args: &[OsString]) -> Vec<String> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    for arg in args.iter().skip(1) {
+        let Some(sub) = arg
+            .to_str()
+            .and_then(|a| command.find_subcommand(a))
+            .cloned()
+        else {
+            break;
+        };
+        command = sub;
+    }
+    command
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .filter(|n| n != "help")
+        .collect()
 }
 
 /// The help to see for a command line clap refused: `vmm SUBCOMMAND... --help` for the
@@ -754,6 +778,10 @@ mod tests {
             "vmm bench boot --help"
         );
         assert_eq!(help(&["vmm", "frobnicate", "run"]), "vmm --help");
+        let commands =
+            |args: &[&str]| commands_of(&args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(commands(&["vmm"]), ["run", "bench", "fault-sites", "fleet"]);
+        assert_eq!(commands(&["vmm", "bench"]), ["boot", "recovery", "fleet"]);
         assert_eq!(help(&["vmm", "--memory", "run"]), "vmm --help");
     }
 

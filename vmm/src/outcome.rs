@@ -158,6 +158,9 @@ pub enum Stop {
         suberror: u32,
         /// Guest RIP, if it could be read.
         rip: Option<u64>,
+        /// The bytes at RIP (up to 4; empty if they could not be read): they tell an SSE
+        /// instruction from an exception with nowhere to go.
+        insn: Vec<u8>,
     },
     /// KVM_EXIT_FAIL_ENTRY.
     FailEntry {
@@ -211,11 +214,20 @@ impl Stop {
                 "guest triple-faulted{} (KVM_EXIT_SHUTDOWN)",
                 rip(r)
             )),
-            Self::InternalError { suberror, rip: r } => Some(format!(
-                "KVM could not run the guest{}: internal error, suberror {suberror} ({}); \
-                 on KVM-PVM this is usually an SSE instruction in ring 0",
+            Self::InternalError {
+                suberror,
+                rip: r,
+                insn,
+            } => Some(format!(
+                "KVM could not run the guest{}: internal error, suberror {suberror} ({}){}; {}",
                 rip(r),
-                internal_suberror_name(*suberror)
+                internal_suberror_name(*suberror),
+                if insn.is_empty() {
+                    String::new()
+                } else {
+                    format!(", bytes there {}", crate::faults::record::hex(insn))
+                },
+                internal_error_hint(insn)
             )),
             Self::FailEntry { reason } => Some(format!(
                 "KVM could not enter the guest: hardware entry failure reason {reason:#x}"
@@ -227,6 +239,30 @@ impl Stop {
                 "recovery policy stopped the VM after a crash of {server}: {reason}"
             )),
             Self::Recovery(e) => Some(format!("recovery failed: {e}")),
+        }
+    }
+}
+
+/// What an internal error at an instruction with these bytes most likely is.
+fn internal_error_hint(insn: &[u8]) -> &'static str {
+    let opcode = insn
+        .iter()
+        .position(|b| !matches!(b, 0x66 | 0xf2 | 0xf3))
+        .map(|i| &insn[i..]);
+    match opcode {
+        Some([0xcc, ..] | [0xcd, ..] | [0xf1, ..]) => {
+            "an int3 or int with no IDT to take it: an exception the guest cannot deliver (on \
+             KVM-PVM this ends here rather than in a triple fault)"
+        }
+        Some(
+            [
+                0x0f,
+                0x10..=0x17 | 0x28..=0x2f | 0x50..=0x7f | 0xc2..=0xc6 | 0xd0..=0xff,
+                ..,
+            ],
+        ) => "an SSE instruction, which KVM-PVM cannot run in ring 0",
+        _ => {
+            "on KVM-PVM usually an SSE instruction in ring 0, or an exception with no IDT to take it"
         }
     }
 }
@@ -256,7 +292,8 @@ mod tests {
         assert_eq!(
             Stop::InternalError {
                 suberror: 1,
-                rip: None
+                rip: None,
+                insn: Vec::new(),
             }
             .status(),
             status::GUEST_INTERNAL_ERROR
@@ -274,12 +311,32 @@ mod tests {
     }
 
     #[test]
+    fn internal_errors_are_told_apart_by_the_bytes_at_rip() {
+        assert!(internal_error_hint(&[0xcc, 0x90, 0x90, 0x90]).starts_with("an int3"));
+        assert!(internal_error_hint(&[0xcd, 0x03]).starts_with("an int3 or int"));
+        // movaps xmm0, [rax]; movq xmm0, rax (66 prefix)
+        assert!(internal_error_hint(&[0x0f, 0x28, 0x00]).starts_with("an SSE"));
+        assert!(internal_error_hint(&[0x66, 0x48, 0x0f, 0x6e]).starts_with("on KVM-PVM"));
+        assert!(internal_error_hint(&[0x66, 0x0f, 0x6e, 0xc0]).starts_with("an SSE"));
+        assert!(internal_error_hint(&[]).starts_with("on KVM-PVM"));
+        let m = Stop::InternalError {
+            suberror: 1,
+            rip: Some(0x10_0000),
+            insn: vec![0xcc, 0x90, 0x90, 0x90],
+        }
+        .message()
+        .expect("explained");
+        assert!(m.contains("bytes there cc 90 90 90; an int3"), "{m}");
+    }
+
+    #[test]
     fn messages_are_one_line() {
         let stops = [
             Stop::TripleFault { rip: Some(0x1234) },
             Stop::InternalError {
                 suberror: 1,
                 rip: None,
+                insn: Vec::new(),
             },
             Stop::FailEntry { reason: 33 },
             Stop::Protocol(Violation::UserModeCall { cpl: 3, rip: 0x10 }),

@@ -137,9 +137,20 @@ impl<W: Write> Vcpu<W> {
             Ok(VcpuExit::Shutdown) => return Err(Stop::TripleFault { rip: self.rip() }),
             Ok(VcpuExit::InternalError) => {
                 let suberror = self.internal_suberror();
+                let rip = self.rip();
+                // The bytes there (identity-mapped images: the address is guest-physical).
+                let insn = rip
+                    .and_then(|r| {
+                        let mut b = [0u8; 4];
+                        vm_memory::Bytes::read_slice(&self.mem, &mut b, vm_memory::GuestAddress(r))
+                            .ok()
+                            .map(|()| b.to_vec())
+                    })
+                    .unwrap_or_default();
                 return Err(Stop::InternalError {
                     suberror,
-                    rip: self.rip(),
+                    rip,
+                    insn,
                 });
             }
             Ok(VcpuExit::FailEntry(reason, _cpu)) => return Err(Stop::FailEntry { reason }),

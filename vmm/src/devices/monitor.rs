@@ -75,7 +75,12 @@ impl fmt::Display for FaultReport {
         ) {
             write!(f, " addr {:#x}", r.addr)?;
         }
-        write!(f, " after {} messages", r.messages)?;
+        write!(
+            f,
+            " after {} message{}",
+            r.messages,
+            if r.messages == 1 { "" } else { "s" }
+        )?;
         if r.vector != NO_VECTOR {
             let name = abi::fault::exception_name(r.vector).unwrap_or("unknown");
             write!(f, "; exception {name} (vector {})", r.vector)?;

@@ -381,7 +381,7 @@ impl FaultSpec {
         let form = || FaultSpecError::Form(owned());
         let (target, rest) = spec.split_once(':').ok_or_else(form)?;
         let (kind, rest) = rest.split_once('@').ok_or_else(form)?;
-        if target.is_empty() || kind.is_empty() {
+        if target.is_empty() || kind.is_empty() || rest.contains('@') {
             return Err(form());
         }
         let kind = FaultKind::from_name(kind).ok_or_else(|| FaultSpecError::Kind {
@@ -605,6 +605,7 @@ mod tests {
             ("kv:panic", "expected SERVER:KIND@N"),
             (":panic@3", "expected SERVER:KIND@N"),
             ("kv:@3", "expected SERVER:KIND@N"),
+            ("kv:panic@1@2", "expected SERVER:KIND@N"),
             (
                 "kv:melt@3",
                 "unknown fault kind \"melt\", expected one of null-deref,",

@@ -429,8 +429,10 @@ pub fn run(
 /// The report as text.
 pub fn summary(r: &RecoveryBenchReport) -> String {
     let mut out = format!(
-        "vmm bench recovery: {} rounds, KVM backend {}\n",
-        r.rounds, r.backend
+        "vmm bench recovery: {} round{}, KVM backend {}\n",
+        r.rounds,
+        if r.rounds == 1 { "" } else { "s" },
+        r.backend
     );
     out += &format!(
         "snapshot_ipc_ratio     {:.3}  ({:.0} requests/s with snapshots, {:.0} without; +{:.1} us per request; per snapshot: VMM {:.1} us, {:.2} dirty pages, {:.2} write-protect faults; {:.2} snapshots per exit)\n",
