@@ -63,3 +63,27 @@ fn docs_servers_md_says_what_the_request_tables_declare() {
         assert_eq!(documented(server), declared, "{server}");
     }
 }
+
+/// docs/exit-status.md is the contract's one table: a row for every row of
+/// `abi::status::TABLE` (the source of `vmm --help`), with the same codes and name.
+#[test]
+fn docs_exit_status_md_has_every_row_of_the_contract() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/exit-status.md"),
+    )
+    .expect("docs/exit-status.md");
+    for row in abi::status::TABLE {
+        let codes = if row.first == row.last {
+            row.first.to_string()
+        } else if row.name == "signal" {
+            "128+N".to_owned()
+        } else {
+            format!("{}-{}", row.first, row.last)
+        };
+        let start = format!("| {codes} | {} |", row.name);
+        assert!(
+            doc.lines().any(|l| l.starts_with(&start)),
+            "docs/exit-status.md has no row starting {start:?}"
+        );
+    }
+}

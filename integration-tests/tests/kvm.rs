@@ -17,6 +17,7 @@ mod kvm {
     pub mod protocol;
     pub mod recovery;
     pub mod slurm;
+    pub mod statuses;
     pub mod stops;
 }
 

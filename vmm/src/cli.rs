@@ -579,6 +579,11 @@ fn fault_sites(args: FaultSitesArgs) -> i32 {
 }
 
 fn bench_boot(args: BenchBootArgs) -> i32 {
+    // A host that cannot run VMs is said at once (67), not after the first child fails.
+    if let Err(e) = vm::open_kvm() {
+        eprintln!("vmm: {e}");
+        return i32::from(status::HOST);
+    }
     if let Err(e) = crate::bounds::within("--runs", args.runs, 1..=10_000) {
         eprintln!("vmm: {e}");
         return i32::from(status::CONFIG);
@@ -612,6 +617,11 @@ fn bench_boot(args: BenchBootArgs) -> i32 {
 }
 
 fn bench_recovery(args: BenchRecoveryArgs) -> i32 {
+    // A host that cannot run VMs is said at once (67), not after the first child fails.
+    if let Err(e) = vm::open_kvm() {
+        eprintln!("vmm: {e}");
+        return i32::from(status::HOST);
+    }
     for (flag, value, range) in [
         ("--rounds", args.rounds, 1..=100),
         ("--seconds", args.seconds, 1..=600),

@@ -40,8 +40,21 @@ const TSS_ADDRESS: usize = 0xfffb_d000;
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// /dev/kvm missing or not accessible.
-    #[error("cannot open /dev/kvm: {0} (is KVM enabled, and may this user open /dev/kvm?)")]
-    OpenKvm(kvm_ioctls::Error),
+    #[error("cannot open {}: {source} (is KVM enabled, and may this user open it?)", path.display())]
+    OpenKvm {
+        /// The device.
+        path: std::path::PathBuf,
+        /// Why.
+        source: kvm_ioctls::Error,
+    },
+    /// The device is there but does not answer as KVM.
+    #[error("{} is not a KVM device (KVM_GET_API_VERSION gave {version}, not 12)", path.display())]
+    NotKvm {
+        /// The device.
+        path: std::path::PathBuf,
+        /// What it answered.
+        version: i32,
+    },
     /// A required capability is missing.
     #[error("KVM lacks a required capability: {0}")]
     MissingCap(&'static str),
@@ -154,9 +167,31 @@ fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> HostError {
     move |source| HostError::Os { what, source }
 }
 
-/// Step 3: KVM, checked for what this VMM needs.
-fn open_kvm() -> Result<Kvm, HostError> {
-    let kvm = Kvm::new().map_err(HostError::OpenKvm)?;
+/// The environment variable that points `vmm` at another KVM device than /dev/kvm: for tests
+/// only (a missing path or one that is not KVM makes the "no usable KVM" statuses observable).
+pub const KVM_DEVICE_ENV: &str = "VMM_KVM_DEVICE";
+
+/// Opens KVM (/dev/kvm, or the test-only `VMM_KVM_DEVICE`) and checks that it is KVM and has
+/// what this VMM needs: the host's part of a run, checked before anything is said or started.
+pub fn open_kvm() -> Result<Kvm, HostError> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::env::var_os(KVM_DEVICE_ENV).map_or_else(
+        || std::path::PathBuf::from("/dev/kvm"),
+        std::path::PathBuf::from,
+    );
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| HostError::NotKvm {
+            path: path.clone(),
+            version: -1,
+        })?;
+    let kvm = Kvm::new_with_path(&c_path).map_err(|source| HostError::OpenKvm {
+        path: path.clone(),
+        source,
+    })?;
+    let version = kvm.get_api_version();
+    if version != kvm_bindings::KVM_API_VERSION as i32 {
+        return Err(HostError::NotKvm { path, version });
+    }
     for (cap, name) in [
         (Cap::Irqchip, "KVM_CAP_IRQCHIP"),
         (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
@@ -215,6 +250,7 @@ fn plan_recovery(
 /// Steps 3-7: KVM VM, memory and memslots, image, boot structures (and the monitor page's
 /// flags and fault plan), irqchip, vCPU, and the recovery engine's first snapshots.
 fn build(
+    kvm: Kvm,
     config: &VmConfig,
     image: &Image,
     layout: &Layout,
@@ -230,7 +266,6 @@ fn build(
     // Memory first: locals drop in reverse order, so on any error below the VM fd (and its
     // memslots) goes before the mapping they point into.
     let mem = memory::create(layout)?;
-    let kvm = open_kvm()?;
     let vm = Arc::new(kvm.create_vm().map_err(ioctl("KVM_CREATE_VM"))?);
     vm.set_tss_address(TSS_ADDRESS)
         .map_err(ioctl("KVM_SET_TSS_ADDR"))?;
@@ -295,6 +330,8 @@ pub fn run(
         Some(Injector::new(&faults.specs, faults.seed, &image, &layout)?)
     };
     let backend = backend::detect();
+    // KVM first: the boot line says nothing until the host can run the VM.
+    let kvm = open_kvm()?;
     if !quiet {
         let kind = match image.manifest() {
             Some(_) => {
@@ -316,7 +353,7 @@ pub fn run(
     }
     // Block the stop signals before any other thread exists, so that they reach only the loop.
     let signals = SignalFd::new().map_err(os("signalfd"))?;
-    let built = build(config, &image, &layout, backend, recovery, planned)?;
+    let built = build(kvm, config, &image, &layout, backend, recovery, planned)?;
     kick::install_kick_handler().map_err(os("the vCPU kick signal"))?;
 
     let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(os("COM1 irqfd"))?;

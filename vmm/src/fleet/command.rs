@@ -136,6 +136,7 @@ pub fn bench(args: &FleetBenchArgs, bundled: &[u8]) -> i32 {
         command += &format!(" --json {}", p.display());
     }
     let result = (|| {
+        check_host()?;
         let exe = std::env::current_exe()
             .map_err(|e| FleetError::Usage(format!("cannot find the vmm executable: {e}")))?;
         let build = bundled_build(bundled);
@@ -313,8 +314,16 @@ fn shard_of(text: Option<&str>) -> Result<Shard, FleetError> {
     }
 }
 
+/// A host that cannot run VMs is said at once (67), before any case.
+fn check_host() -> Result<(), FleetError> {
+    crate::vm::open_kvm()
+        .map(drop)
+        .map_err(|e| FleetError::Host(e.to_string()))
+}
+
 fn run(args: FleetRunArgs, bundled: &[u8]) -> Result<u8, FleetError> {
     let campaign = Campaign::load(&args.campaign)?;
+    check_host()?;
     let shard = shard_of(args.shard.as_deref())?;
     let build = check_against_image(&campaign, &args.campaign, bundled)?;
     let jobs = match args.jobs {
@@ -453,6 +462,7 @@ fn merge(args: &FleetMergeArgs) -> Result<u8, FleetError> {
 
 fn replay(args: &FleetReplayArgs, bundled: &[u8]) -> Result<u8, FleetError> {
     let results = Results::load(&args.dir)?;
+    check_host()?;
     let campaign_file = args.dir.join(runner::CAMPAIGN);
     let build = check_against_image(&results.campaign, &campaign_file, bundled)?;
     let exe = std::env::current_exe()

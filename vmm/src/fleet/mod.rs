@@ -50,6 +50,9 @@ pub enum FleetError {
     /// The campaign's `config` file, or its golden run (no fault), failed.
     #[error("{0}")]
     Config(String),
+    /// The host cannot run VMs (no usable KVM).
+    #[error("{0}")]
+    Host(String),
     /// A bad command line value.
     #[error("{0}")]
     Usage(String),
@@ -71,6 +74,7 @@ impl FleetError {
             Self::Campaign(_) => status::CONFIG,
             Self::Image(_) => status::IMAGE,
             Self::Config(_) => status::CONFIG,
+            Self::Host(_) => status::HOST,
             Self::Usage(_) => status::USAGE,
             Self::Dir { .. } => status::USAGE,
         }
