@@ -9,6 +9,7 @@ mod kvm {
     pub mod fleet;
     pub mod guest_os;
     pub mod host_io;
+    pub mod hostile;
     pub mod no_sse;
     pub mod outputs;
     pub mod outside;

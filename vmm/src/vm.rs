@@ -450,8 +450,9 @@ pub fn run(
             status::VMM_INTERNAL,
             Some(format!("event loop failed: {e}")),
         ),
-        // A guest that stops itself with a failure status: vmm's line says what it said last.
-        (Stop::GuestExit(s), _) if s != 0 => (
+        // A guest that stops itself with a failure status: with -q (which hides its LOG lines)
+        // vmm's line says what it said last.
+        (Stop::GuestExit(s), _) if s != 0 && quiet => (
             s,
             records
                 .last_log

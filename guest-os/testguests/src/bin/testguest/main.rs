@@ -23,6 +23,7 @@
 //!  read-hypercall   4-byte read of the hypercall port
 //!  user-hypercall   EXIT 0 from ring 3
 //!  unknown-port     1-byte write to port 0x99
+//!  chaos            chaos=SEED: up to 200 random hypercalls and garbage in the monitor page
 //! ```
 //!
 //! The guest's own exit statuses: 0 success, [`BAD_BOOT_INFO`], [`BAD_MODE`], [`CHECK_FAILED`],
@@ -30,6 +31,7 @@
 #![no_std]
 #![no_main]
 
+mod chaos;
 mod faults;
 mod manifest;
 mod modes;
@@ -78,6 +80,10 @@ fn main(boot_info: u64, _rsi: u64) -> ! {
         b"read-hypercall" => faults::read_hypercall(),
         b"user-hypercall" => faults::user_hypercall(),
         b"unknown-port" => faults::unknown_port(),
+        b"chaos" => match cmdline::dec_arg(cmdline, b"chaos") {
+            Some(Ok(seed)) => chaos::chaos(seed),
+            _ => chaos::chaos(1),
+        },
         other => {
             serial::write(b"testguest: unknown mode ");
             serial::line(other);
