@@ -64,6 +64,15 @@ pub fn bad_log() -> ! {
     not_stopped(b"LOG at 0xffff_ffff_0000")
 }
 
+/// LOG text that would act on a terminal or make a line read backwards: an escape sequence
+/// (clear the screen), a newline and a right-to-left override. Then EXIT 0: the text is allowed,
+/// only escaped.
+pub fn evil_log() -> ! {
+    static TEXT: &[u8] = "log \x1b[2J\nforged line \u{202e}desrever".as_bytes();
+    hypercall::log(TEXT);
+    hypercall::exit(0)
+}
+
 /// LOG of 100000 bytes (inside the kernel region, so only the length is wrong).
 pub fn long_log() -> ! {
     let addr = MANIFEST.desc.kernel.base;

@@ -19,6 +19,7 @@
 //!  bad-exit         EXIT with status 200
 //!  bad-log          LOG of 16 bytes at 0xffff_ffff_0000
 //!  long-log         LOG of 100000 bytes
+//!  evil-log         LOG with an escape sequence, a newline and U+202E; EXIT 0
 //!  byte-hypercall   1-byte write to the hypercall port
 //!  read-hypercall   4-byte read of the hypercall port
 //!  user-hypercall   EXIT 0 from ring 3
@@ -76,6 +77,7 @@ fn main(boot_info: u64, _rsi: u64) -> ! {
         b"bad-exit" => faults::bad_exit(),
         b"bad-log" => faults::bad_log(),
         b"long-log" => faults::long_log(),
+        b"evil-log" => faults::evil_log(),
         b"byte-hypercall" => faults::byte_hypercall(),
         b"read-hypercall" => faults::read_hypercall(),
         b"user-hypercall" => faults::user_hypercall(),
