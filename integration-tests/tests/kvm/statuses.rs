@@ -155,3 +155,37 @@ fn every_row_of_the_exit_status_table_is_observed() {
         .collect();
     assert_eq!(observed, rows, "every row observed: {seen:?}");
 }
+
+/// Without usable KVM (here: a device that is not KVM), every command that would run a VM says
+/// so at once, in one line, with the host status: before the boot line, before any benchmark
+/// child or campaign case.
+#[test]
+fn no_usable_kvm_is_said_at_once_by_every_command_that_runs_vms() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let campaign = fail_stop_campaign(tmp.path());
+    let out_dir = tmp.path().join("out");
+    for args in [
+        vec!["run", "--", "ops=10"],
+        vec!["bench", "boot", "--runs", "1"],
+        vec!["bench", "recovery", "--rounds", "1", "--seconds", "1"],
+        vec!["bench", "fleet", "--cases", "1"],
+        vec![
+            "fleet",
+            "run",
+            &campaign,
+            "--out",
+            out_dir.to_str().expect("utf-8"),
+        ],
+    ] {
+        let out = vmm_cmd(VMM, &args).env("VMM_KVM_DEVICE", "/dev/null").run();
+        assert_eq!(out.status, i32::from(status::HOST), "{args:?}: {out:?}");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {out:?}");
+        assert!(
+            lines[0].contains("/dev/null is not a KVM device"),
+            "{args:?}: {out:?}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+    assert!(!out_dir.exists(), "no campaign directory made");
+}
