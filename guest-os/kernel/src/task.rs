@@ -232,6 +232,22 @@ pub struct Task {
     /// The generation it got at its last such fresh restart: ids of older generations are
     /// answered `StateLost`.
     pub(crate) lost_generation: u32,
+    /// The fault the VMM planned while the VM runs ([`Task::plan_live`]), as it sits in
+    /// `faults` until it strikes: what a cancel removes.
+    pub(crate) live: Option<PlannedFault>,
+}
+
+/// What became of a live fault request (`abi::monitor::LiveRequest::result`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Live {
+    /// Planned for the task's next message.
+    Planned,
+    /// The pending one was removed.
+    Cancelled,
+    /// Nothing was pending to cancel (it struck already, or none was planned).
+    NothingPending,
+    /// The task's plan has no room.
+    Full,
 }
 
 impl Task {
@@ -267,6 +283,7 @@ impl Task {
         activity: 0,
         lost_state: false,
         lost_generation: 0,
+        live: None,
     };
 
     /// True, once, when the task was restarted and has not run since: the caller announces its
@@ -308,6 +325,39 @@ impl Task {
         self.faults[PLANNED_FAULTS - 1] = fault;
         self.sort_faults();
         true
+    }
+
+    /// Plans a fault of `kind` (an `abi::fault::FaultKind` number) for the task's next message,
+    /// while the VM runs; it stays pending, and cancellable, until that message comes. A live
+    /// fault still pending is replaced. Costs nothing on delivery: the entry joins the sorted
+    /// plan that every delivery already compares against.
+    pub fn plan_live(&mut self, kind: u32) -> Live {
+        self.cancel_live();
+        let fault = PlannedFault {
+            message: self.messages.saturating_add(1),
+            kind,
+            period: 0,
+        };
+        if !self.plan_fault(fault) {
+            return Live::Full;
+        }
+        self.live = Some(fault);
+        Live::Planned
+    }
+
+    /// Cancels the pending live fault, if it has not struck yet.
+    pub fn cancel_live(&mut self) -> Live {
+        let Some(live) = self.live.take() else {
+            return Live::NothingPending;
+        };
+        match self.faults.iter_mut().find(|f| **f == live) {
+            Some(f) => {
+                *f = NO_FAULT;
+                self.sort_faults();
+                Live::Cancelled
+            }
+            None => Live::NothingPending,
+        }
     }
 
     /// Plans the end of an injected fault's message: at the delivery of message `message`

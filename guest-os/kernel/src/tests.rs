@@ -1456,3 +1456,41 @@ fn a_kernel_fault_counts_every_task_s_messages() {
     assert_eq!(k.platform.inject_count, 2);
     assert_eq!(k.platform.injects[1].3, 7);
 }
+
+/// A fault planned while the VM runs strikes the task's next message, stays pending (and
+/// cancellable) while no message comes, replaces a pending one, and needs room in the plan.
+#[test]
+fn live_faults_strike_the_next_message_or_are_cancelled() {
+    use crate::task::{Live, NO_FAULT, PLANNED_FAULTS, Task};
+    let panic = FaultKind::Panic as u32;
+    let hang = FaultKind::Hang as u32;
+    let mut t = Task::EMPTY;
+    t.messages = 5;
+    assert_eq!(t.plan_live(panic), Live::Planned);
+    // No message yet: still pending; a second request replaces it.
+    assert_eq!(t.plan_live(hang), Live::Planned);
+    assert_eq!(
+        t.faults.iter().filter(|f| **f != NO_FAULT).count(),
+        1,
+        "one live fault at a time"
+    );
+    t.messages = 6;
+    assert_eq!(t.take_due_fault().handed, u64::from(hang), "the next message");
+    assert_eq!(t.cancel_live(), Live::NothingPending, "it struck already");
+    // Planned, then cancelled: the next message comes clean.
+    assert_eq!(t.plan_live(panic), Live::Planned);
+    assert_eq!(t.cancel_live(), Live::Cancelled);
+    t.messages = 7;
+    assert_eq!(t.take_due_fault().handed, 0);
+    assert_eq!(t.faults, [NO_FAULT; PLANNED_FAULTS]);
+    // A full plan has no room.
+    for m in 100..104 {
+        assert!(t.plan_fault(PlannedFault {
+            message: m,
+            kind: panic,
+            period: 0,
+        }));
+    }
+    assert_eq!(t.plan_live(panic), Live::Full);
+    assert_eq!(t.cancel_live(), Live::NothingPending);
+}
