@@ -36,7 +36,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `MonitorPage::magic`: "CMMONPG1" little-endian.
 pub const MONITOR_MAGIC: u64 = 0x3147_504e_4f4d_4d43;
 /// `MonitorPage::version` this contract describes.
-pub const MONITOR_VERSION: u32 = 6;
+pub const MONITOR_VERSION: u32 = 7;
 
 /// `MonitorPage::flags`: the VMM snapshots servers at their boundaries (the kernel reports them
 /// with BOUNDARY or SNAPSHOTS hypercalls, and pending ones with a FAULT).
@@ -408,6 +408,47 @@ impl StepRecord {
     pub const CRASHED: u32 = 5;
 }
 
+/// A fault the VMM plans while the VM runs (`vmm ctl fault`, the API): the VMM writes `task`
+/// and `kind`, then a new `seq`; at its next timer tick (every 10 ms, or as it idles) the
+/// kernel plans it for the task's next message, or cancels the task's pending one when `kind`
+/// is [`LiveRequest::CANCEL`], and writes `result`, then `done = seq`. One request at a time:
+/// the VMM waits for `done` before the next.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct LiveRequest {
+    /// Bumped by the VMM for each request (0: none yet).
+    pub seq: u64,
+    /// The task.
+    pub task: u32,
+    /// An `abi::fault::FaultKind` number, or [`LiveRequest::CANCEL`].
+    pub kind: u32,
+    /// The `seq` the kernel handled last.
+    pub done: u64,
+    /// One of `LiveRequest::PLANNED` ... for the request `done` names.
+    pub result: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+impl LiveRequest {
+    /// `kind`: cancel the task's pending live fault.
+    pub const CANCEL: u32 = 0;
+    /// `result`: planned for the task's next message.
+    pub const PLANNED: u32 = 1;
+    /// `result`: the pending one was cancelled.
+    pub const CANCELLED: u32 = 2;
+    /// `result`: nothing was pending to cancel.
+    pub const NOTHING_PENDING: u32 = 3;
+    /// `result`: the task's plan has no room.
+    pub const FULL: u32 = 4;
+    /// `result`: no such task, or not a server.
+    pub const NO_TASK: u32 = 5;
+    /// `result`: not a kind a live fault can be.
+    pub const BAD_KIND: u32 = 6;
+}
+
 /// The whole monitor page's used part.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
@@ -455,6 +496,8 @@ pub struct MonitorPage {
     pub inject: InjectRecord,
     /// The single-stepping of a task toward an injected instruction.
     pub step: StepRecord,
+    /// A fault planned while the VM runs.
+    pub live: LiveRequest,
 }
 
 impl MonitorPage {
@@ -486,7 +529,9 @@ mod tests {
         assert_eq!(core::mem::offset_of!(MonitorPage, inject), 968);
         assert_eq!(core::mem::size_of::<InjectRecord>(), 184);
         assert_eq!(core::mem::offset_of!(MonitorPage, step), 1152);
-        assert_eq!(core::mem::size_of::<MonitorPage>(), 1176);
+        assert_eq!(core::mem::offset_of!(MonitorPage, live), 1176);
+        assert_eq!(core::mem::size_of::<LiveRequest>(), 32);
+        assert_eq!(core::mem::size_of::<MonitorPage>(), 1208);
         assert_eq!(InjectRegs::NAMES[InjectRegs::PAYLOAD[0]], "rsi");
         assert!(core::mem::size_of::<MonitorPage>() <= crate::layout::PAGE_SIZE as usize);
     }

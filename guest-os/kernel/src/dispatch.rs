@@ -101,6 +101,7 @@ pub fn from_user(regs: *mut SavedRegs) -> *mut SavedRegs {
         idt::SYSCALL_VECTOR | idt::INT80_VECTOR => (k.syscall(), false),
         idt::TIMER_VECTOR => {
             apic::eoi();
+            take_live_request(k);
             k.tick(true)
         }
         // An NMI (none is expected): resume the task from the IST frame, untouched.
@@ -150,12 +151,25 @@ pub fn from_kernel(regs: *mut SavedRegs) {
     }
 }
 
+/// A live fault the VMM posted since the last tick, planned (or cancelled) now: one load
+/// a tick when there is none.
+#[inline(always)]
+fn take_live_request(k: &mut TheKernel) {
+    if let Some((seq, task, kind)) = monitor::live_request() {
+        let result = k.live_request(task as usize, kind);
+        monitor::live_done(seq, result);
+    }
+}
+
 /// Waits for a task to become ready: halts until timer ticks arrive and hands them to the
 /// kernel (timers may wake a task).
 fn idle(k: &mut TheKernel) -> usize {
     loop {
         cpu::wait_for_interrupt();
         let ticks = PENDING_TICKS.swap(0, Ordering::Relaxed);
+        if ticks > 0 {
+            take_live_request(k);
+        }
         for _ in 0..ticks {
             let (effect, _) = k.tick(false);
             perform(k, effect, cpu::rdtsc());

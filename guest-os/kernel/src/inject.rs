@@ -106,6 +106,29 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
         true
     }
 
+    /// A live fault request from the VMM (`abi::monitor::LiveRequest`): `kind` for server
+    /// `task`'s next message, or [`abi::monitor::LiveRequest::CANCEL`]; returns the result code.
+    pub fn live_request(&mut self, task: usize, kind: u32) -> u32 {
+        use crate::task::Live;
+        use abi::monitor::LiveRequest as R;
+        if task >= self.count || !self.tasks[task].server {
+            return R::NO_TASK;
+        }
+        let live = if kind == R::CANCEL {
+            self.tasks[task].cancel_live()
+        } else if abi::fault::FaultKind::from_number(u64::from(kind)).is_none() {
+            return R::BAD_KIND;
+        } else {
+            self.tasks[task].plan_live(kind)
+        };
+        match live {
+            Live::Planned => R::PLANNED,
+            Live::Cancelled => R::CANCELLED,
+            Live::NothingPending => R::NOTHING_PENDING,
+            Live::Full => R::FULL,
+        }
+    }
+
     /// Plans a fault for the kernel itself: at the `message`-th message delivered to any task.
     pub fn plan_kernel_fault(&mut self, fault: PlannedFault) -> bool {
         if self.kernel_fault != NO_FAULT {

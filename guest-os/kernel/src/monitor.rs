@@ -55,6 +55,38 @@ fn monitor_page_mut() -> &'static mut MonitorPage {
     unsafe { &mut *monitor_page() }
 }
 
+/// A live fault request the VMM posted and the kernel has not handled: `(seq, task, kind)`.
+/// The VMM writes the `live` area while the VM runs (the one part of the page it writes
+/// outside a hypercall): `task` and `kind` first, then `seq`; read here in that order's
+/// reverse, with volatile loads (x86 keeps loads in order).
+#[inline(always)]
+pub fn live_request() -> Option<(u64, u32, u32)> {
+    let page = monitor_page();
+    // SAFETY: volatile reads of plain fields of the mapped monitor page; no reference is made,
+    // so the VMM's concurrent writes to them are not aliased by one.
+    unsafe {
+        let seq = (&raw const (*page).live.seq).read_volatile();
+        if seq == (&raw const (*page).live.done).read_volatile() {
+            return None;
+        }
+        let task = (&raw const (*page).live.task).read_volatile();
+        let kind = (&raw const (*page).live.kind).read_volatile();
+        Some((seq, task, kind))
+    }
+}
+
+/// The live request `seq` is handled, with `result` (`LiveRequest::PLANNED` ...).
+#[inline(always)]
+pub fn live_done(seq: u64, result: u32) {
+    let page = monitor_page();
+    // SAFETY: volatile writes of plain fields of the mapped monitor page; `done` last, so the
+    // VMM that sees it sees the result.
+    unsafe {
+        (&raw mut (*page).live.result).write_volatile(result);
+        (&raw mut (*page).live.done).write_volatile(seq);
+    }
+}
+
 /// Task `task` passed its snapshot number `seq` (low 16 bits), closing request `label`: noted
 /// as pending, the snapshot waits until the server is about to run again (or a fault is
 /// reported). Until then its state cannot change, and one exit then covers every server
