@@ -3,6 +3,7 @@
 //! Every test that boots a guest calls `require_kvm()` first and fails loudly without KVM.
 
 mod kvm {
+    pub mod api;
     pub mod bad_input;
     pub mod boot;
     pub mod declarations;

@@ -182,6 +182,12 @@ pub struct RunArgs {
     /// run's classification. Every field: docs/recovery.md.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Serve the control API on a Unix socket at PATH while the VM runs (HTTP/1.1, JSON;
+    /// owner-only; refused if PATH holds anything but a stale socket; removed at exit): `GET
+    /// /vm`, `GET /servers`, `PUT /servers/NAME/fault` with `{"kind": "panic"}` (crash it at
+    /// its next message), `DELETE /servers/NAME/fault` (cancel it). docs/api.md.
+    #[arg(long, value_name = "PATH")]
+    pub api_sock: Option<PathBuf>,
     /// Neither snapshot nor recover servers: a crashed server stays stopped.
     #[arg(long)]
     pub no_recovery: bool,
@@ -457,6 +463,7 @@ fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
         Ok(r) => r,
         Err(e) => return config_error(e),
     };
+    let api_sock = args.api_sock.clone();
     let mut config = match resolve(args) {
         Ok(c) => c,
         Err(e) => return config_error(e.to_string()),
@@ -470,7 +477,14 @@ fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
     {
         config.timeout = Some(faults::KERNEL_FAULT_TIMEOUT);
     }
-    match vm::run(&config, BUNDLED_GUEST, quiet, &recovery, &faults) {
+    match vm::run(
+        &config,
+        BUNDLED_GUEST,
+        quiet,
+        &recovery,
+        &faults,
+        api_sock.as_deref(),
+    ) {
         Ok(report) => {
             if let Some(m) = &report.message {
                 eprintln!("vmm: {m}");

@@ -16,6 +16,7 @@
 #[macro_use]
 pub mod log;
 
+pub mod api;
 pub mod backend;
 pub mod bench;
 pub mod boot;
@@ -30,6 +31,7 @@ pub mod fleet;
 pub mod image;
 pub mod kick;
 pub mod layout;
+pub mod live;
 pub mod memory;
 pub mod outcome;
 pub mod records;

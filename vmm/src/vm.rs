@@ -103,6 +103,9 @@ pub enum RunError {
     /// The `[recovery]` configuration does not fit the image's servers.
     #[error(transparent)]
     Policy(#[from] policies::ConfigError),
+    /// `--api-sock` cannot be served.
+    #[error("--api-sock {0}")]
+    Api(String),
 }
 
 impl RunError {
@@ -116,6 +119,7 @@ impl RunError {
                 status::CONFIG
             }
             Self::Recovery(_) => status::VMM_INTERNAL,
+            Self::Api(_) => status::USAGE,
         }
     }
 }
@@ -319,10 +323,22 @@ pub fn run(
     quiet: bool,
     recovery: &RecoveryOptions,
     faults: &FaultOptions,
+    api: Option<&std::path::Path>,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let image = load_image(config, bundled)?;
     let layout = layout::plan(&image, config.memory_bytes())?;
+    // The API socket is bound before the boot: a path that cannot be served is said at once.
+    let api_socket = match api {
+        Some(path) if image.manifest().is_none() => {
+            return Err(RunError::Api(format!(
+                "{}: a plain image has no servers to control",
+                path.display()
+            )));
+        }
+        Some(path) => Some(crate::api::ApiSocket::bind(path).map_err(RunError::Api)?),
+        None => None,
+    };
     let planned = plan_recovery(config, &layout, faults)?;
     let injector = if faults.specs.is_empty() {
         None
@@ -412,6 +428,38 @@ pub fn run(
         })
         .map_err(os("the vCPU thread"))?;
 
+    let api_stop = Arc::new(AtomicBool::new(false));
+    let api_thread = match api_socket {
+        Some(socket) => {
+            let state = crate::api::ApiState {
+                live: crate::live::LiveFaults::new(
+                    mem.clone(),
+                    layout
+                        .monitor_page
+                        .ok_or_else(|| RunError::Api("the image has no monitor page".into()))?,
+                    layout
+                        .servers
+                        .iter()
+                        .map(|s| (!s.app).then(|| s.name.clone()))
+                        .collect(),
+                ),
+                backend: backend.name(),
+                started,
+                servers: layout
+                    .servers
+                    .iter()
+                    .filter(|s| !s.app)
+                    .map(|s| s.name.clone())
+                    .collect(),
+            };
+            Some(
+                socket
+                    .serve(Arc::new(state), Arc::clone(&api_stop))
+                    .map_err(os("the API thread"))?,
+            )
+        }
+        None => None,
+    };
     let shutdown = event_loop::run(LoopInputs {
         vcpu_done,
         signals,
@@ -426,6 +474,10 @@ pub fn run(
     }
     // The vCPU thread cannot panic into us (panic = "abort"), so join only fails if it did abort.
     let stop = handle.join().unwrap_or(Stop::Kicked);
+    api_stop.store(true, Ordering::Relaxed);
+    if let Some(t) = api_thread {
+        let _ = t.join();
+    }
     let elapsed = started.elapsed();
     memory::unregister(&vm, &layout);
     drop(vm);

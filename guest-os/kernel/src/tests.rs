@@ -1475,7 +1475,11 @@ fn live_faults_strike_the_next_message_or_are_cancelled() {
         "one live fault at a time"
     );
     t.messages = 6;
-    assert_eq!(t.take_due_fault().handed, u64::from(hang), "the next message");
+    assert_eq!(
+        t.take_due_fault().handed,
+        u64::from(hang),
+        "the next message"
+    );
     assert_eq!(t.cancel_live(), Live::NothingPending, "it struck already");
     // Planned, then cancelled: the next message comes clean.
     assert_eq!(t.plan_live(panic), Live::Planned);

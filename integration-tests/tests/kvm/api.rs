@@ -1,0 +1,150 @@
+//! The control API (`vmm run --api-sock`): a fault planned over the socket while the workload
+//! runs crashes that server at its next message, the VMM restores it and the workload ends
+//! clean; bad requests get 4xx with a JSON error; a client that connects and sends nothing
+//! stalls nothing; the socket is owner-only, removed at exit, and a path holding something else
+//! is refused before boot.
+
+use crate::VMM;
+use integration_tests::{require_kvm, vmm_run};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+/// One request; the status and the body.
+fn request(sock: &Path, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = UnixStream::connect(sock).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    raw_answer(s)
+}
+
+fn raw_answer(mut s: UnixStream) -> (u16, serde_json::Value) {
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("answer");
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {text:?}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON: {text:?}")),
+    )
+}
+
+#[test]
+fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
+    require_kvm();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sock = tmp.path().join("v.sock");
+    let sock_s = sock.to_str().expect("utf-8");
+    let running =
+        vmm_run(VMM, &["--api-sock", sock_s, "--", "ops=4000"]).start_until("workload: seed");
+    let mode = std::fs::metadata(&sock)
+        .expect("the socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "owner-only");
+    // A client that connects and never sends: the API cuts it off, nothing else waits on it.
+    let idle = UnixStream::connect(&sock).expect("connect");
+    let (status, vm) = request(&sock, "GET", "/vm", "");
+    assert_eq!(
+        (status, &vm["state"]),
+        (200, &serde_json::json!("Running")),
+        "{vm}"
+    );
+    let (status, servers) = request(&sock, "GET", "/servers", "");
+    assert_eq!(status, 200);
+    assert!(
+        servers
+            .as_array()
+            .expect("servers")
+            .iter()
+            .any(|s| s["name"] == "kv")
+    );
+    // Bad requests: 4xx, JSON errors, nothing planned.
+    for (method, path, body, want) in [
+        ("PUT", "/servers/kvv/fault", "{\"kind\": \"panic\"}", 404),
+        ("PUT", "/servers/kv/fault", "{\"kind\": \"melt\"}", 400),
+        ("PUT", "/servers/kv/fault", "{\"kind\": \"text-flip\"}", 400),
+        ("PUT", "/servers/kv/fault", "not json", 400),
+        ("DELETE", "/servers/fs/fault", "", 404),
+        ("POST", "/vm", "", 405),
+        ("GET", "/nothing", "", 404),
+    ] {
+        let (status, e) = request(&sock, method, path, body);
+        assert_eq!(status, want, "{method} {path} {body}: {e}");
+        assert!(e["error"].is_string(), "{e}");
+    }
+    let mut big = UnixStream::connect(&sock).expect("connect");
+    write!(
+        big,
+        "PUT /servers/kv/fault HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"
+    )
+    .expect("send");
+    assert_eq!(raw_answer(big).0, 413);
+    let (status, planned) = request(&sock, "PUT", "/servers/kv/fault", "{\"kind\": \"panic\"}");
+    assert_eq!(status, 200, "{planned}");
+    drop(idle);
+    let out = running.wait();
+    assert_eq!(out.status, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("vmm: recovery: kv gen 0 panic")),
+        "kv crashed and was restored: {out:?}"
+    );
+    let result = out
+        .stdout
+        .lines()
+        .rfind(|l| l.starts_with("workload: ops="))
+        .expect("result line");
+    assert!(result.ends_with(" mismatches=0"), "{result}");
+    assert!(!sock.exists(), "the socket is removed at exit");
+}
+
+#[test]
+fn a_path_that_is_not_a_stale_socket_is_refused_before_boot() {
+    require_kvm();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "keep").expect("write");
+    let out = vmm_run(
+        VMM,
+        &["--api-sock", file.to_str().expect("utf-8"), "--", "ops=10"],
+    )
+    .run();
+    assert_eq!(out.status, i32::from(abi::status::USAGE), "{out:?}");
+    assert!(out.stderr.contains("exists and is not a socket"), "{out:?}");
+    assert!(out.stdout.is_empty(), "no boot: {out:?}");
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "keep");
+    // A stale socket (nobody serving) is taken over.
+    let stale = tmp.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+    assert!(
+        std::fs::symlink_metadata(&stale)
+            .expect("meta")
+            .file_type()
+            .is_socket()
+    );
+    let out = vmm_run(
+        VMM,
+        &[
+            "-q",
+            "--api-sock",
+            stale.to_str().expect("utf-8"),
+            "--",
+            "ops=10",
+        ],
+    )
+    .run();
+    assert_eq!(out.status, 0, "{out:?}");
+    assert!(!stale.exists(), "removed at exit");
+}

@@ -1,0 +1,272 @@
+//! The control API (`vmm run --api-sock PATH`): HTTP/1.1 with JSON bodies on a Unix socket,
+//! created owner-only (0600), refused if the path holds anything but a stale socket, removed
+//! at exit. Served on its own threads: each connection on one of at most
+//! [`MAX_CLIENTS`], bounded in size and time (a slow or stuck client is cut off, and never
+//! stalls the vCPU or another client). docs/api.md.
+//!
+//! ```text
+//!  GET    /vm                   {"state": "Running", "backend": "pvm", "uptime_ms": 1234}
+//!  GET    /servers              [{"name": "kv"}, ...]
+//!  PUT    /servers/{name}/fault {"kind": "panic"}  -> crash it at its next message
+//!  DELETE /servers/{name}/fault                    -> cancel one still pending
+//! ```
+
+use crate::live::{LiveError, LiveFaults, Outcome};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Largest request head read.
+const MAX_HEAD: usize = 16 << 10;
+/// Largest request body read.
+const MAX_BODY: usize = 64 << 10;
+/// How long a client may take to send its request or read the answer.
+const CLIENT_TIME: Duration = Duration::from_secs(2);
+/// Connections served at once; more are answered 503 at once.
+pub const MAX_CLIENTS: usize = 16;
+
+/// What the API serves from.
+#[derive(Debug)]
+pub struct ApiState {
+    /// Live faults.
+    pub live: LiveFaults,
+    /// The KVM backend's name.
+    pub backend: &'static str,
+    /// When the VM started.
+    pub started: Instant,
+    /// The servers' names.
+    pub servers: Vec<String>,
+}
+
+/// A bound API socket.
+#[derive(Debug)]
+pub struct ApiSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ApiSocket {
+    /// Binds `path`: refused if something other than a stale socket is there (a live one is
+    /// another VMM's), made owner-only.
+    pub fn bind(path: &Path) -> Result<Self, String> {
+        let shown = path.display();
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(format!(
+                        "{shown}: a socket someone is serving on: not taken"
+                    ));
+                }
+                std::fs::remove_file(path).map_err(|e| format!("{shown}: stale socket: {e}"))?;
+            }
+            Ok(_) => return Err(format!("{shown} exists and is not a socket: not replaced")),
+            Err(_) => {}
+        }
+        let listener = UnixListener::bind(path).map_err(|e| format!("{shown}: {e}"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("{shown}: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Serves on a thread until `stop` is set; the socket is removed then.
+    pub fn serve(
+        self,
+        state: Arc<ApiState>,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("vmm-api".into())
+            .spawn(move || {
+                let clients = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                while !stop.load(Ordering::Relaxed) {
+                    match self.listener.accept() {
+                        Ok((mut stream, _)) => {
+                            if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                                clients.fetch_sub(1, Ordering::AcqRel);
+                                let _ = stream.set_write_timeout(Some(CLIENT_TIME));
+                                respond(&mut stream, 503, &json!({ "error": "too many clients" }));
+                                continue;
+                            }
+                            let (state, count) = (Arc::clone(&state), Arc::clone(&clients));
+                            let spawned = std::thread::Builder::new()
+                                .name("vmm-api-client".into())
+                                .spawn(move || {
+                                    serve_one(stream, &state);
+                                    count.fetch_sub(1, Ordering::AcqRel);
+                                });
+                            if spawned.is_err() {
+                                // The stream went with the closure: the client sees a close.
+                                clients.fetch_sub(1, Ordering::AcqRel);
+                            }
+                        }
+                        // Nothing waiting: look at the stop flag again soon.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+                let _ = std::fs::remove_file(&self.path);
+            })
+    }
+}
+
+/// One connection: one request, one answer, then closed.
+fn serve_one(mut stream: UnixStream, state: &ApiState) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(CLIENT_TIME));
+    let _ = stream.set_write_timeout(Some(CLIENT_TIME));
+    let (status, body) = match read_request(&mut stream) {
+        Ok((method, path, body)) => route(&method, &path, &body, state),
+        Err((status, why)) => (status, json!({ "error": why })),
+    };
+    respond(&mut stream, status, &body);
+}
+
+/// Writes an answer (and nothing after it: the connection closes).
+fn respond(stream: &mut UnixStream, status: u16, body: &Value) {
+    let text = body.to_string();
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+}
+
+/// Reads one request: method, path, body. `Err`: the status and why.
+fn read_request(stream: &mut UnixStream) -> Result<(String, String, Vec<u8>), (u16, String)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err((413, format!("request head over {MAX_HEAD} bytes")));
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err((400, "connection closed mid-request".into())),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err((400, format!("reading the request: {e}"))),
+        }
+    };
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(&buf[..head_end]) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Err((400, "not an HTTP/1.1 request".into())),
+    }
+    let method = req.method.unwrap_or_default().to_owned();
+    let path = req.path.unwrap_or_default().to_owned();
+    let length = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .map(|h| {
+            std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or((400, "Content-Length is not a number".to_owned()))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    if length > MAX_BODY {
+        return Err((413, format!("body of {length} bytes: at most {MAX_BODY}")));
+    }
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err((400, "connection closed mid-body".into())),
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err((400, format!("reading the body: {e}"))),
+        }
+    }
+    body.truncate(length);
+    Ok((method, path, body))
+}
+
+/// Answers one request: status and JSON body.
+fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, Value) {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        ("GET", ["vm"]) => (
+            200,
+            json!({
+                "state": "Running",
+                "backend": state.backend,
+                "uptime_ms": state.started.elapsed().as_millis() as u64,
+            }),
+        ),
+        ("GET", ["servers"]) => (
+            200,
+            Value::Array(state.servers.iter().map(|s| json!({ "name": s })).collect()),
+        ),
+        ("PUT", ["servers", name, "fault"]) => {
+            let kind = match serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_owned))
+            {
+                Some(k) => k,
+                None => {
+                    return (
+                        400,
+                        json!({ "error": "expected a body {\"kind\": \"KIND\"}" }),
+                    );
+                }
+            };
+            answer(name, &kind, state.live.plan(name, &kind))
+        }
+        ("DELETE", ["servers", name, "fault"]) => answer(name, "", state.live.cancel(name)),
+        (_, ["vm"] | ["servers"] | ["servers", _, "fault"]) => (
+            405,
+            json!({ "error": format!("{method} is not allowed on {path}") }),
+        ),
+        _ => (404, json!({ "error": format!("no resource {path}") })),
+    }
+}
+
+fn answer(server: &str, kind: &str, got: Result<Outcome, LiveError>) -> (u16, Value) {
+    match got {
+        Ok(Outcome::Planned) => (
+            200,
+            json!({ "server": server, "kind": kind, "result": "planned for its next message" }),
+        ),
+        Ok(Outcome::Cancelled) => (200, json!({ "server": server, "result": "cancelled" })),
+        Ok(Outcome::NothingPending) => (
+            404,
+            json!({ "error": format!("no fault pending for {server}") }),
+        ),
+        Ok(Outcome::Full) => (
+            409,
+            json!({ "error": format!("{server}'s fault plan is full") }),
+        ),
+        Ok(Outcome::Refused(code)) => (
+            409,
+            json!({ "error": format!("the guest kernel refused it (result {code})") }),
+        ),
+        Err(e @ LiveError::UnknownServer(..)) => (404, json!({ "error": e.to_string() })),
+        Err(e @ LiveError::Kind(..)) => (400, json!({ "error": e.to_string() })),
+        Err(e) => (503, json!({ "error": e.to_string() })),
+    }
+}
