@@ -64,6 +64,9 @@ pub enum Command {
     /// docs/fleet.md.
     #[command(subcommand)]
     Fleet(crate::fleet::command::FleetCommand),
+    /// Control a running VM through its API socket (`vmm run --api-sock PATH`): its status,
+    /// its servers, crash a server at its next message, cancel that. docs/api.md.
+    Ctl(crate::ctl::CtlArgs),
 }
 
 /// `vmm fault-sites` arguments.
@@ -241,6 +244,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Command::Bench(BenchCommand::Recovery(args)) => (args.json.as_deref(), "--json"),
         Command::Bench(BenchCommand::Fleet(args)) => (args.json.as_deref(), "--json"),
         Command::FaultSites(_) => (None, ""),
+        Command::Ctl(_) => (None, ""),
         Command::Fleet(cmd) => match crate::fleet::command::outputs(cmd) {
             Some((path, flag)) => (Some(path), flag),
             None => (None, ""),
@@ -261,6 +265,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         }
         Command::FaultSites(args) => fault_sites(args),
         Command::Fleet(cmd) => crate::fleet::command::main(cmd, BUNDLED_GUEST),
+        Command::Ctl(args) => crate::ctl::main(&args),
     }
 }
 
@@ -804,7 +809,10 @@ mod tests {
         assert_eq!(help(&["vmm", "frobnicate", "run"]), "vmm --help");
         let commands =
             |args: &[&str]| commands_of(&args.iter().map(OsString::from).collect::<Vec<_>>());
-        assert_eq!(commands(&["vmm"]), ["run", "bench", "fault-sites", "fleet"]);
+        assert_eq!(
+            commands(&["vmm"]),
+            ["run", "bench", "fault-sites", "fleet", "ctl"]
+        );
         assert_eq!(commands(&["vmm", "bench"]), ["boot", "recovery", "fleet"]);
         assert_eq!(help(&["vmm", "--memory", "run"]), "vmm --help");
     }

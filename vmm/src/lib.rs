@@ -23,6 +23,7 @@ pub mod boot;
 pub mod bounds;
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod devices;
 pub mod event_loop;
 pub mod faults;

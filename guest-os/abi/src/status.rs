@@ -36,6 +36,8 @@ pub const FLEET_BAD: u8 = 85;
 pub const FLEET_INCOMPLETE: u8 = 86;
 /// `vmm fleet replay`: the case did not reproduce (another concrete fault, class or signature).
 pub const FLEET_NOT_REPRODUCED: u8 = 87;
+/// `vmm ctl`: no VM answers at the socket.
+pub const CTL_UNREACHABLE: u8 = 88;
 /// Stopped by a signal: the status is `SIGNAL_BASE + signal number` (130 for SIGINT, 143 for SIGTERM).
 pub const SIGNAL_BASE: u8 = 128;
 
@@ -126,6 +128,12 @@ pub const TABLE: &[StatusRow] = &[
         FLEET_NOT_REPRODUCED,
         "not-reproduced",
         "vmm fleet replay: the case did not reproduce",
+    ),
+    row(
+        CTL_UNREACHABLE,
+        CTL_UNREACHABLE,
+        "ctl-unreachable",
+        "vmm ctl: no VM answers at the socket",
     ),
     row(
         SIGNAL_BASE + 1,

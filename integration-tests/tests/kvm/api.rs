@@ -92,6 +92,17 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
     assert_eq!(raw_answer(big).0, 413);
     let (status, planned) = request(&sock, "PUT", "/servers/kv/fault", "{\"kind\": \"panic\"}");
     assert_eq!(status, 200, "{planned}");
+    // The client: fs, with the kind its stack overflows by.
+    let ctl =
+        integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "fault", "fs", "stack-overflow"]).run();
+    assert_eq!(ctl.status, 0, "{ctl:?}");
+    assert_eq!(
+        ctl.stdout,
+        "fs: stack-overflow planned for its next message\n"
+    );
+    let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "fault", "fss", "panic"]).run();
+    assert_eq!(ctl.status, i32::from(abi::status::CONFIG), "{ctl:?}");
+    assert!(ctl.stderr.contains("no server \"fss\""), "{ctl:?}");
     drop(idle);
     let out = running.wait();
     assert_eq!(out.status, 0, "{out:?}");
@@ -100,6 +111,12 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
             .lines()
             .any(|l| l.starts_with("vmm: recovery: kv gen 0 panic")),
         "kv crashed and was restored: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("vmm: recovery: fs gen 0 stack-overflow")),
+        "fs crashed and was restored: {out:?}"
     );
     let result = out
         .stdout

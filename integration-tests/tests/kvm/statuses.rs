@@ -139,6 +139,10 @@ fn every_row_of_the_exit_status_table_is_observed() {
     let text = std::fs::read_to_string(&cases).expect("cases");
     std::fs::write(&cases, text.replacen("\"fail-stop\"", "\"recovered\"", 1)).expect("edit");
     expect("not-reproduced", fleet(&["fleet", "replay", out_s, "0"]));
+    expect(
+        "ctl-unreachable",
+        vmm_cmd(VMM, &["ctl", "/nonexistent/v.sock", "status"]).run(),
+    );
     // A signal: SIGTERM to a spinning guest.
     let running = vmm_run(VMM, &[TESTGUEST, "--", "mode=spin"]).start_until("spinning");
     running.signal(libc::SIGTERM);

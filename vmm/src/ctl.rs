@@ -1,0 +1,139 @@
+//! `vmm ctl PATH ...`: the control API's client (docs/api.md). One request per command; the
+//! answer as a line for people, or its JSON body with `--json`. Exit status: 0 done; 66 the VM
+//! refused it (no such server, a kind it cannot plan, nothing pending); 88 no VM answers at
+//! PATH.
+
+use abi::status;
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `vmm ctl` arguments.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The socket a `vmm run --api-sock PATH` serves.
+    pub socket: PathBuf,
+    /// Print the answer's JSON body instead of a line.
+    #[arg(long)]
+    pub json: bool,
+    /// What to ask.
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// `vmm ctl` commands.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// The VM: state, backend, uptime.
+    Status,
+    /// The image's servers.
+    Servers,
+    /// Crash SERVER with KIND at its next message (a kind a server executes: null-deref,
+    /// illegal-insn, div-zero, panic, hang, stack-overflow, corrupt-state, gp).
+    Fault {
+        /// The server.
+        server: String,
+        /// The fault kind.
+        kind: String,
+    },
+    /// Cancel SERVER's pending fault.
+    Cancel {
+        /// The server.
+        server: String,
+    },
+}
+
+/// How long a request may take.
+const WITHIN: Duration = Duration::from_secs(5);
+
+/// One request: the status and the JSON body.
+fn request(args: &CtlArgs, method: &str, path: &str, body: &str) -> Result<(u16, Value), String> {
+    let shown = args.socket.display();
+    let mut s =
+        UnixStream::connect(&args.socket).map_err(|e| format!("no VM answers at {shown}: {e}"))?;
+    let _ = s.set_read_timeout(Some(WITHIN));
+    let _ = s.set_write_timeout(Some(WITHIN));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| format!("no VM answers at {shown}: {e}"))?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .map_err(|e| format!("no answer from {shown}: {e}"))?;
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{shown} answered something that is not HTTP"))?;
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .ok_or_else(|| format!("{shown} answered without a JSON body"))?;
+    Ok((code, json))
+}
+
+/// One line on stdout; a closed stdout loses it rather than killing the process.
+fn out(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Runs `vmm ctl`; returns the exit status.
+pub fn main(args: &CtlArgs) -> i32 {
+    let (method, path, body) = match &args.command {
+        CtlCommand::Status => ("GET", "/vm".to_owned(), String::new()),
+        CtlCommand::Servers => ("GET", "/servers".to_owned(), String::new()),
+        CtlCommand::Fault { server, kind } => (
+            "PUT",
+            format!("/servers/{server}/fault"),
+            serde_json::json!({ "kind": kind }).to_string(),
+        ),
+        CtlCommand::Cancel { server } => {
+            ("DELETE", format!("/servers/{server}/fault"), String::new())
+        }
+    };
+    let (code, json) = match request(args, method, &path, &body) {
+        Ok(answer) => answer,
+        Err(e) => {
+            eprintln!("vmm: ctl: {e}");
+            return i32::from(status::CTL_UNREACHABLE);
+        }
+    };
+    if code != 200 {
+        eprintln!(
+            "vmm: ctl: {}",
+            json["error"]
+                .as_str()
+                .unwrap_or("the VM refused the request")
+        );
+        return i32::from(status::CONFIG);
+    }
+    if args.json {
+        out(format_args!("{json}"));
+        return 0;
+    }
+    match &args.command {
+        CtlCommand::Status => out(format_args!(
+            "{}, KVM backend {}, up {:.1} s",
+            json["state"].as_str().unwrap_or("?"),
+            json["backend"].as_str().unwrap_or("?"),
+            json["uptime_ms"].as_f64().unwrap_or(0.0) / 1e3
+        )),
+        CtlCommand::Servers => {
+            for s in json.as_array().into_iter().flatten() {
+                out(format_args!("{}", s["name"].as_str().unwrap_or("?")));
+            }
+        }
+        CtlCommand::Fault { server, kind } => {
+            out(format_args!(
+                "{server}: {kind} planned for its next message"
+            ));
+        }
+        CtlCommand::Cancel { server } => out(format_args!("{server}: cancelled")),
+    }
+    0
+}
