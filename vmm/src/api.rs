@@ -41,6 +41,42 @@ pub struct ApiState {
     pub started: Instant,
     /// The servers' names.
     pub servers: Vec<String>,
+    /// What the guest reported; the recovery summary is published there after every fault.
+    pub records: Arc<std::sync::Mutex<crate::records::GuestRecords>>,
+}
+
+/// `GET /servers`: each server, with its recovery counters and its last recovery when the VM
+/// runs with recovery.
+fn servers(state: &ApiState) -> Value {
+    let records = state.records.lock().unwrap_or_else(|e| e.into_inner());
+    let summary = records.recovery.as_ref();
+    Value::Array(
+        state
+            .servers
+            .iter()
+            .map(|name| {
+                let server = summary.and_then(|s| s.servers.iter().find(|x| &x.name == name));
+                let last = summary
+                    .and_then(|s| s.recoveries.iter().rfind(|r| &r.server == name))
+                    .map_or(Value::Null, |r| {
+                        json!({
+                            "cause": r.cause,
+                            "action": r.action,
+                            "latency_us": r.latency_us,
+                            "pages_restored": r.pages_restored,
+                        })
+                    });
+                json!({
+                    "name": name,
+                    "crashes": server.map_or(0, |x| x.crashes),
+                    "restores": server.map_or(0, |x| x.restores),
+                    "peer_rollbacks": server.map_or(0, |x| x.peer_rollbacks),
+                    "generation": server.map_or(0, |x| x.generation),
+                    "last_recovery": last,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// A bound API socket.
@@ -218,10 +254,7 @@ fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, Value
                 "uptime_ms": state.started.elapsed().as_millis() as u64,
             }),
         ),
-        ("GET", ["servers"]) => (
-            200,
-            Value::Array(state.servers.iter().map(|s| json!({ "name": s })).collect()),
-        ),
+        ("GET", ["servers"]) => (200, servers(state)),
         ("PUT", ["servers", name, "fault"]) => {
             let kind = match serde_json::from_slice::<Value>(body)
                 .ok()

@@ -30,6 +30,8 @@ pub struct Vcpu<W: Write> {
     injector: Option<Injector>,
     /// The kernel code address a hardware breakpoint watches (a kernel code fault's).
     breakpoint: Option<u64>,
+    /// Publish the recovery summary after every fault (for the control API's readers).
+    publish: bool,
 }
 
 /// The width in bytes of one access of the port-I/O exit KVM just reported in `run`.
@@ -66,7 +68,15 @@ impl<W: Write> Vcpu<W> {
             engine: None,
             injector: None,
             breakpoint: None,
+            publish: false,
         }
+    }
+
+    /// Publishes the recovery summary in the records after every fault, as well as at the end
+    /// (the control API reads it while the VM runs; it costs a copy of the summary a crash).
+    pub fn publishing(mut self, publish: bool) -> Self {
+        self.publish = publish;
+        self
     }
 
     /// Gives the vCPU the fault injector that carries out the planned faults of the VMM's
@@ -218,7 +228,14 @@ impl<W: Write> Vcpu<W> {
                     injector.crashed(&self.mem, &fault, &step);
                 }
                 match &mut self.engine {
-                    Some(engine) => engine.fault(&fault),
+                    Some(engine) => {
+                        let handled = engine.fault(&fault);
+                        if self.publish {
+                            let summary = engine.summary();
+                            self.records().recovery = Some(summary);
+                        }
+                        handled
+                    }
                     None => {
                         if !self.quiet {
                             eprintln!("vmm: fault: {fault}");

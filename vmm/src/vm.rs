@@ -412,7 +412,8 @@ pub fn run(
     };
     let records = Arc::new(Mutex::new(GuestRecords::default()));
     let mut vcpu = Vcpu::new(vcpu, bus, mem.clone(), Arc::clone(&stop_flag), quiet)
-        .with_monitor(monitor, Arc::clone(&records));
+        .with_monitor(monitor, Arc::clone(&records))
+        .publishing(api_socket.is_some());
     if let Some(engine) = engine {
         vcpu = vcpu.with_engine(engine);
     }
@@ -445,6 +446,7 @@ pub fn run(
                 ),
                 backend: backend.name(),
                 started,
+                records: Arc::clone(&records),
                 servers: layout
                     .servers
                     .iter()

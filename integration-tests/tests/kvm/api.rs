@@ -103,6 +103,34 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
     let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "fault", "fss", "panic"]).run();
     assert_eq!(ctl.status, i32::from(abi::status::CONFIG), "{ctl:?}");
     assert!(ctl.stderr.contains("no server \"fss\""), "{ctl:?}");
+    // While the VM runs, GET /servers shows both restores (polled: they come at the servers'
+    // next messages).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let servers = loop {
+        let (status, servers) = request(&sock, "GET", "/servers", "");
+        assert_eq!(status, 200);
+        let restores = |name: &str| {
+            servers
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s["name"] == name))
+                .map_or(0, |s| s["restores"].as_u64().unwrap_or(0))
+        };
+        if restores("kv") >= 1 && restores("fs") >= 1 {
+            break servers;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restores seen: {servers}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let kv = servers
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
+        .expect("kv");
+    assert_eq!(kv["generation"], 1, "{kv}");
+    assert_eq!(kv["last_recovery"]["cause"], "panic", "{kv}");
+    assert_eq!(kv["last_recovery"]["action"], "rollback", "{kv}");
     drop(idle);
     let out = running.wait();
     assert_eq!(out.status, 0, "{out:?}");
