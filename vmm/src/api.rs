@@ -9,6 +9,7 @@
 //!  GET    /servers              [{"name": "kv"}, ...]
 //!  PUT    /servers/{name}/fault {"kind": "panic"}  -> crash it at its next message
 //!  DELETE /servers/{name}/fault                    -> cancel one still pending
+//!  GET    /events               one JSON line per recovery, as they happen
 //! ```
 
 use crate::live::{LiveError, LiveFaults, Outcome};
@@ -43,6 +44,8 @@ pub struct ApiState {
     pub servers: Vec<String>,
     /// What the guest reported; the recovery summary is published there after every fault.
     pub records: Arc<std::sync::Mutex<crate::records::GuestRecords>>,
+    /// Set when the VM has stopped: event streams end.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// `GET /servers`: each server, with its recovery counters and its last recovery when the VM
@@ -164,10 +167,60 @@ fn serve_one(mut stream: UnixStream, state: &ApiState) {
     let _ = stream.set_read_timeout(Some(CLIENT_TIME));
     let _ = stream.set_write_timeout(Some(CLIENT_TIME));
     let (status, body) = match read_request(&mut stream) {
+        Ok((method, path, _)) if method == "GET" && path.trim_end_matches('/') == "/events" => {
+            return events(stream, state);
+        }
         Ok((method, path, body)) => route(&method, &path, &body, state),
         Err((status, why)) => (status, json!({ "error": why })),
     };
     respond(&mut stream, status, &body);
+}
+
+/// `GET /events`: every recovery so far, then each new one as it happens, one JSON object a
+/// line (`{"event": "recovery", "server": ..., "cause": ..., "rip": ..., "action": ...,
+/// "pages_restored": ..., "latency_us": ..., ...}`), until the VM stops or the client goes (a
+/// client that does not read is cut off after the write timeout).
+fn events(mut stream: UnixStream, state: &ApiState) {
+    if stream
+        .write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n",
+        )
+        .is_err()
+    {
+        return;
+    }
+    let mut sent = 0;
+    loop {
+        let stopping = state.stop.load(Ordering::Relaxed);
+        let new: Vec<Value> = {
+            let records = state.records.lock().unwrap_or_else(|e| e.into_inner());
+            records
+                .recovery
+                .as_ref()
+                .map(|s| {
+                    s.recoveries
+                        .iter()
+                        .skip(sent)
+                        .map(|r| {
+                            let mut v = serde_json::to_value(r).unwrap_or_default();
+                            v["event"] = json!("recovery");
+                            v
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for v in &new {
+            if writeln!(stream, "{v}").is_err() {
+                return;
+            }
+        }
+        sent += new.len();
+        if stopping {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Writes an answer (and nothing after it: the connection closes).
@@ -271,7 +324,7 @@ fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, Value
             answer(name, &kind, state.live.plan(name, &kind))
         }
         ("DELETE", ["servers", name, "fault"]) => answer(name, "", state.live.cancel(name)),
-        (_, ["vm"] | ["servers"] | ["servers", _, "fault"]) => (
+        (_, ["vm"] | ["servers"] | ["servers", _, "fault"] | ["events"]) => (
             405,
             json!({ "error": format!("{method} is not allowed on {path}") }),
         ),

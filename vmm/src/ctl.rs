@@ -44,6 +44,8 @@ pub enum CtlCommand {
         /// The server.
         server: String,
     },
+    /// Every recovery so far, then each new one as it happens, until the VM stops.
+    Events,
 }
 
 /// How long a request may take.
@@ -82,8 +84,55 @@ fn out(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
+/// `vmm ctl PATH events`: the stream, a line per recovery, until the VM stops.
+fn events(args: &CtlArgs) -> i32 {
+    use std::io::BufRead;
+    let shown = args.socket.display();
+    let Ok(mut s) = UnixStream::connect(&args.socket) else {
+        eprintln!("vmm: ctl: no VM answers at {shown}");
+        return i32::from(status::CTL_UNREACHABLE);
+    };
+    if s.write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        eprintln!("vmm: ctl: no VM answers at {shown}");
+        return i32::from(status::CTL_UNREACHABLE);
+    }
+    let mut lines = std::io::BufReader::new(s).lines();
+    // The head, up to its blank line.
+    for line in lines.by_ref() {
+        match line {
+            Ok(l) if l.is_empty() => break,
+            Ok(_) => {}
+            Err(_) => return i32::from(status::CTL_UNREACHABLE),
+        }
+    }
+    for line in lines.map_while(Result::ok) {
+        if args.json {
+            out(format_args!("{line}"));
+            continue;
+        }
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        out(format_args!(
+            "{} {} at rip {:#x}: {}, {} pages in {} us",
+            v["server"].as_str().unwrap_or("?"),
+            v["cause"].as_str().unwrap_or("?"),
+            v["rip"].as_u64().unwrap_or(0),
+            v["action"].as_str().unwrap_or("?"),
+            v["pages_restored"].as_u64().unwrap_or(0),
+            v["latency_us"]
+                .as_f64()
+                .map_or("?".to_owned(), |l| format!("{l:.1}"))
+        ));
+    }
+    0
+}
+
 /// Runs `vmm ctl`; returns the exit status.
 pub fn main(args: &CtlArgs) -> i32 {
+    if matches!(args.command, CtlCommand::Events) {
+        return events(args);
+    }
     let (method, path, body) = match &args.command {
         CtlCommand::Status => ("GET", "/vm".to_owned(), String::new()),
         CtlCommand::Servers => ("GET", "/servers".to_owned(), String::new()),
@@ -95,6 +144,7 @@ pub fn main(args: &CtlArgs) -> i32 {
         CtlCommand::Cancel { server } => {
             ("DELETE", format!("/servers/{server}/fault"), String::new())
         }
+        CtlCommand::Events => unreachable!("streamed above"),
     };
     let (code, json) = match request(args, method, &path, &body) {
         Ok(answer) => answer,
@@ -134,6 +184,7 @@ pub fn main(args: &CtlArgs) -> i32 {
             ));
         }
         CtlCommand::Cancel { server } => out(format_args!("{server}: cancelled")),
+        CtlCommand::Events => {}
     }
     0
 }

@@ -447,6 +447,7 @@ pub fn run(
                 backend: backend.name(),
                 started,
                 records: Arc::clone(&records),
+                stop: Arc::clone(&api_stop),
                 servers: layout
                     .servers
                     .iter()

@@ -52,6 +52,14 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600, "owner-only");
+    // The event stream, from before the faults to the VM's end.
+    let events = std::process::Command::new(VMM)
+        .args(["ctl", sock_s, "--json", "events"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vmm ctl events");
     // A client that connects and never sends: the API cuts it off, nothing else waits on it.
     let idle = UnixStream::connect(&sock).expect("connect");
     let (status, vm) = request(&sock, "GET", "/vm", "");
@@ -153,6 +161,26 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
         .expect("result line");
     assert!(result.ends_with(" mismatches=0"), "{result}");
     assert!(!sock.exists(), "the socket is removed at exit");
+    // The stream ended with the VM and carried both recoveries, in order of happening.
+    let streamed = events.wait_with_output().expect("events");
+    assert_eq!(streamed.status.code(), Some(0), "{streamed:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&streamed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let seen: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|e| {
+            assert_eq!(e["event"], "recovery", "{e}");
+            (
+                e["server"].as_str().expect("server"),
+                e["cause"].as_str().expect("cause"),
+            )
+        })
+        .collect();
+    assert!(seen.contains(&("kv", "panic")), "{seen:?}");
+    assert!(seen.contains(&("fs", "stack-overflow")), "{seen:?}");
+    assert_eq!(seen.len(), 2, "{seen:?}");
 }
 
 #[test]
