@@ -10,6 +10,7 @@
 //!  PUT    /servers/{name}/fault {"kind": "panic"}  -> crash it at its next message
 //!  DELETE /servers/{name}/fault                    -> cancel one still pending
 //!  GET    /events               one JSON line per recovery, as they happen
+//!  GET    /metrics              OpenMetrics text: crashes, restores, latency, ...
 //! ```
 
 use crate::live::{LiveError, LiveFaults, Outcome};
@@ -170,6 +171,18 @@ fn serve_one(mut stream: UnixStream, state: &ApiState) {
         Ok((method, path, _)) if method == "GET" && path.trim_end_matches('/') == "/events" => {
             return events(stream, state);
         }
+        Ok((method, path, _)) if method == "GET" && path.trim_end_matches('/') == "/metrics" => {
+            let text = {
+                let records = state.records.lock().unwrap_or_else(|e| e.into_inner());
+                crate::metrics::text(records.recovery.as_ref(), &state.servers)
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+            return;
+        }
         Ok((method, path, body)) => route(&method, &path, &body, state),
         Err((status, why)) => (status, json!({ "error": why })),
     };
@@ -324,7 +337,7 @@ fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, Value
             answer(name, &kind, state.live.plan(name, &kind))
         }
         ("DELETE", ["servers", name, "fault"]) => answer(name, "", state.live.cancel(name)),
-        (_, ["vm"] | ["servers"] | ["servers", _, "fault"] | ["events"]) => (
+        (_, ["vm"] | ["servers"] | ["servers", _, "fault"] | ["events"] | ["metrics"]) => (
             405,
             json!({ "error": format!("{method} is not allowed on {path}") }),
         ),

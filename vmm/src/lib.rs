@@ -34,6 +34,7 @@ pub mod kick;
 pub mod layout;
 pub mod live;
 pub mod memory;
+pub mod metrics;
 pub mod outcome;
 pub mod records;
 pub mod recovery;

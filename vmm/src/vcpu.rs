@@ -284,6 +284,11 @@ impl<W: Write> Vcpu<W> {
             Call::Restarted { task, tsc } => {
                 if let Some(engine) = &mut self.engine {
                     engine.restarted(task, tsc);
+                    // The recovery's latency is known now: the API's readers get it.
+                    if self.publish {
+                        let summary = engine.summary();
+                        self.records().recovery = Some(summary);
+                    }
                 }
                 Ok(())
             }

@@ -117,13 +117,17 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
     let servers = loop {
         let (status, servers) = request(&sock, "GET", "/servers", "");
         assert_eq!(status, 200);
-        let restores = |name: &str| {
+        // Restored, and back at work (the latency is known once the server runs again).
+        let back = |name: &str| {
             servers
                 .as_array()
                 .and_then(|a| a.iter().find(|s| s["name"] == name))
-                .map_or(0, |s| s["restores"].as_u64().unwrap_or(0))
+                .is_some_and(|s| {
+                    s["restores"].as_u64().unwrap_or(0) >= 1
+                        && s["last_recovery"]["latency_us"].is_number()
+                })
         };
-        if restores("kv") >= 1 && restores("fs") >= 1 {
+        if back("kv") && back("fs") {
             break servers;
         }
         assert!(
@@ -139,6 +143,44 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
     assert_eq!(kv["generation"], 1, "{kv}");
     assert_eq!(kv["last_recovery"]["cause"], "panic", "{kv}");
     assert_eq!(kv["last_recovery"]["action"], "rollback", "{kv}");
+    // The metrics show both restores, as OpenMetrics text.
+    let mut m = UnixStream::connect(&sock).expect("connect");
+    write!(m, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+    let mut text = String::new();
+    m.read_to_string(&mut text).expect("metrics");
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.contains("Content-Type: application/openmetrics-text"),
+        "{text}"
+    );
+    let body = text.split("\r\n\r\n").nth(1).expect("a body");
+    assert!(
+        body.contains("vmm_restores_total{server=\"kv\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("vmm_restores_total{server=\"fs\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("vmm_crashes_total{server=\"kv\",cause=\"panic\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("vmm_recovery_latency_seconds_count 2"),
+        "{body}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    for line in body.lines() {
+        // OpenMetrics: comments (# HELP, # TYPE, # UNIT, # EOF) or `name{labels} value`.
+        assert!(
+            line.starts_with("# ")
+                || line
+                    .rsplit_once(' ')
+                    .is_some_and(|(_, v)| v.parse::<f64>().is_ok()),
+            "not OpenMetrics: {line:?}"
+        );
+    }
     drop(idle);
     let out = running.wait();
     assert_eq!(out.status, 0, "{out:?}");
