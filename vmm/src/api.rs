@@ -32,6 +32,24 @@ const CLIENT_TIME: Duration = Duration::from_secs(2);
 /// Connections served at once; more are answered 503 at once.
 pub const MAX_CLIENTS: usize = 16;
 
+/// The control surfaces a run serves (`--api-sock`, `--metrics-addr`, `--metrics-public`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Control {
+    /// The API's Unix socket.
+    pub api_sock: Option<PathBuf>,
+    /// Where to serve `GET /metrics` over TCP.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Allow a metrics address that is not loopback.
+    pub metrics_public: bool,
+}
+
+impl Control {
+    /// True when anything is served.
+    pub fn any(&self) -> bool {
+        self.api_sock.is_some() || self.metrics_addr.is_some()
+    }
+}
+
 /// What the API serves from.
 #[derive(Debug)]
 pub struct ApiState {
@@ -172,16 +190,7 @@ fn serve_one(mut stream: UnixStream, state: &ApiState) {
             return events(stream, state);
         }
         Ok((method, path, _)) if method == "GET" && path.trim_end_matches('/') == "/metrics" => {
-            let text = {
-                let records = state.records.lock().unwrap_or_else(|e| e.into_inner());
-                crate::metrics::text(records.recovery.as_ref(), &state.servers)
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                text.len()
-            );
-            return;
+            return metrics(&mut stream, state);
         }
         Ok((method, path, body)) => route(&method, &path, &body, state),
         Err((status, why)) => (status, json!({ "error": why })),
@@ -236,8 +245,76 @@ fn events(mut stream: UnixStream, state: &ApiState) {
     }
 }
 
+/// Answers `GET /metrics`: OpenMetrics text.
+fn metrics(stream: &mut impl Write, state: &ApiState) {
+    let text = {
+        let records = state.records.lock().unwrap_or_else(|e| e.into_inner());
+        crate::metrics::text(records.recovery.as_ref(), &state.servers)
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+}
+
+/// Checks `--metrics-addr`: a loopback address unless `public` (`--metrics-public`).
+pub fn bind_metrics(
+    addr: std::net::SocketAddr,
+    public: bool,
+) -> Result<std::net::TcpListener, String> {
+    if !public && !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is not a loopback address: add --metrics-public to serve metrics beyond this machine"
+        ));
+    }
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    Ok(listener)
+}
+
+/// Serves `GET /metrics` (and nothing else) on `listener` until `stop` is set, a connection at
+/// a time (each bounded in time and size).
+pub fn serve_metrics(
+    listener: std::net::TcpListener,
+    state: Arc<ApiState>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("vmm-metrics".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(CLIENT_TIME));
+                        let _ = stream.set_write_timeout(Some(CLIENT_TIME));
+                        match read_request(&mut stream) {
+                            Ok((m, p, _))
+                                if m == "GET" && p.trim_end_matches('/') == "/metrics" =>
+                            {
+                                metrics(&mut stream, &state);
+                            }
+                            Ok((_, p, _)) => respond(
+                                &mut stream,
+                                404,
+                                &json!({ "error": format!("no resource {p}: only /metrics here") }),
+                            ),
+                            Err((status, why)) => {
+                                respond(&mut stream, status, &json!({ "error": why }));
+                            }
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        })
+}
+
 /// Writes an answer (and nothing after it: the connection closes).
-fn respond(stream: &mut UnixStream, status: u16, body: &Value) {
+fn respond(stream: &mut impl Write, status: u16, body: &Value) {
     let text = body.to_string();
     let reason = match status {
         200 => "OK",
@@ -257,7 +334,7 @@ fn respond(stream: &mut UnixStream, status: u16, body: &Value) {
 }
 
 /// Reads one request: method, path, body. `Err`: the status and why.
-fn read_request(stream: &mut UnixStream) -> Result<(String, String, Vec<u8>), (u16, String)> {
+fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), (u16, String)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {

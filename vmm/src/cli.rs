@@ -191,6 +191,13 @@ pub struct RunArgs {
     /// its next message), `DELETE /servers/NAME/fault` (cancel it). docs/api.md.
     #[arg(long, value_name = "PATH")]
     pub api_sock: Option<PathBuf>,
+    /// Serve the recovery metrics as OpenMetrics text at http://ADDR/metrics while the VM runs
+    /// (e.g. 127.0.0.1:9464; a loopback address unless --metrics-public). docs/api.md.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Allow --metrics-addr to be an address other machines can reach.
+    #[arg(long, requires = "metrics_addr")]
+    pub metrics_public: bool,
     /// Neither snapshot nor recover servers: a crashed server stays stopped.
     #[arg(long)]
     pub no_recovery: bool,
@@ -468,7 +475,11 @@ fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
         Ok(r) => r,
         Err(e) => return config_error(e),
     };
-    let api_sock = args.api_sock.clone();
+    let control = crate::api::Control {
+        api_sock: args.api_sock.clone(),
+        metrics_addr: args.metrics_addr,
+        metrics_public: args.metrics_public,
+    };
     let mut config = match resolve(args) {
         Ok(c) => c,
         Err(e) => return config_error(e.to_string()),
@@ -482,14 +493,7 @@ fn run_vm(args: RunArgs) -> (i32, Result<vm::RunReport, String>) {
     {
         config.timeout = Some(faults::KERNEL_FAULT_TIMEOUT);
     }
-    match vm::run(
-        &config,
-        BUNDLED_GUEST,
-        quiet,
-        &recovery,
-        &faults,
-        api_sock.as_deref(),
-    ) {
+    match vm::run(&config, BUNDLED_GUEST, quiet, &recovery, &faults, &control) {
         Ok(report) => {
             if let Some(m) = &report.message {
                 eprintln!("vmm: {m}");

@@ -103,8 +103,8 @@ pub enum RunError {
     /// The `[recovery]` configuration does not fit the image's servers.
     #[error(transparent)]
     Policy(#[from] policies::ConfigError),
-    /// `--api-sock` cannot be served.
-    #[error("--api-sock {0}")]
+    /// `--api-sock` or `--metrics-addr` cannot be served.
+    #[error("{0}")]
     Api(String),
 }
 
@@ -323,20 +323,29 @@ pub fn run(
     quiet: bool,
     recovery: &RecoveryOptions,
     faults: &FaultOptions,
-    api: Option<&std::path::Path>,
+    control: &crate::api::Control,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let image = load_image(config, bundled)?;
     let layout = layout::plan(&image, config.memory_bytes())?;
     // The API socket is bound before the boot: a path that cannot be served is said at once.
-    let api_socket = match api {
-        Some(path) if image.manifest().is_none() => {
-            return Err(RunError::Api(format!(
-                "{}: a plain image has no servers to control",
-                path.display()
-            )));
-        }
-        Some(path) => Some(crate::api::ApiSocket::bind(path).map_err(RunError::Api)?),
+    if control.any() && image.manifest().is_none() {
+        return Err(RunError::Api(
+            "--api-sock, --metrics-addr: a plain image has no servers to control or measure".into(),
+        ));
+    }
+    let api_socket = match &control.api_sock {
+        Some(path) => Some(
+            crate::api::ApiSocket::bind(path)
+                .map_err(|e| RunError::Api(format!("--api-sock {e}")))?,
+        ),
+        None => None,
+    };
+    let metrics_listener = match control.metrics_addr {
+        Some(addr) => Some(
+            crate::api::bind_metrics(addr, control.metrics_public)
+                .map_err(|e| RunError::Api(format!("--metrics-addr {e}")))?,
+        ),
         None => None,
     };
     let planned = plan_recovery(config, &layout, faults)?;
@@ -413,7 +422,7 @@ pub fn run(
     let records = Arc::new(Mutex::new(GuestRecords::default()));
     let mut vcpu = Vcpu::new(vcpu, bus, mem.clone(), Arc::clone(&stop_flag), quiet)
         .with_monitor(monitor, Arc::clone(&records))
-        .publishing(api_socket.is_some());
+        .publishing(control.any());
     if let Some(engine) = engine {
         vcpu = vcpu.with_engine(engine);
     }
@@ -430,39 +439,45 @@ pub fn run(
         .map_err(os("the vCPU thread"))?;
 
     let api_stop = Arc::new(AtomicBool::new(false));
-    let api_thread = match api_socket {
-        Some(socket) => {
-            let state = crate::api::ApiState {
-                live: crate::live::LiveFaults::new(
-                    mem.clone(),
-                    layout
-                        .monitor_page
-                        .ok_or_else(|| RunError::Api("the image has no monitor page".into()))?,
-                    layout
-                        .servers
-                        .iter()
-                        .map(|s| (!s.app).then(|| s.name.clone()))
-                        .collect(),
-                ),
-                backend: backend.name(),
-                started,
-                records: Arc::clone(&records),
-                stop: Arc::clone(&api_stop),
-                servers: layout
+    let mut api_threads = Vec::new();
+    if control.any() {
+        let state = Arc::new(crate::api::ApiState {
+            live: crate::live::LiveFaults::new(
+                mem.clone(),
+                layout.monitor_page.ok_or_else(|| {
+                    RunError::Api("--api-sock: the image has no monitor page".into())
+                })?,
+                layout
                     .servers
                     .iter()
-                    .filter(|s| !s.app)
-                    .map(|s| s.name.clone())
+                    .map(|s| (!s.app).then(|| s.name.clone()))
                     .collect(),
-            };
-            Some(
+            ),
+            backend: backend.name(),
+            started,
+            records: Arc::clone(&records),
+            stop: Arc::clone(&api_stop),
+            servers: layout
+                .servers
+                .iter()
+                .filter(|s| !s.app)
+                .map(|s| s.name.clone())
+                .collect(),
+        });
+        if let Some(socket) = api_socket {
+            api_threads.push(
                 socket
-                    .serve(Arc::new(state), Arc::clone(&api_stop))
+                    .serve(Arc::clone(&state), Arc::clone(&api_stop))
                     .map_err(os("the API thread"))?,
-            )
+            );
         }
-        None => None,
-    };
+        if let Some(listener) = metrics_listener {
+            api_threads.push(
+                crate::api::serve_metrics(listener, state, Arc::clone(&api_stop))
+                    .map_err(os("the metrics thread"))?,
+            );
+        }
+    }
     let shutdown = event_loop::run(LoopInputs {
         vcpu_done,
         signals,
@@ -478,7 +493,7 @@ pub fn run(
     // The vCPU thread cannot panic into us (panic = "abort"), so join only fails if it did abort.
     let stop = handle.join().unwrap_or(Stop::Kicked);
     api_stop.store(true, Ordering::Relaxed);
-    if let Some(t) = api_thread {
+    for t in api_threads {
         let _ = t.join();
     }
     let elapsed = started.elapsed();

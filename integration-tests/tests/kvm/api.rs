@@ -263,3 +263,41 @@ fn a_path_that_is_not_a_stale_socket_is_refused_before_boot() {
     assert_eq!(out.status, 0, "{out:?}");
     assert!(!stale.exists(), "removed at exit");
 }
+
+/// `--metrics-addr` serves the same OpenMetrics text over TCP on loopback (and nothing else
+/// there); an address beyond loopback needs `--metrics-public`, else the run is refused.
+#[test]
+fn metrics_are_served_over_tcp_on_loopback_only_unless_asked() {
+    require_kvm();
+    let refused = vmm_run(VMM, &["--metrics-addr", "0.0.0.0:9464", "--", "ops=10"]).run();
+    assert_eq!(refused.status, i32::from(abi::status::USAGE), "{refused:?}");
+    assert!(refused.stderr.contains("--metrics-public"), "{refused:?}");
+    // A free port (taken, then let go), for the VM to serve on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let running =
+        vmm_run(VMM, &["--metrics-addr", &addr, "--", "ops=3000"]).start_until("workload: seed");
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("answer");
+        text
+    };
+    let metrics = get("/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    assert!(
+        metrics.contains("vmm_restores_total{server=\"kv\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    assert!(
+        get("/vm").starts_with("HTTP/1.1 404"),
+        "only /metrics over TCP"
+    );
+    let out = running.wait();
+    assert_eq!(out.status, 0, "{out:?}");
+}
