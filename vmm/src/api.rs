@@ -65,6 +65,8 @@ pub struct ApiState {
     pub records: Arc<std::sync::Mutex<crate::records::GuestRecords>>,
     /// Set when the VM has stopped: event streams end.
     pub stop: Arc<AtomicBool>,
+    /// The pause switch (with `--api-sock`).
+    pub pause: Option<Arc<crate::pause::Pause>>,
 }
 
 /// `GET /servers`: each server, with its recovery counters and its last recovery when the VM
@@ -245,6 +247,15 @@ fn events(mut stream: UnixStream, state: &ApiState) {
     }
 }
 
+/// `Running` or `Paused`.
+fn vm_state(state: &ApiState) -> &'static str {
+    if state.pause.as_ref().is_some_and(|p| p.is_paused()) {
+        "Paused"
+    } else {
+        "Running"
+    }
+}
+
 /// Answers `GET /metrics`: OpenMetrics text.
 fn metrics(stream: &mut impl Write, state: &ApiState) {
     let text = {
@@ -389,10 +400,29 @@ fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), (u1
 fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, Value) {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
+        ("PATCH", ["vm"]) => {
+            let want = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v.get("state").and_then(Value::as_str).map(str::to_owned));
+            let Some(pause) = &state.pause else {
+                return (405, json!({ "error": "this VM cannot be paused" }));
+            };
+            match want.as_deref() {
+                Some("Paused") => pause.pause(),
+                Some("Resumed") => pause.resume(),
+                _ => {
+                    return (
+                        400,
+                        json!({ "error": "expected a body {\"state\": \"Paused\" | \"Resumed\"}" }),
+                    );
+                }
+            }
+            (200, json!({ "state": vm_state(state) }))
+        }
         ("GET", ["vm"]) => (
             200,
             json!({
-                "state": "Running",
+                "state": vm_state(state),
                 "backend": state.backend,
                 "uptime_ms": state.started.elapsed().as_millis() as u64,
             }),

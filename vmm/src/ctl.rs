@@ -46,6 +46,10 @@ pub enum CtlCommand {
     },
     /// Every recovery so far, then each new one as it happens, until the VM stops.
     Events,
+    /// Pause the guest (its time paused does not count toward --timeout).
+    Pause,
+    /// Resume a paused guest.
+    Resume,
 }
 
 /// How long a request may take.
@@ -145,6 +149,16 @@ pub fn main(args: &CtlArgs) -> i32 {
             ("DELETE", format!("/servers/{server}/fault"), String::new())
         }
         CtlCommand::Events => unreachable!("streamed above"),
+        CtlCommand::Pause => (
+            "PATCH",
+            "/vm".to_owned(),
+            r#"{"state": "Paused"}"#.to_owned(),
+        ),
+        CtlCommand::Resume => (
+            "PATCH",
+            "/vm".to_owned(),
+            r#"{"state": "Resumed"}"#.to_owned(),
+        ),
     };
     let (code, json) = match request(args, method, &path, &body) {
         Ok(answer) => answer,
@@ -185,6 +199,9 @@ pub fn main(args: &CtlArgs) -> i32 {
         }
         CtlCommand::Cancel { server } => out(format_args!("{server}: cancelled")),
         CtlCommand::Events => {}
+        CtlCommand::Pause | CtlCommand::Resume => {
+            out(format_args!("{}", json["state"].as_str().unwrap_or("?")));
+        }
     }
     0
 }

@@ -80,6 +80,30 @@ struct Lifecycle {
     signals: SignalFd,
     timer: Option<TimerFd>,
     result: Rc<Cell<Option<Shutdown>>>,
+    /// The pause switch: time spent paused does not count toward the timeout.
+    pause: Option<Arc<crate::pause::Pause>>,
+}
+
+impl Lifecycle {
+    /// The timer went off: a timeout, unless the VM was paused meanwhile (then the timer is
+    /// set again for the paused time, or polls while still paused).
+    fn timer_fired(&mut self) {
+        let owed = self.pause.as_ref().map(|p| p.take_owed());
+        let again = match owed {
+            Some(None) => Some(Duration::from_millis(100)),
+            Some(Some(d)) if !d.is_zero() => Some(d),
+            _ => None,
+        };
+        match (again, self.timer.as_mut()) {
+            (Some(d), Some(t)) => {
+                let _ = t.wait();
+                if t.reset(d, None).is_err() {
+                    self.result.set(Some(Shutdown::Timeout));
+                }
+            }
+            _ => self.result.set(Some(Shutdown::Timeout)),
+        }
+    }
 }
 
 impl MutEventSubscriber for Lifecycle {
@@ -108,7 +132,7 @@ impl MutEventSubscriber for Lifecycle {
                 self.result.set(Some(Shutdown::Signal(sig)));
             }
         } else if self.timer.as_ref().is_some_and(|t| t.as_raw_fd() == fd) {
-            self.result.set(Some(Shutdown::Timeout));
+            self.timer_fired();
         }
     }
 }
@@ -277,6 +301,8 @@ pub struct LoopInputs<W: Write> {
     pub input_waiting: Arc<AtomicBool>,
     /// Feed stdin to the guest.
     pub stdin: bool,
+    /// The pause switch, if the VM can be paused.
+    pub pause: Option<Arc<crate::pause::Pause>>,
 }
 
 /// Runs until the vCPU stops, a stop signal arrives or the timeout expires.
@@ -298,6 +324,7 @@ pub fn run<W: Write + 'static>(inputs: LoopInputs<W>) -> std::io::Result<Shutdow
         signals: inputs.signals,
         timer,
         result: Rc::clone(&result),
+        pause: inputs.pause,
     }));
     manager.add_subscriber(Box::new(Console {
         stdin,

@@ -27,6 +27,11 @@ pub fn kicked() -> bool {
     KICKED.with(Cell::get)
 }
 
+/// Forgets a kick this thread took for a pause (not a stop): its host I/O goes on as before.
+pub fn unkick() {
+    KICKED.with(|k| k.set(false));
+}
+
 /// The real-time signal used to kick a vCPU thread out of `KVM_RUN`.
 pub fn kick_signal() -> libc::c_int {
     vmm_sys_util::signal::SIGRTMIN()

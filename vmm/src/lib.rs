@@ -36,6 +36,7 @@ pub mod live;
 pub mod memory;
 pub mod metrics;
 pub mod outcome;
+pub mod pause;
 pub mod records;
 pub mod recovery;
 pub mod report;

@@ -32,6 +32,8 @@ pub struct Vcpu<W: Write> {
     breakpoint: Option<u64>,
     /// Publish the recovery summary after every fault (for the control API's readers).
     publish: bool,
+    /// The pause switch (runs with a control API).
+    pause: Option<Arc<crate::pause::Pause>>,
 }
 
 /// The width in bytes of one access of the port-I/O exit KVM just reported in `run`.
@@ -69,7 +71,14 @@ impl<W: Write> Vcpu<W> {
             injector: None,
             breakpoint: None,
             publish: false,
+            pause: None,
         }
+    }
+
+    /// Gives the vCPU a pause switch: while it is on, the vCPU does not run the guest.
+    pub fn with_pause(mut self, pause: Arc<crate::pause::Pause>) -> Self {
+        self.pause = Some(pause);
+        self
     }
 
     /// Publishes the recovery summary in the records after every fault, as well as at the end
@@ -107,6 +116,14 @@ impl<W: Write> Vcpu<W> {
         let stop = loop {
             if self.stop.load(Ordering::Acquire) {
                 break Stop::Kicked;
+            }
+            if let Some(pause) = self.pause.as_ref().filter(|p| p.is_paused()) {
+                pause.wait_while_paused(|| self.stop.load(Ordering::Acquire));
+                if self.stop.load(Ordering::Acquire) {
+                    break Stop::Kicked;
+                }
+                // The kick that paused it was no stop: its console writes go on.
+                kick::unkick();
             }
             if let Err(stop) = self.step() {
                 break stop;

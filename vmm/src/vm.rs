@@ -423,6 +423,14 @@ pub fn run(
     let mut vcpu = Vcpu::new(vcpu, bus, mem.clone(), Arc::clone(&stop_flag), quiet)
         .with_monitor(monitor, Arc::clone(&records))
         .publishing(control.any());
+    // Only a VM with a control API can be paused.
+    let pause = control
+        .api_sock
+        .is_some()
+        .then(|| Arc::new(crate::pause::Pause::default()));
+    if let Some(p) = &pause {
+        vcpu = vcpu.with_pause(Arc::clone(p));
+    }
     if let Some(engine) = engine {
         vcpu = vcpu.with_engine(engine);
     }
@@ -437,6 +445,9 @@ pub fn run(
             stop
         })
         .map_err(os("the vCPU thread"))?;
+    if let Some(p) = &pause {
+        p.set_vcpu(std::os::unix::thread::JoinHandleExt::as_pthread_t(&handle));
+    }
 
     let api_stop = Arc::new(AtomicBool::new(false));
     let mut api_threads = Vec::new();
@@ -457,6 +468,7 @@ pub fn run(
             started,
             records: Arc::clone(&records),
             stop: Arc::clone(&api_stop),
+            pause: pause.clone(),
             servers: layout
                 .servers
                 .iter()
@@ -486,6 +498,7 @@ pub fn run(
         input_drained: drained,
         input_waiting,
         stdin: true,
+        pause,
     });
     if !matches!(shutdown, Ok(Shutdown::VcpuStopped)) {
         kick::stop_thread(&handle, &stop_flag);

@@ -301,3 +301,57 @@ fn metrics_are_served_over_tcp_on_loopback_only_unless_asked() {
     let out = running.wait();
     assert_eq!(out.status, 0, "{out:?}");
 }
+
+/// `PATCH /vm` pauses and resumes the guest, and the time it spends paused does not count
+/// toward `--timeout`: paused for longer than its whole timeout, the run still ends as the
+/// guest does (status 0), its wall time past the timeout.
+#[test]
+fn a_paused_vm_stops_its_clock_for_the_timeout() {
+    require_kvm();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sock = tmp.path().join("p.sock");
+    let sock_s = sock.to_str().expect("utf-8");
+    let running = vmm_run(
+        VMM,
+        &[
+            "-q",
+            "--timeout",
+            "5",
+            "--api-sock",
+            sock_s,
+            "--",
+            "ops=2500",
+        ],
+    )
+    .start_until("workload: seed");
+    let (status, paused) = request(&sock, "PATCH", "/vm", "{\"state\": \"Paused\"}");
+    assert_eq!(
+        (status, &paused["state"]),
+        (200, &serde_json::json!("Paused"))
+    );
+    assert_eq!(request(&sock, "GET", "/vm", "").1["state"], "Paused");
+    // Held paused past the whole timeout: the stimulus, not a wait for something.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    // Resumed with the client.
+    let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "resume"]).run();
+    assert_eq!(
+        (ctl.status, ctl.stdout.as_str()),
+        (0, "Running\n"),
+        "{ctl:?}"
+    );
+    let (status, bad) = request(&sock, "PATCH", "/vm", "{\"state\": \"Asleep\"}");
+    assert_eq!(status, 400, "{bad}");
+    let out = running.wait();
+    assert_eq!(out.status, 0, "the paused time did not count: {out:?}");
+    assert!(
+        out.wall > std::time::Duration::from_secs(6),
+        "{:?}",
+        out.wall
+    );
+    let result = out
+        .stdout
+        .lines()
+        .rfind(|l| l.starts_with("workload: ops="))
+        .expect("result line");
+    assert!(result.ends_with(" mismatches=0"), "{result}");
+}
