@@ -67,6 +67,8 @@ pub struct ApiState {
     pub stop: Arc<AtomicBool>,
     /// The pause switch (with `--api-sock`).
     pub pause: Option<Arc<crate::pause::Pause>>,
+    /// Written to stop the VM (`PUT /actions` with `Stop`).
+    pub stop_vm: Option<vmm_sys_util::eventfd::EventFd>,
 }
 
 /// `GET /servers`: each server, with its recovery counters and its last recovery when the VM
@@ -400,6 +402,27 @@ fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), (u1
 fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, Value) {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
+        ("PUT", ["actions"]) => {
+            let action = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+                v.get("action_type")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            });
+            match (action.as_deref(), &state.stop_vm) {
+                (Some("Stop"), Some(e)) => match e.write(1) {
+                    Ok(()) => (200, json!({ "action_type": "Stop", "result": "stopping" })),
+                    Err(err) => (
+                        503,
+                        json!({ "error": format!("cannot ask for a stop: {err}") }),
+                    ),
+                },
+                (Some("Stop"), None) => (405, json!({ "error": "this VM cannot be stopped here" })),
+                _ => (
+                    400,
+                    json!({ "error": "expected a body {\"action_type\": \"Stop\"}" }),
+                ),
+            }
+        }
         ("PATCH", ["vm"]) => {
             let want = serde_json::from_slice::<Value>(body)
                 .ok()
@@ -444,7 +467,10 @@ fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, Value
             answer(name, &kind, state.live.plan(name, &kind))
         }
         ("DELETE", ["servers", name, "fault"]) => answer(name, "", state.live.cancel(name)),
-        (_, ["vm"] | ["servers"] | ["servers", _, "fault"] | ["events"] | ["metrics"]) => (
+        (
+            _,
+            ["vm"] | ["servers"] | ["servers", _, "fault"] | ["events"] | ["metrics"] | ["actions"],
+        ) => (
             405,
             json!({ "error": format!("{method} is not allowed on {path}") }),
         ),

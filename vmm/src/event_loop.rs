@@ -27,6 +27,8 @@ pub enum Shutdown {
     Signal(i32),
     /// `--timeout` expired.
     Timeout,
+    /// The control API asked for a stop (`PUT /actions`).
+    Requested,
 }
 
 /// The signals that stop the VM.
@@ -82,6 +84,8 @@ struct Lifecycle {
     result: Rc<Cell<Option<Shutdown>>>,
     /// The pause switch: time spent paused does not count toward the timeout.
     pause: Option<Arc<crate::pause::Pause>>,
+    /// Written by the control API to stop the VM.
+    stop_requested: Option<EventFd>,
 }
 
 impl Lifecycle {
@@ -117,6 +121,9 @@ impl MutEventSubscriber for Lifecycle {
         };
         add(&self.vcpu_done);
         add(&self.signals);
+        if let Some(e) = &self.stop_requested {
+            add(e);
+        }
         if let Some(t) = &self.timer {
             add(t);
         }
@@ -133,6 +140,12 @@ impl MutEventSubscriber for Lifecycle {
             }
         } else if self.timer.as_ref().is_some_and(|t| t.as_raw_fd() == fd) {
             self.timer_fired();
+        } else if self
+            .stop_requested
+            .as_ref()
+            .is_some_and(|e| e.as_raw_fd() == fd)
+        {
+            self.result.set(Some(Shutdown::Requested));
         }
     }
 }
@@ -303,6 +316,8 @@ pub struct LoopInputs<W: Write> {
     pub stdin: bool,
     /// The pause switch, if the VM can be paused.
     pub pause: Option<Arc<crate::pause::Pause>>,
+    /// Written by the control API to stop the VM.
+    pub stop_requested: Option<EventFd>,
 }
 
 /// Runs until the vCPU stops, a stop signal arrives or the timeout expires.
@@ -325,6 +340,7 @@ pub fn run<W: Write + 'static>(inputs: LoopInputs<W>) -> std::io::Result<Shutdow
         timer,
         result: Rc::clone(&result),
         pause: inputs.pause,
+        stop_requested: inputs.stop_requested,
     }));
     manager.add_subscriber(Box::new(Console {
         stdin,

@@ -450,6 +450,14 @@ pub fn run(
     }
 
     let api_stop = Arc::new(AtomicBool::new(false));
+    // The API's stop request reaches the event loop through an eventfd.
+    let (stop_requested, stop_writer) = if control.api_sock.is_some() {
+        let e = EventFd::new(libc::EFD_NONBLOCK).map_err(os("the API's stop eventfd"))?;
+        let w = e.try_clone().map_err(os("eventfd"))?;
+        (Some(e), Some(w))
+    } else {
+        (None, None)
+    };
     let mut api_threads = Vec::new();
     if control.any() {
         let state = Arc::new(crate::api::ApiState {
@@ -469,6 +477,7 @@ pub fn run(
             records: Arc::clone(&records),
             stop: Arc::clone(&api_stop),
             pause: pause.clone(),
+            stop_vm: stop_writer,
             servers: layout
                 .servers
                 .iter()
@@ -499,6 +508,7 @@ pub fn run(
         input_waiting,
         stdin: true,
         pause,
+        stop_requested,
     });
     if !matches!(shutdown, Ok(Shutdown::VcpuStopped)) {
         kick::stop_thread(&handle, &stop_flag);
@@ -521,6 +531,10 @@ pub fn run(
         (Stop::Kicked, Ok(Shutdown::Signal(sig))) => (
             status::SIGNAL_BASE.saturating_add(sig as u8),
             Some(format!("stopped by signal {}", signal_name(sig))),
+        ),
+        (Stop::Kicked, Ok(Shutdown::Requested)) => (
+            status::SIGNAL_BASE + libc::SIGTERM as u8,
+            Some("stopped through the control API (as by SIGTERM)".to_owned()),
         ),
         (Stop::Kicked, Ok(Shutdown::Timeout)) => (
             status::TIMEOUT,

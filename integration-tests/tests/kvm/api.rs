@@ -355,3 +355,44 @@ fn a_paused_vm_stops_its_clock_for_the_timeout() {
         .expect("result line");
     assert!(result.ends_with(" mismatches=0"), "{result}");
 }
+
+/// `PUT /actions` with `{"action_type": "Stop"}` (`vmm ctl stop`) stops the VM as SIGTERM
+/// would: status 143, a line saying so, the report written, the socket removed.
+#[test]
+fn a_stop_through_the_api_ends_the_run_as_sigterm_would() {
+    require_kvm();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sock = tmp.path().join("s.sock");
+    let sock_s = sock.to_str().expect("utf-8");
+    let report = tmp.path().join("r.json");
+    let running = vmm_run(
+        VMM,
+        &[
+            "--api-sock",
+            sock_s,
+            "--report",
+            report.to_str().expect("utf-8"),
+            "--",
+            "ops=1000000",
+        ],
+    )
+    .start_until("workload: seed");
+    let (status, bad) = request(&sock, "PUT", "/actions", "{\"action_type\": \"Reboot\"}");
+    assert_eq!(status, 400, "{bad}");
+    let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "stop"]).run();
+    assert_eq!(
+        (ctl.status, ctl.stdout.as_str()),
+        (0, "stopping\n"),
+        "{ctl:?}"
+    );
+    let out = running.wait();
+    assert_eq!(out.status, 143, "{out:?}");
+    assert!(
+        out.stderr.contains("vmm: stopped through the control API"),
+        "{out:?}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    assert_eq!(r["exit_status"], 143);
+    assert!(!sock.exists());
+}
