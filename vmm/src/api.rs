@@ -59,8 +59,8 @@ pub struct ApiState {
     pub backend: &'static str,
     /// When the VM started.
     pub started: Instant,
-    /// The servers' names.
-    pub servers: Vec<String>,
+    /// The servers and the figures they publish.
+    pub progress: crate::progress::Progress,
     /// What the guest reported; the recovery summary is published there after every fault.
     pub records: Arc<std::sync::Mutex<crate::records::GuestRecords>>,
     /// Set when the VM has stopped: event streams end.
@@ -74,13 +74,15 @@ pub struct ApiState {
 /// `GET /servers`: each server, with its recovery counters and its last recovery when the VM
 /// runs with recovery.
 fn servers(state: &ApiState) -> Value {
+    let figures = state.progress.servers();
     let records = state.records.lock().unwrap_or_else(|e| e.into_inner());
     let summary = records.recovery.as_ref();
+    let paused = vm_state(state) == "Paused";
     Value::Array(
-        state
-            .servers
-            .iter()
-            .map(|name| {
+        figures
+            .into_iter()
+            .map(|f| {
+                let name = &f.name;
                 let server = summary.and_then(|s| s.servers.iter().find(|x| &x.name == name));
                 let last = summary
                     .and_then(|s| s.recoveries.iter().rfind(|r| &r.server == name))
@@ -92,8 +94,14 @@ fn servers(state: &ApiState) -> Value {
                             "pages_restored": r.pages_restored,
                         })
                     });
+                let stopped = summary
+                    .and_then(|s| s.recoveries.iter().rfind(|r| &r.server == name))
+                    .is_some_and(|r| r.action == "fail-stop");
                 json!({
                     "name": name,
+                    "state": if stopped { "stopped" } else if paused { "paused" } else { "running" },
+                    "messages": f.messages,
+                    "requests": f.requests,
                     "crashes": server.map_or(0, |x| x.crashes),
                     "restores": server.map_or(0, |x| x.restores),
                     "peer_rollbacks": server.map_or(0, |x| x.peer_rollbacks),
@@ -262,7 +270,7 @@ fn vm_state(state: &ApiState) -> &'static str {
 fn metrics(stream: &mut impl Write, state: &ApiState) {
     let text = {
         let records = state.records.lock().unwrap_or_else(|e| e.into_inner());
-        crate::metrics::text(records.recovery.as_ref(), &state.servers)
+        crate::metrics::text(records.recovery.as_ref(), &state.progress.servers())
     };
     let _ = write!(
         stream,
@@ -448,6 +456,7 @@ fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, Value
                 "state": vm_state(state),
                 "backend": state.backend,
                 "uptime_ms": state.started.elapsed().as_millis() as u64,
+                "workload": state.progress.total(),
             }),
         ),
         ("GET", ["servers"]) => (200, servers(state)),

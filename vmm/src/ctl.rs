@@ -16,8 +16,8 @@ use std::time::Duration;
 pub struct CtlArgs {
     /// The socket a `vmm run --api-sock PATH` serves.
     pub socket: PathBuf,
-    /// Print the answer's JSON body instead of a line.
-    #[arg(long)]
+    /// Print the answer's JSON body instead of a line (before or after the command).
+    #[arg(long, global = true)]
     pub json: bool,
     /// What to ask.
     #[command(subcommand)]
@@ -27,9 +27,9 @@ pub struct CtlArgs {
 /// `vmm ctl` commands.
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
-    /// The VM: state, backend, uptime.
+    /// The VM: state, backend, uptime, the load's figures so far.
     Status,
-    /// The image's servers.
+    /// Each server: state, generation, messages, requests, crashes, restores, last recovery.
     Servers,
     /// Crash SERVER with KIND at its next message (a kind a server executes: null-deref,
     /// illegal-insn, div-zero, panic, hang, stack-overflow, corrupt-state, gp).
@@ -134,6 +134,41 @@ fn events(args: &CtlArgs) -> i32 {
     0
 }
 
+/// `GET /servers` as a table, one server a line.
+fn servers_table(json: &Value) {
+    out(format_args!(
+        "{:<10} {:<8} {:>4} {:>10} {:>10} {:>8} {:>8}  last recovery",
+        "server", "state", "gen", "messages", "requests", "crashes", "restores"
+    ));
+    for s in json.as_array().into_iter().flatten() {
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        let last = &s["last_recovery"];
+        let last = if last.is_null() {
+            "-".to_owned()
+        } else {
+            format!(
+                "{}: {}, {} pages, {}",
+                last["cause"].as_str().unwrap_or("?"),
+                last["action"].as_str().unwrap_or("?"),
+                n(&last["pages_restored"]),
+                last["latency_us"]
+                    .as_f64()
+                    .map_or("restarting".to_owned(), |l| format!("{l:.1} us"))
+            )
+        };
+        out(format_args!(
+            "{:<10} {:<8} {:>4} {:>10} {:>10} {:>8} {:>8}  {last}",
+            s["name"].as_str().unwrap_or("?"),
+            s["state"].as_str().unwrap_or("?"),
+            n(&s["generation"]),
+            n(&s["messages"]),
+            n(&s["requests"]["ops"]),
+            n(&s["crashes"]),
+            n(&s["restores"]),
+        ));
+    }
+}
+
 /// Runs `vmm ctl`; returns the exit status.
 pub fn main(args: &CtlArgs) -> i32 {
     if matches!(args.command, CtlCommand::Events) {
@@ -188,17 +223,22 @@ pub fn main(args: &CtlArgs) -> i32 {
         return 0;
     }
     match &args.command {
-        CtlCommand::Status => out(format_args!(
-            "{}, KVM backend {}, up {:.1} s",
-            json["state"].as_str().unwrap_or("?"),
-            json["backend"].as_str().unwrap_or("?"),
-            json["uptime_ms"].as_f64().unwrap_or(0.0) / 1e3
-        )),
-        CtlCommand::Servers => {
-            for s in json.as_array().into_iter().flatten() {
-                out(format_args!("{}", s["name"].as_str().unwrap_or("?")));
-            }
+        CtlCommand::Status => {
+            let w = &json["workload"];
+            let n = |k: &str| w[k].as_u64().unwrap_or(0);
+            out(format_args!(
+                "{}, KVM backend {}, up {:.1} s; requests {}, errors {}, retries {}, lost {}, mismatches {}",
+                json["state"].as_str().unwrap_or("?"),
+                json["backend"].as_str().unwrap_or("?"),
+                json["uptime_ms"].as_f64().unwrap_or(0.0) / 1e3,
+                n("ops"),
+                n("errors"),
+                n("retries"),
+                n("lost"),
+                n("mismatches"),
+            ));
         }
+        CtlCommand::Servers => servers_table(&json),
         CtlCommand::Fault { server, kind } => {
             out(format_args!(
                 "{server}: {kind} planned for its next message"

@@ -37,6 +37,7 @@ pub mod memory;
 pub mod metrics;
 pub mod outcome;
 pub mod pause;
+pub mod progress;
 pub mod records;
 pub mod recovery;
 pub mod report;

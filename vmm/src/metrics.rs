@@ -1,8 +1,11 @@
 //! OpenMetrics text of a running VM's recoveries (the control API's `GET /metrics`), built with
 //! the prometheus-client crate from the recovery summary the vCPU publishes after every fault:
 //! crashes per server and cause, restores, peer rollbacks, pages restored, generations, boundary
-//! snapshots, and the recovery-latency histogram.
+//! snapshots, and the recovery-latency histogram; and from the figures the guest publishes
+//! while it runs: messages and requests per server, with their retries, losses, errors and
+//! mismatches.
 
+use crate::progress::ServerFigures;
 use crate::recovery::report::Summary;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -17,8 +20,9 @@ fn server(name: &str) -> Labels {
     vec![("server".to_owned(), name.to_owned())]
 }
 
-/// The metrics of `summary` (none yet: every server at zero) for servers `servers`.
-pub fn text(summary: Option<&Summary>, servers: &[String]) -> String {
+/// The metrics of `summary` (none yet: every server at zero) and of each server's published
+/// figures `servers`.
+pub fn text(summary: Option<&Summary>, servers: &[ServerFigures]) -> String {
     let mut registry = Registry::with_prefix("vmm");
     let crashes = Family::<Labels, Counter>::default();
     let restores = Family::<Labels, Counter>::default();
@@ -27,7 +31,24 @@ pub fn text(summary: Option<&Summary>, servers: &[String]) -> String {
     let generation = Family::<Labels, Gauge>::default();
     let snapshots = Counter::<u64>::default();
     let latency = Histogram::new(exponential_buckets(50e-6, 2.0, 16));
-    for name in servers {
+    let messages = Family::<Labels, Counter>::default();
+    let requests = Family::<Labels, Counter>::default();
+    let outcomes = Family::<Labels, Counter>::default();
+    for f in servers {
+        let name = &f.name;
+        messages.get_or_create(&server(name)).inc_by(f.messages);
+        requests.get_or_create(&server(name)).inc_by(f.requests.ops);
+        let r = &f.requests;
+        for (outcome, n) in [
+            ("error", r.errors),
+            ("retry", r.retries),
+            ("lost", r.lost),
+            ("mismatch", r.mismatches),
+        ] {
+            let mut labels = server(name);
+            labels.push(("outcome".to_owned(), outcome.to_owned()));
+            outcomes.get_or_create(&labels).inc_by(n);
+        }
         // Every server appears, at zero until it crashes.
         let s = summary.and_then(|s| s.servers.iter().find(|x| &x.name == name));
         restores
@@ -78,6 +99,21 @@ pub fn text(summary: Option<&Summary>, servers: &[String]) -> String {
         snapshots,
     );
     registry.register(
+        "messages",
+        "Messages each server received (published by the guest kernel every 10 ms)",
+        messages,
+    );
+    registry.register(
+        "requests",
+        "Requests the clients made of each server (published by the clients as they go)",
+        requests,
+    );
+    registry.register(
+        "request_outcomes",
+        "Requests by how they went wrong: error, retry, lost, mismatch",
+        outcomes,
+    );
+    registry.register(
         "recovery_latency_seconds",
         "From a crash to the restored server's first instruction",
         latency,
@@ -94,7 +130,28 @@ mod tests {
 
     #[test]
     fn every_server_appears_and_the_text_ends_with_eof() {
-        let text = text(None, &["kv".to_owned(), "fs".to_owned()]);
+        let figures = |name: &str, ops| ServerFigures {
+            name: name.to_owned(),
+            messages: ops + 2,
+            requests: crate::report::WorkloadFigures {
+                ops,
+                retries: 1,
+                ..Default::default()
+            },
+        };
+        let text = text(None, &[figures("kv", 40), figures("fs", 0)]);
+        assert!(
+            text.contains("vmm_requests_total{server=\"kv\"} 40"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vmm_messages_total{server=\"kv\"} 42"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vmm_request_outcomes_total{server=\"fs\",outcome=\"retry\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("vmm_restores_total{server=\"kv\"} 0"),
             "{text}"

@@ -9,7 +9,7 @@ use abi::monitor::WorkloadReport;
 use serde::Serialize;
 
 /// The workload's figures in the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct WorkloadFigures {
     /// Requests issued.
     pub ops: u64,
@@ -25,6 +25,18 @@ pub struct WorkloadFigures {
 
 impl From<WorkloadReport> for WorkloadFigures {
     fn from(w: WorkloadReport) -> Self {
+        Self {
+            ops: w.ops,
+            errors: w.errors,
+            retries: w.retries,
+            lost: w.lost,
+            mismatches: w.mismatches,
+        }
+    }
+}
+
+impl From<WorkloadFigures> for WorkloadReport {
+    fn from(w: WorkloadFigures) -> Self {
         Self {
             ops: w.ops,
             errors: w.errors,

@@ -460,12 +460,13 @@ pub fn run(
     };
     let mut api_threads = Vec::new();
     if control.any() {
+        let monitor_page = layout
+            .monitor_page
+            .ok_or_else(|| RunError::Api("--api-sock: the image has no monitor page".into()))?;
         let state = Arc::new(crate::api::ApiState {
             live: crate::live::LiveFaults::new(
                 mem.clone(),
-                layout.monitor_page.ok_or_else(|| {
-                    RunError::Api("--api-sock: the image has no monitor page".into())
-                })?,
+                monitor_page,
                 layout
                     .servers
                     .iter()
@@ -478,12 +479,17 @@ pub fn run(
             stop: Arc::clone(&api_stop),
             pause: pause.clone(),
             stop_vm: stop_writer,
-            servers: layout
-                .servers
-                .iter()
-                .filter(|s| !s.app)
-                .map(|s| s.name.clone())
-                .collect(),
+            progress: crate::progress::Progress::new(
+                mem.clone(),
+                monitor_page,
+                layout
+                    .servers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| !s.app)
+                    .map(|(i, s)| (s.name.clone(), i))
+                    .collect(),
+            ),
         });
         if let Some(socket) = api_socket {
             api_threads.push(

@@ -65,6 +65,10 @@ pub enum Sys {
     /// state arena holding [`STATE_CANARY`]. A server's canaries are checked at each of its
     /// boundaries, before its reply is released; an overwritten one stops it (corruption).
     DeclareState = 15,
+    /// A client's progress with server `rdi` (its id): words 0..5 (requests, errors, retries,
+    /// lost, mismatches) are added to what the kernel publishes for that server in the monitor
+    /// page (`MonitorPage::progress`), so the VMM can show figures while the clients run.
+    Progress = 16,
 }
 
 /// The value a task's state canaries hold ([`Sys::DeclareState`]).
@@ -90,6 +94,7 @@ impl Sys {
             13 => Self::VmExit,
             14 => Self::Ticks,
             15 => Self::DeclareState,
+            16 => Self::Progress,
             _ => return None,
         })
     }
@@ -196,10 +201,10 @@ mod tests {
 
     #[test]
     fn numbers_round_trip() {
-        for n in 0..=15 {
+        for n in 0..=16 {
             assert_eq!(Sys::from_number(n).map(|s| s as u64), Some(n));
         }
-        assert_eq!(Sys::from_number(16), None);
+        assert_eq!(Sys::from_number(17), None);
         for n in 1..=10 {
             assert_eq!(Error::from_code(n).map(|e| e as u64), Some(n));
         }

@@ -36,7 +36,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `MonitorPage::magic`: "CMMONPG1" little-endian.
 pub const MONITOR_MAGIC: u64 = 0x3147_504e_4f4d_4d43;
 /// `MonitorPage::version` this contract describes.
-pub const MONITOR_VERSION: u32 = 7;
+pub const MONITOR_VERSION: u32 = 8;
 
 /// `MonitorPage::flags`: the VMM snapshots servers at their boundaries (the kernel reports them
 /// with BOUNDARY or SNAPSHOTS hypercalls, and pending ones with a FAULT).
@@ -228,7 +228,8 @@ pub struct FaultPlan {
     pub period: u64,
 }
 
-/// The workload's final figures.
+/// The workload's figures: its final report, and (per server, in [`MonitorPage::progress`]) what
+/// the clients published so far.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]
@@ -244,6 +245,41 @@ pub struct WorkloadReport {
     pub lost: u64,
     /// Replies or reads that disagreed with the model.
     pub mismatches: u64,
+}
+
+impl WorkloadReport {
+    /// Nothing yet.
+    pub const ZERO: Self = Self {
+        ops: 0,
+        errors: 0,
+        retries: 0,
+        lost: 0,
+        mismatches: 0,
+    };
+
+    /// Each figure of `self` plus `other`'s (saturating: guest-given figures may be anything).
+    #[must_use]
+    pub const fn plus(self, other: Self) -> Self {
+        Self {
+            ops: self.ops.saturating_add(other.ops),
+            errors: self.errors.saturating_add(other.errors),
+            retries: self.retries.saturating_add(other.retries),
+            lost: self.lost.saturating_add(other.lost),
+            mismatches: self.mismatches.saturating_add(other.mismatches),
+        }
+    }
+
+    /// Each figure of `self` less `earlier`'s (what changed since `earlier` was taken).
+    #[must_use]
+    pub const fn since(self, earlier: Self) -> Self {
+        Self {
+            ops: self.ops.saturating_sub(earlier.ops),
+            errors: self.errors.saturating_sub(earlier.errors),
+            retries: self.retries.saturating_sub(earlier.retries),
+            lost: self.lost.saturating_sub(earlier.lost),
+            mismatches: self.mismatches.saturating_sub(earlier.mismatches),
+        }
+    }
 }
 
 /// One message a crashed server sent (with `send` or `call`) since its last boundary, as the
@@ -498,6 +534,12 @@ pub struct MonitorPage {
     pub step: StepRecord,
     /// A fault planned while the VM runs.
     pub live: LiveRequest,
+    /// Per task: the messages it has received, as of the kernel's last timer tick (read by the
+    /// VMM while the VM runs; guest-written: a display figure, never trusted for anything).
+    pub messages: [u64; crate::manifest::MAX_SERVERS],
+    /// Per server task: the figures its clients published so far (`PROGRESS` calls, summed by
+    /// the kernel): requests, errors, retries, lost, mismatches. Guest-written, as `messages`.
+    pub progress: [WorkloadReport; crate::manifest::MAX_SERVERS],
 }
 
 impl MonitorPage {
@@ -531,7 +573,9 @@ mod tests {
         assert_eq!(core::mem::offset_of!(MonitorPage, step), 1152);
         assert_eq!(core::mem::offset_of!(MonitorPage, live), 1176);
         assert_eq!(core::mem::size_of::<LiveRequest>(), 32);
-        assert_eq!(core::mem::size_of::<MonitorPage>(), 1208);
+        assert_eq!(core::mem::offset_of!(MonitorPage, messages), 1208);
+        assert_eq!(core::mem::offset_of!(MonitorPage, progress), 1336);
+        assert_eq!(core::mem::size_of::<MonitorPage>(), 1976);
         assert_eq!(InjectRegs::NAMES[InjectRegs::PAYLOAD[0]], "rsi");
         assert!(core::mem::size_of::<MonitorPage>() <= crate::layout::PAGE_SIZE as usize);
     }

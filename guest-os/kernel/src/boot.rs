@@ -171,6 +171,7 @@ fn task_args(index: usize, cmdline: &[u8]) -> [u64; 2] {
         // Checked at boot: a value present is a number.
         let number = |key: &[u8], default| match cmdline::dec_arg(cmdline, key) {
             Some(Ok(n)) => n,
+            _ if cmdline::arg(cmdline, key) == Some(kernel::bootargs::FOREVER) => u64::MAX,
             _ => default,
         };
         return [number(b"ops", DEFAULT_OPS), number(b"seed", DEFAULT_SEED)];

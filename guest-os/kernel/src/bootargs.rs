@@ -1,6 +1,7 @@
 //! The guest command line, checked at boot: `ops=N` and `seed=N` (the workload's), and
 //! `NAME=VALUE` for each task that takes a value ([`sysmap::Arg`]: a load client's ticks, the
-//! crasher's mode). Anything else stops the boot with one console line: a mistyped key or value
+//! crasher's mode). `ops` and a load client's ticks may also be [`FOREVER`]: the load runs until
+//! the VM is stopped (`vmm demo`). Anything else stops the boot with one console line: a mistyped key or value
 //! would otherwise run something other than what was asked for.
 
 use abi::fault::FaultKind;
@@ -8,6 +9,9 @@ use sysmap::{Arg, TASKS};
 
 /// Keys of the workload.
 const WORKLOAD_KEYS: [&[u8]; 2] = [b"ops", b"seed"];
+/// The value of `ops` or of a load client's ticks that never runs out.
+pub const FOREVER: &[u8] = b"forever";
+
 /// Longest value a task gets (packed into two registers).
 const MAX_VALUE: usize = 16;
 
@@ -40,9 +44,12 @@ pub fn check(cmdline: &[u8]) -> Result<(), BadArg<'_>> {
         // At most 16 digits: always a u64, and what a task's two registers carry.
         let number =
             !value.is_empty() && value.len() <= MAX_VALUE && value.iter().all(u8::is_ascii_digit);
+        let endless = value == FOREVER;
         if WORKLOAD_KEYS.contains(&key) {
-            return if number {
+            return if number || (endless && key == b"ops") {
                 Ok(())
+            } else if key == b"ops" {
+                bad("expected a whole number or forever")
             } else {
                 bad("expected a whole number")
             };
@@ -52,8 +59,10 @@ pub fn check(cmdline: &[u8]) -> Result<(), BadArg<'_>> {
             .find(|t| t.name.as_bytes() == key)
             .map(|t| t.arg)
         {
-            Some(Arg::Number) if number => Ok(()),
-            Some(Arg::Number) => bad("expected a whole number of 10 ms ticks (16 digits at most)"),
+            Some(Arg::Number) if number || endless => Ok(()),
+            Some(Arg::Number) => {
+                bad("expected a whole number of 10 ms ticks (16 digits at most) or forever")
+            }
             Some(Arg::FaultOr(words))
                 if words.iter().any(|w| w.as_bytes() == value)
                     || FaultKind::CRASHES
@@ -83,6 +92,7 @@ mod tests {
             b"crasher=null-deref",
             b"crasher=bench ops=10",
             b"crasher=init",
+            b"ops=forever kvload=forever fsload=forever bankload=10",
         ] {
             assert_eq!(check(line), Ok(()), "{}", String::from_utf8_lossy(line));
         }
@@ -109,6 +119,10 @@ mod tests {
             "crasher=",
             "ops",
             "ops=",
+            "seed=forever",
+            "crasher=forever",
+            "ops=Forever",
+            "kvload=forevermore",
         ] {
             // Among good tokens, the bad one is the one named.
             let line = format!("seed=3 {bad} ops=2");

@@ -152,9 +152,10 @@ pub fn from_kernel(regs: *mut SavedRegs) {
 }
 
 /// A live fault the VMM posted since the last tick, planned (or cancelled) now: one load
-/// a tick when there is none.
+/// a tick when there is none. The tasks' message counts are published with it.
 #[inline(always)]
 fn take_live_request(k: &mut TheKernel) {
+    monitor::publish_messages(k);
     if let Some((seq, task, kind)) = monitor::live_request() {
         let result = k.live_request(task as usize, kind);
         monitor::live_done(seq, result);
@@ -225,6 +226,7 @@ fn perform(k: &mut TheKernel, effect: Effect, entry_tsc: u64) {
         }
         Effect::Fault(text) => fault(k, text, entry_tsc),
         Effect::Report => monitor::report_workload(k.report),
+        Effect::Progress(t) => monitor::publish_progress(t, k.progress[t]),
         Effect::Exit(status) => hypercall::exit(u64::from(status)),
     }
 }

@@ -30,6 +30,8 @@ pub enum Effect {
     Fault(Option<CheckedSlice>),
     /// Hand [`Kernel::report`], the workload's figures, to the VMM.
     Report,
+    /// Publish `Kernel::progress` of this server task (its clients' figures so far).
+    Progress(usize),
     /// Server `task` reached a message boundary that needs a snapshot (its `snapshots`-th),
     /// closing request `label` (0: none): the VMM snapshots it.
     Boundary {
@@ -204,6 +206,8 @@ pub struct Kernel<const N: usize, M = Intact> {
     pub faults: u64,
     /// The workload's figures, as last reported.
     pub report: WorkloadReport,
+    /// Per server task: the figures its clients published so far (`Sys::Progress`).
+    pub progress: [WorkloadReport; N],
     /// Per-message budget of servers, in ticks.
     pub budget: u32,
     /// Reads the current task's memory at checked addresses (its state canaries) and holds
@@ -237,13 +241,8 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
             ticks: 0,
             current: None,
             faults: 0,
-            report: WorkloadReport {
-                ops: 0,
-                errors: 0,
-                retries: 0,
-                lost: 0,
-                mismatches: 0,
-            },
+            report: WorkloadReport::ZERO,
+            progress: [WorkloadReport::ZERO; N],
             budget: DEFAULT_BUDGET,
             platform,
             next_restart: u64::MAX,

@@ -87,6 +87,29 @@ pub fn live_done(seq: u64, result: u32) {
     }
 }
 
+/// Publishes server `task`'s progress (its clients' figures so far) for the VMM, which reads
+/// it while the VM runs.
+#[inline(always)]
+pub fn publish_progress(task: usize, figures: WorkloadReport) {
+    let page = monitor_page();
+    if task < MAX_SERVERS {
+        // SAFETY: a volatile write of a plain field of the mapped monitor page, in bounds (checked
+        // above); the VMM only reads it.
+        unsafe { (&raw mut (*page).progress[task]).write_volatile(figures) };
+    }
+}
+
+/// Publishes each task's message count for the VMM (at every timer tick: a store per task, so
+/// that the message path itself stays as it was).
+#[inline(always)]
+pub fn publish_messages<const N: usize>(k: &Kernel<N, MachinePlatform>) {
+    let page = monitor_page();
+    for (t, task) in k.tasks.iter().enumerate().take(k.count.min(MAX_SERVERS)) {
+        // SAFETY: as in `publish_progress`; `t` is below MAX_SERVERS.
+        unsafe { (&raw mut (*page).messages[t]).write_volatile(task.messages()) };
+    }
+}
+
 /// Task `task` passed its snapshot number `seq` (low 16 bits), closing request `label`: noted
 /// as pending, the snapshot waits until the server is about to run again (or a fault is
 /// reported). Until then its state cannot change, and one exit then covers every server

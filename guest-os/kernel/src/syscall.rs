@@ -76,6 +76,23 @@ impl<const N: usize, M: Platform> Kernel<N, M> {
                 return Effect::Report;
             }
             Sys::VmExit => return Effect::Exit(regs.rdx.min(u64::from(GUEST_MAX)) as u8),
+            Sys::Progress => {
+                let delta = WorkloadReport {
+                    ops: regs.rdx,
+                    errors: regs.r8,
+                    retries: regs.r9,
+                    lost: regs.r10,
+                    mismatches: regs.r12,
+                };
+                let server = usize::from(TaskId(regs.rdi).index());
+                if server >= self.count || !self.tasks[server].server {
+                    self.fail(me, (Error::NoSuchTask, regs.rdi));
+                    return Effect::None;
+                }
+                ok(self);
+                self.progress[server] = self.progress[server].plus(delta);
+                return Effect::Progress(server);
+            }
         }
         Effect::None
     }

@@ -378,6 +378,12 @@ impl Task {
         true
     }
 
+    /// The messages it has received.
+    #[inline(always)]
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
     /// The first message at which something of its plan may be due.
     #[inline(always)]
     pub fn next_due(&self) -> u64 {

@@ -237,6 +237,45 @@ fn bad_targets_fail_with_their_error() {
     assert_eq!(k.tasks[CLIENT].regs.rax, Error::UnknownCall as u64);
 }
 
+/// PROGRESS adds a client's figures to its server's (what the VMM shows while the VM runs);
+/// an id that is no server is refused and changes nothing.
+#[test]
+fn progress_adds_up_per_server() {
+    let mut k = kernel();
+    let server = k.id(SERVER).0;
+    for (t, words) in [(CLIENT, [10, 1, 2, 3, 4, 0]), (OTHER, [5, 0, 1, 0, 0, 9])] {
+        k.current = Some(t);
+        let e = sys(&mut k, t, Sys::Progress, server, 0, words);
+        assert_eq!((e, k.tasks[t].regs.rax), (Effect::Progress(SERVER), 0));
+    }
+    let p = k.progress[SERVER];
+    assert_eq!(
+        (p.ops, p.errors, p.retries, p.lost, p.mismatches),
+        (15, 1, 3, 3, 4)
+    );
+    // Saturating: a client's figures are anything it likes.
+    k.current = Some(CLIENT);
+    let e = sys(
+        &mut k,
+        CLIENT,
+        Sys::Progress,
+        server,
+        0,
+        [u64::MAX, 0, 0, 0, 0, 0],
+    );
+    assert_eq!(e, Effect::Progress(SERVER));
+    assert_eq!(k.progress[SERVER].ops, u64::MAX);
+    for bad in [k.id(CLIENT).0, TaskId::new(9, 0).0] {
+        k.current = Some(CLIENT);
+        let e = sys(&mut k, CLIENT, Sys::Progress, bad, 0, [1; 6]);
+        assert_eq!(
+            (e, k.tasks[CLIENT].regs.rax),
+            (Effect::None, Error::NoSuchTask as u64)
+        );
+    }
+    assert_eq!(k.progress[CLIENT], abi::monitor::WorkloadReport::ZERO);
+}
+
 #[test]
 fn a_crash_fails_the_calls_it_held_and_reports_the_cause() {
     let mut k = kernel();

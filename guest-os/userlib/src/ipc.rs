@@ -169,6 +169,20 @@ pub fn report(r: &WorkloadReport) -> Result<(), IpcError> {
     status(&sys::call(Sys::Report, 0, 0, words))
 }
 
+/// Adds `delta` (requests, errors, ... since the last call) to the figures the kernel publishes
+/// for `server`, for the VMM to show while the VM runs.
+pub fn progress(server: TaskId, delta: &WorkloadReport) -> Result<(), IpcError> {
+    let words = [
+        delta.ops,
+        delta.errors,
+        delta.retries,
+        delta.lost,
+        delta.mismatches,
+        0,
+    ];
+    status(&sys::call(Sys::Progress, server.0, 0, words))
+}
+
 /// Stops the VM with `status` (only tasks the system map allows).
 pub fn vm_exit(status: u64) -> IpcError {
     let r = sys::call(Sys::VmExit, 0, 0, [status, 0, 0, 0, 0, 0]);

@@ -358,6 +358,8 @@ fn a_paused_vm_stops_its_clock_for_the_timeout() {
 
 /// `PUT /actions` with `{"action_type": "Stop"}` (`vmm ctl stop`) stops the VM as SIGTERM
 /// would: status 143, a line saying so, the report written, the socket removed.
+/// An unbounded load (`ops=forever kvload=forever`) publishes its figures while it runs, and
+/// stopping through the API ends the run as SIGTERM would.
 #[test]
 fn a_stop_through_the_api_ends_the_run_as_sigterm_would() {
     require_kvm();
@@ -373,10 +375,54 @@ fn a_stop_through_the_api_ends_the_run_as_sigterm_would() {
             "--report",
             report.to_str().expect("utf-8"),
             "--",
-            "ops=1000000",
+            "ops=forever",
+            "kvload=forever",
         ],
     )
     .start_until("workload: seed");
+    // An unbounded load publishes its figures as it goes: per server (the workload's share
+    // and kvload's, summed for kv), and in total.
+    let kv = |servers: &serde_json::Value| {
+        servers
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
+            .cloned()
+            .expect("kv in /servers")
+    };
+    let ops = |v: &serde_json::Value| v["requests"]["ops"].as_u64().expect("requests.ops");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let first = loop {
+        let (status, servers) = request(&sock, "GET", "/servers", "");
+        assert_eq!(status, 200, "{servers}");
+        if ops(&kv(&servers)) > 0 {
+            break kv(&servers);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress: {servers}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(first["messages"].as_u64() >= Some(ops(&first)), "{first}");
+    assert_eq!(first["requests"]["mismatches"], 0, "{first}");
+    let (_, vm) = request(&sock, "GET", "/vm", "");
+    let total = vm["workload"]["ops"].as_u64().expect("workload.ops");
+    assert!(total >= ops(&first), "{vm}");
+    let later = loop {
+        let (_, servers) = request(&sock, "GET", "/servers", "");
+        if ops(&kv(&servers)) > ops(&first) {
+            break kv(&servers);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no more progress: {servers}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        later["messages"].as_u64() > first["messages"].as_u64(),
+        "{later}"
+    );
     let (status, bad) = request(&sock, "PUT", "/actions", "{\"action_type\": \"Reboot\"}");
     assert_eq!(status, 400, "{bad}");
     let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "stop"]).run();

@@ -4,8 +4,9 @@
 //! stalls only its own client. This crate is what they share; each client crate holds its mix
 //! (a [`Mix`]: the requests it makes, its model, its namespace in the server).
 //!
-//! A client's command-line value is how long it runs, in timer ticks (`kvload=300`: 3 s); without
-//! one it runs nothing. Either way it then answers the workload's [`op::WAIT`] with its figures,
+//! A client's command-line value is how long it runs, in timer ticks (`kvload=300`: 3 s), or
+//! `forever` (until the VM is stopped); without one it runs nothing. While it runs it publishes
+//! its figures every [`PUBLISH_EVERY`] requests (`Sys::Progress`), for the VMM to show. Either way it then answers the workload's [`op::WAIT`] with its figures,
 //! which is how the workload waits for the clients (the system map's load clients,
 //! tasks) before it stops the VM. The clients are meant for runs without the workload's own
 //! requests (`ops=0`): the workload's final sweep checks that the servers hold nothing but its
@@ -125,11 +126,30 @@ pub trait Mix {
     fn retries(&self) -> u64;
 }
 
+/// Requests between two progress publications.
+pub const PUBLISH_EVERY: u64 = 64;
+
+/// A client's command-line value: how many ticks to run (`forever`: `u64::MAX`; none, or not a
+/// number: 0), NUL-padded as the kernel hands it over. The kernel checked it at boot.
+pub fn ticks_of(arg: &[u8]) -> u64 {
+    let arg = arg.split(|&b| b == 0).next().unwrap_or_default();
+    if arg == b"forever" {
+        return u64::MAX;
+    }
+    arg.iter()
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0u64, |n, b| {
+            n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+        })
+}
+
 /// One client's run in progress.
 #[derive(Debug)]
 pub struct Load<M> {
     mix: M,
     tally: Tally,
+    /// What [`Load::progress`] handed out so far.
+    published: WorkloadReport,
 }
 
 impl<M: Mix> Load<M> {
@@ -138,6 +158,7 @@ impl<M: Mix> Load<M> {
         Self {
             mix: M::new(server),
             tally: Tally::default(),
+            published: WorkloadReport::ZERO,
         }
     }
 
@@ -157,6 +178,14 @@ impl<M: Mix> Load<M> {
             retries: self.mix.retries(),
             ..self.tally.figures
         }
+    }
+
+    /// The figures since the last call (`None` when nothing changed): what the client publishes.
+    pub fn progress(&mut self) -> Option<WorkloadReport> {
+        let now = self.figures();
+        let delta = now.since(self.published);
+        self.published = now;
+        (delta != WorkloadReport::ZERO).then_some(delta)
     }
 
     /// The mix (its model), for tests.
@@ -191,12 +220,7 @@ macro_rules! task_main {
 
         fn main(_me: userlib::TaskId, a0: u64, a1: u64) -> ! {
             let arg = abi::ipc::unpack_name([a0, a1]);
-            let ticks = arg
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .fold(0u64, |n, b| {
-                    n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
-                });
+            let ticks = $crate::ticks_of(&arg);
             let mut t = userlib::ipc::Kernel::new();
             let mut figures = $crate::Figures::default();
             if ticks > 0 {
@@ -206,9 +230,21 @@ macro_rules! task_main {
                 };
                 let mut load = $crate::Load::<$mix>::new(server);
                 let start = userlib::ipc::ticks();
+                let mut steps = 0u64;
+                let publish = |load: &mut $crate::Load<$mix>| {
+                    if let Some(delta) = load.progress() {
+                        // For the VMM's display only: a refusal costs the run nothing.
+                        let _ = userlib::ipc::progress(server, &delta);
+                    }
+                };
                 while userlib::ipc::ticks() - start < ticks {
                     load.step(&mut t);
+                    steps += 1;
+                    if steps % $crate::PUBLISH_EVERY == 0 {
+                        publish(&mut load);
+                    }
                 }
+                publish(&mut load);
                 figures = $crate::Figures {
                     report: load.figures(),
                     ticks: userlib::ipc::ticks() - start,
@@ -255,6 +291,49 @@ mod tests {
             ticks: 6,
         };
         assert_eq!(Figures::from_words(f.words()), f);
+    }
+
+    #[test]
+    fn a_clients_value_is_ticks_or_forever() {
+        assert_eq!(ticks_of(b"300"), 300);
+        assert_eq!(ticks_of(b"forever"), u64::MAX);
+        assert_eq!(ticks_of(b"forever\0\0\0\0\0\0\0\0\0"), u64::MAX);
+        assert_eq!(ticks_of(b"12\0\0"), 12);
+        assert_eq!(ticks_of(b""), 0);
+        assert_eq!(ticks_of(b"9999999999999999"), 9_999_999_999_999_999);
+    }
+
+    /// Progress hands out each change once: the deltas add up to the figures.
+    #[test]
+    fn progress_deltas_add_up_to_the_figures() {
+        struct Count(u64);
+        impl Mix for Count {
+            fn new(_: TaskId) -> Self {
+                Self(0)
+            }
+            fn step(&mut self, _: &mut impl Transport, tally: &mut Tally) {
+                self.0 += 1;
+                // Every third reply disagrees.
+                tally.check(Ok(self.0 % 3), Ok(1));
+            }
+            fn forget(&mut self) {}
+            fn retries(&self) -> u64 {
+                self.0 / 5
+            }
+        }
+        let mut t = abi::ipc::Loopback(|_, m: &abi::ipc::Message| *m);
+        let mut load = Load::<Count>::new(TaskId::new(1, 0));
+        let mut sum = WorkloadReport::ZERO;
+        for i in 0..100 {
+            load.step(&mut t);
+            if i % 7 == 0 {
+                sum = sum.plus(load.progress().expect("a request was made"));
+            }
+        }
+        assert_eq!(load.progress().map(|d| sum.plus(d)), Some(load.figures()));
+        assert_eq!(load.progress(), None, "nothing new");
+        assert_eq!((load.figures().ops, load.figures().retries), (100, 20));
+        assert!(load.figures().mismatches > 60);
     }
 
     #[test]

@@ -63,6 +63,32 @@ pub trait Log {
     /// Half of the requests are done (the task pokes the crasher here, so that a deliberate
     /// fault always strikes while the workload is running).
     fn midpoint(&mut self) {}
+
+    /// Figures of `server`'s requests since the last call for it (every [`PUBLISH_EVERY`]
+    /// requests, and after the sweep): the task hands them to the kernel, which publishes them
+    /// for the VMM while the run goes on.
+    fn progress(&mut self, _server: TaskId, _delta: WorkloadReport) {}
+}
+
+/// Requests between two [`Log::progress`] rounds.
+pub const PUBLISH_EVERY: u64 = 64;
+
+/// The servers the workload talks to, in the order of its per-server figures.
+pub const SERVERS: [&str; 5] = [
+    names_api::SERVER,
+    kv_api::SERVER,
+    fs_api::SERVER,
+    bank_api::SERVER,
+    queue_api::SERVER,
+];
+
+/// Indexes into [`SERVERS`].
+mod at {
+    pub const NAMES: usize = 0;
+    pub const KV: usize = 1;
+    pub const FS: usize = 2;
+    pub const BANK: usize = 3;
+    pub const QUEUE: usize = 4;
 }
 
 /// The clients of every server.
@@ -91,6 +117,12 @@ pub struct Run<'a, T: Transport, L: Log> {
     /// The queue requests' own generator.
     queue_rng: Rng,
     f: WorkloadReport,
+    /// The server of the request in hand (an index into [`SERVERS`]).
+    cur: usize,
+    /// Per server: the figures of its requests (retries are its endpoint's).
+    per: [WorkloadReport; 5],
+    /// Per server: what [`Log::progress`] was given so far.
+    published: [WorkloadReport; 5],
 }
 
 /// Looks every server up at the name server.
@@ -126,6 +158,9 @@ pub fn run(
         rng: Rng::new(seed),
         queue_rng: Rng::new(seed ^ 0x0051_5545_5545),
         f: WorkloadReport::default(),
+        cur: at::NAMES,
+        per: [WorkloadReport::ZERO; 5],
+        published: [WorkloadReport::ZERO; 5],
     };
     for i in 0..ops {
         if i == ops / 2 {
@@ -133,14 +168,20 @@ pub fn run(
         }
         let before = run.losses();
         if i % 10 == 9 {
+            run.cur = at::QUEUE;
             run.queue();
         } else {
             run.one();
         }
         run.forget_lost(before);
         run.f.ops += 1;
+        run.per[run.cur].ops += 1;
+        if (i + 1) % PUBLISH_EVERY == 0 {
+            run.publish();
+        }
     }
     run.sweep();
+    run.publish();
     run.f.retries = run.c.names.0.ep.retries
         + run.c.kv.0.ep.retries
         + run.c.fs.0.ep.retries
@@ -186,16 +227,52 @@ impl<T: Transport, L: Log> Run<'_, T, L> {
     }
 
     fn one(&mut self) {
-        match self.rng.below(100) {
-            0..35 => self.kv(),
-            35..65 => self.fs(),
-            65..95 => self.bank(),
-            _ => self.names(),
+        let (server, request): (usize, fn(&mut Self)) = match self.rng.below(100) {
+            0..35 => (at::KV, Self::kv),
+            35..65 => (at::FS, Self::fs),
+            65..95 => (at::BANK, Self::bank),
+            _ => (at::NAMES, Self::names),
+        };
+        self.cur = server;
+        request(self);
+    }
+
+    /// Hands [`Log::progress`] what changed for each server since the last round.
+    fn publish(&mut self) {
+        let eps = [
+            self.c.names.0.ep,
+            self.c.kv.0.ep,
+            self.c.fs.0.ep,
+            self.c.bank.0.ep,
+            self.c.queue.0.ep,
+        ];
+        for (i, ep) in eps.iter().enumerate() {
+            let now = WorkloadReport {
+                retries: ep.retries,
+                ..self.per[i]
+            };
+            let delta = now.since(self.published[i]);
+            if delta != WorkloadReport::ZERO {
+                self.log.progress(ep.id, delta);
+                self.published[i] = now;
+            }
         }
     }
 
     /// Compares a reply with the model's expectation.
     fn check<V: PartialEq>(
+        &mut self,
+        what: &[u8],
+        got: Result<V, ClientError>,
+        want: Result<V, u64>,
+    ) {
+        let before = self.f;
+        self.judge(what, got, want);
+        self.per[self.cur] = self.per[self.cur].plus(self.f.since(before));
+    }
+
+    /// [`Run::check`]'s verdict, counted in the run's figures.
+    fn judge<V: PartialEq>(
         &mut self,
         what: &[u8],
         got: Result<V, ClientError>,

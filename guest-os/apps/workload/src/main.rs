@@ -70,6 +70,11 @@ impl Log for Console {
         l.print();
     }
 
+    fn progress(&mut self, server: TaskId, delta: WorkloadReport) {
+        // Figures for the VMM's display only: a refusal costs the run nothing.
+        let _ = ipc::progress(server, &delta);
+    }
+
     fn mismatch(&mut self, what: &[u8], detail: u64) {
         self.shown += 1;
         if self.shown <= SHOWN {
@@ -89,11 +94,14 @@ fn main(_me: TaskId, ops: u64, seed: u64) -> ! {
         ipc::panic(b"model taken twice")
     };
     let mut l = Line::new();
-    l.push(b"workload: seed ")
-        .push_dec(seed)
-        .push(b", ")
-        .push_dec(ops);
-    l.push(b" requests to names, kv, fs, bank, queue");
+    l.push(b"workload: seed ").push_dec(seed).push(b", ");
+    if ops != u64::MAX {
+        l.push_dec(ops).push(b" ");
+    }
+    l.push(b"requests to names, kv, fs, bank, queue");
+    if ops == u64::MAX {
+        l.push(b" until the VM is stopped");
+    }
     l.print();
     let mut t = Kernel::new();
     let Ok(clients) = connect(&mut t) else {

@@ -4,22 +4,25 @@
 //! crashed) ends its part of the sweep; one that lost its state has its model reset.
 
 use crate::model::{ACCOUNTS, KEYS, NAMES, QUEUES, file_name, name_bytes};
-use crate::{Log, Run};
+use crate::{Log, Run, at};
 use abi::ipc::Transport;
 use kv_api::Value;
 
 impl<T: Transport, L: Log> Run<'_, T, L> {
     pub(crate) fn sweep(&mut self) {
-        for part in [
-            Self::sweep_kv,
-            Self::sweep_fs,
-            Self::sweep_bank,
-            Self::sweep_queues,
+        for (server, part) in [
+            (at::KV, Self::sweep_kv as fn(&mut Self)),
+            (at::FS, Self::sweep_fs),
+            (at::BANK, Self::sweep_bank),
+            (at::QUEUE, Self::sweep_queues),
         ] {
+            self.cur = server;
             let before = self.losses();
             part(self);
             self.forget_lost(before);
         }
+        // The audit is the bank's: its deposits and withdrawals are what kv counts.
+        self.cur = at::BANK;
         self.sweep_audit();
     }
 

@@ -93,8 +93,20 @@ impl Transport for Servers {
     }
 }
 
+/// The log's lines, and each progress round's figures (server task index, delta).
 #[derive(Default)]
-struct Collect(Vec<String>);
+struct Collect(Vec<String>, Vec<(u16, WorkloadReport)>);
+
+impl Collect {
+    /// The sum of the progress figures published for `server`.
+    fn published(&self, server: &str) -> WorkloadReport {
+        let i = index_of(server);
+        self.1
+            .iter()
+            .filter(|(s, _)| *s == i)
+            .fold(WorkloadReport::ZERO, |a, (_, d)| a.plus(*d))
+    }
+}
 
 impl Log for Collect {
     fn mismatch(&mut self, what: &[u8], detail: u64) {
@@ -109,6 +121,15 @@ impl Log for Collect {
     fn audit_skipped(&mut self, server: &str) {
         self.0
             .push(format!("audit not checked: {server} lost its state"));
+    }
+
+    fn progress(&mut self, server: TaskId, delta: WorkloadReport) {
+        assert_ne!(
+            delta,
+            WorkloadReport::ZERO,
+            "an empty round is not published"
+        );
+        self.1.push((server.index(), delta));
     }
 }
 
@@ -146,6 +167,19 @@ fn a_correct_system_gives_no_mismatch() {
             log.0
         );
         assert!(log.0.is_empty(), "{:?}", log.0);
+        // What was published while the run went on adds up to its figures, server by server,
+        // and every server got its share of the mix (names 9/10 x 5 %, queue 1/10).
+        let per = SERVERS.map(|s| log.published(s));
+        let total = per.iter().fold(WorkloadReport::ZERO, |a, p| a.plus(*p));
+        assert_eq!(total, f, "seed {seed}");
+        assert!(per.iter().all(|p| p.ops > 100), "{per:?}");
+        assert_eq!(per[4].ops, 500, "every tenth request is the queue's");
+        // Rounds come every PUBLISH_EVERY requests, not per request.
+        assert!(
+            log.1.len() as u64 <= 5 * (5000 / PUBLISH_EVERY + 1),
+            "{}",
+            log.1.len()
+        );
         assert!(model.kv.iter().any(|e| e.present != 0));
         assert!(model.files.iter().any(|e| e.present != 0 && e.size > 0));
         assert!(model.accounts.iter().any(|a| a.balance > 0));
@@ -233,6 +267,11 @@ fn a_server_that_lost_its_state_resets_the_model_and_skips_the_audit() {
             want.push(format!("audit not checked: {server} lost its state"));
         }
         assert_eq!(log.0, want, "{server}");
+        // The lost request is published as the server's.
+        for s in SERVERS {
+            let lost = log.published(s).lost;
+            assert_eq!(lost, u64::from(s == server), "{server}: {s} lost {lost}");
+        }
         // The run went on against the restarted server, and the model followed it.
         match server {
             "kv" => assert!(model.kv.iter().any(|e| e.present != 0)),
