@@ -7,6 +7,7 @@ mod kvm {
     pub mod bad_input;
     pub mod boot;
     pub mod declarations;
+    pub mod demo;
     pub mod fleet;
     pub mod guest_os;
     pub mod host_io;

@@ -210,10 +210,12 @@ fn serve_one(mut stream: UnixStream, state: &ApiState) {
     respond(&mut stream, status, &body);
 }
 
-/// `GET /events`: every recovery so far, then each new one as it happens, one JSON object a
-/// line (`{"event": "recovery", "server": ..., "cause": ..., "rip": ..., "action": ...,
-/// "pages_restored": ..., "latency_us": ..., ...}`), until the VM stops or the client goes (a
-/// client that does not read is cut off after the write timeout).
+/// `GET /events`: every fault and recovery so far, then each new one as it happens, one JSON
+/// object a line, until the VM stops or the client goes (a client that does not read is cut
+/// off after the write timeout). A crash makes two: `{"event": "fault", "server", "cause",
+/// "rip", "injected", "generation", "messages"}` as soon as the VMM has it, and `{"event":
+/// "recovery", ...}` (the report's whole recovery entry) once the server runs again (its
+/// latency is known), or at once for one left stopped, or as the VM stops.
 fn events(mut stream: UnixStream, state: &ApiState) {
     if stream
         .write_all(
@@ -223,33 +225,49 @@ fn events(mut stream: UnixStream, state: &ApiState) {
     {
         return;
     }
-    let mut sent = 0;
+    // Crashes whose fault event went out, and whose recovery event did.
+    let (mut faults, mut recoveries) = (0, 0);
     loop {
         let stopping = state.stop.load(Ordering::Relaxed);
         let new: Vec<Value> = {
             let records = state.records.lock().unwrap_or_else(|e| e.into_inner());
-            records
+            let all = records
                 .recovery
                 .as_ref()
-                .map(|s| {
-                    s.recoveries
-                        .iter()
-                        .skip(sent)
-                        .map(|r| {
-                            let mut v = serde_json::to_value(r).unwrap_or_default();
-                            v["event"] = json!("recovery");
-                            v
-                        })
-                        .collect()
+                .map_or(&[][..], |s| s.recoveries.as_slice());
+            let mut new: Vec<Value> = all
+                .iter()
+                .skip(faults)
+                .map(|r| {
+                    json!({
+                        "event": "fault",
+                        "server": r.server,
+                        "cause": r.cause,
+                        "rip": r.rip,
+                        "injected": r.injected,
+                        "generation": r.generation,
+                        "messages": r.messages,
+                    })
                 })
-                .unwrap_or_default()
+                .collect();
+            faults = all.len();
+            // Recoveries in order: one still restarting holds back those after it.
+            for r in all.iter().skip(recoveries) {
+                if r.latency_us.is_none() && r.action != "fail-stop" && !stopping {
+                    break;
+                }
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                v["event"] = json!("recovery");
+                new.push(v);
+                recoveries += 1;
+            }
+            new
         };
         for v in &new {
             if writeln!(stream, "{v}").is_err() {
                 return;
             }
         }
-        sent += new.len();
         if stopping {
             return;
         }

@@ -55,6 +55,11 @@ pub enum Command {
     /// Control a running VM through its API socket (`vmm run --api-sock PATH`): its status,
     /// its servers, crash a server at its next message, cancel that. docs/api.md.
     Ctl(crate::ctl::CtlArgs),
+    /// Show recovery live: boot the bundled guest with a workload that runs until you quit, on
+    /// a terminal dashboard (servers, requests/s, crashes, restores, events, console). Keys: ↑/↓
+    /// select a server, c crash it, k next fault kind, s fault storm, p pause/resume, q quit.
+    /// Without a terminal (or with --no-tui) it prints the events as lines. docs/demo.md.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// `vmm fault-sites` arguments.
@@ -244,6 +249,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Command::Bench(BenchCommand::Fleet(args)) => (args.json.as_deref(), "--json"),
         Command::FaultSites(_) => (None, ""),
         Command::Ctl(_) => (None, ""),
+        Command::Demo(args) => (args.report.as_deref(), "--report"),
         Command::Fleet(cmd) => match crate::fleet::command::outputs(cmd) {
             Some((path, flag)) => (Some(path), flag),
             None => (None, ""),
@@ -265,6 +271,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Command::FaultSites(args) => fault_sites(args),
         Command::Fleet(cmd) => crate::fleet::command::main(cmd, BUNDLED_GUEST),
         Command::Ctl(args) => crate::ctl::main(&args),
+        Command::Demo(args) => crate::demo::main(args),
     }
 }
 

@@ -6,10 +6,8 @@
 use abi::status;
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// `vmm ctl` arguments.
 #[derive(Debug, Args)]
@@ -44,7 +42,7 @@ pub enum CtlCommand {
         /// The server.
         server: String,
     },
-    /// Every recovery so far, then each new one as it happens, until the VM stops.
+    /// Every fault and recovery so far, then each new one as it happens, until the VM stops.
     Events,
     /// Pause the guest (its time paused does not count toward --timeout).
     Pause,
@@ -54,82 +52,27 @@ pub enum CtlCommand {
     Stop,
 }
 
-/// How long a request may take.
-const WITHIN: Duration = Duration::from_secs(5);
-
-/// One request: the status and the JSON body.
-fn request(args: &CtlArgs, method: &str, path: &str, body: &str) -> Result<(u16, Value), String> {
-    let shown = args.socket.display();
-    let mut s =
-        UnixStream::connect(&args.socket).map_err(|e| format!("no VM answers at {shown}: {e}"))?;
-    let _ = s.set_read_timeout(Some(WITHIN));
-    let _ = s.set_write_timeout(Some(WITHIN));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| format!("no VM answers at {shown}: {e}"))?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)
-        .map_err(|e| format!("no answer from {shown}: {e}"))?;
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("{shown} answered something that is not HTTP"))?;
-    let json = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok())
-        .ok_or_else(|| format!("{shown} answered without a JSON body"))?;
-    Ok((code, json))
-}
-
 /// One line on stdout; a closed stdout loses it rather than killing the process.
 fn out(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
-/// `vmm ctl PATH events`: the stream, a line per recovery, until the VM stops.
+/// `vmm ctl PATH events`: the stream, a line per fault and recovery, until the VM stops.
 fn events(args: &CtlArgs) -> i32 {
-    use std::io::BufRead;
-    let shown = args.socket.display();
-    let Ok(mut s) = UnixStream::connect(&args.socket) else {
-        eprintln!("vmm: ctl: no VM answers at {shown}");
-        return i32::from(status::CTL_UNREACHABLE);
-    };
-    if s.write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .is_err()
-    {
-        eprintln!("vmm: ctl: no VM answers at {shown}");
-        return i32::from(status::CTL_UNREACHABLE);
-    }
-    let mut lines = std::io::BufReader::new(s).lines();
-    // The head, up to its blank line.
-    for line in lines.by_ref() {
-        match line {
-            Ok(l) if l.is_empty() => break,
-            Ok(_) => {}
-            Err(_) => return i32::from(status::CTL_UNREACHABLE),
+    let lines = match crate::api_client::events(&args.socket) {
+        Ok(lines) => lines,
+        Err(e) => {
+            eprintln!("vmm: ctl: {e}");
+            return i32::from(status::CTL_UNREACHABLE);
         }
-    }
-    for line in lines.map_while(Result::ok) {
+    };
+    for line in lines {
         if args.json {
             out(format_args!("{line}"));
-            continue;
+        } else {
+            let v: Value = serde_json::from_str(&line).unwrap_or_default();
+            out(format_args!("{}", crate::api_client::event_line(&v)));
         }
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        out(format_args!(
-            "{} {} at rip {:#x}: {}, {} pages in {} us",
-            v["server"].as_str().unwrap_or("?"),
-            v["cause"].as_str().unwrap_or("?"),
-            v["rip"].as_u64().unwrap_or(0),
-            v["action"].as_str().unwrap_or("?"),
-            v["pages_restored"].as_u64().unwrap_or(0),
-            v["latency_us"]
-                .as_f64()
-                .map_or("?".to_owned(), |l| format!("{l:.1}"))
-        ));
     }
     0
 }
@@ -202,7 +145,7 @@ pub fn main(args: &CtlArgs) -> i32 {
             r#"{"action_type": "Stop"}"#.to_owned(),
         ),
     };
-    let (code, json) = match request(args, method, &path, &body) {
+    let (code, json) = match crate::api_client::request(&args.socket, method, &path, &body) {
         Ok(answer) => answer,
         Err(e) => {
             eprintln!("vmm: ctl: {e}");

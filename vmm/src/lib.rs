@@ -17,6 +17,7 @@
 pub mod log;
 
 pub mod api;
+pub mod api_client;
 pub mod backend;
 pub mod bench;
 pub mod boot;
@@ -24,6 +25,7 @@ pub mod bounds;
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod demo;
 pub mod devices;
 pub mod event_loop;
 pub mod faults;

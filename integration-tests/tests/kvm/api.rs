@@ -210,19 +210,26 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
-    let seen: Vec<(&str, &str)> = lines
+    let seen: Vec<(&str, &str, &str)> = lines
         .iter()
         .map(|e| {
-            assert_eq!(e["event"], "recovery", "{e}");
             (
+                e["event"].as_str().expect("event"),
                 e["server"].as_str().expect("server"),
                 e["cause"].as_str().expect("cause"),
             )
         })
         .collect();
-    assert!(seen.contains(&("kv", "panic")), "{seen:?}");
-    assert!(seen.contains(&("fs", "stack-overflow")), "{seen:?}");
-    assert_eq!(seen.len(), 2, "{seen:?}");
+    // Each crash: its fault first, then its recovery, which carries the latency.
+    for (server, cause) in [("kv", "panic"), ("fs", "stack-overflow")] {
+        let at = |event| seen.iter().position(|s| *s == (event, server, cause));
+        let (fault, back) = (at("fault"), at("recovery"));
+        assert!(fault.is_some() && fault < back, "{server}: {seen:?}");
+        let r = &lines[back.expect("a recovery")];
+        assert!(r["latency_us"].as_f64() > Some(0.0), "{r}");
+        assert_eq!(r["action"], "rollback", "{r}");
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
 }
 
 #[test]

@@ -85,7 +85,7 @@ fn usage_errors_are_one_line() {
     };
     assert_eq!(
         commands(&["vmm"]),
-        ["run", "bench", "fault-sites", "fleet", "ctl"]
+        ["run", "bench", "fault-sites", "fleet", "ctl", "demo"]
     );
     assert_eq!(commands(&["vmm", "bench"]), ["boot", "recovery", "fleet"]);
     assert_eq!(help(&["vmm", "--memory", "run"]), "vmm --help");

@@ -1,0 +1,215 @@
+//! `vmm demo`: the dashboard under tmux at 160x48 (a fault through `vmm ctl`, and one from the
+//! `c` key, show in the event log with the server, the kind and "recovered" within 2 s; `q`
+//! exits 0 with a summary and the report), and the lines it prints without a terminal.
+
+use crate::VMM;
+use integration_tests::{require_kvm, vmm_cmd};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// tmux on its own server socket (`-S`), so that the test touches no other session.
+fn tmux(server: &Path, args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .arg("-S")
+        .arg(server)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("tmux is needed for this test (.ci/run installs it): {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls the screen until `want` holds of it (each poll a fresh capture); the screen, and how
+/// long it took.
+fn screen_until(
+    server: &Path,
+    within: Duration,
+    want: impl Fn(&str) -> bool,
+) -> (String, Duration) {
+    let start = Instant::now();
+    loop {
+        let screen = tmux(server, &["capture-pane", "-p", "-t", "demo"]);
+        if want(&screen) {
+            return (screen, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < within,
+            "not seen within {within:?}:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A request on the API socket: the body.
+fn get(sock: &Path, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("answer");
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_dashboard_shows_a_crash_and_its_recovery_and_quits_cleanly() {
+    require_kvm();
+    let _permit = integration_tests::VmPermit::acquire();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = tmp.path().join("tmux");
+    let sock = tmp.path().join("v.sock");
+    let code = tmp.path().join("code");
+    let report = tmp.path().join("r.json");
+    let line = format!(
+        "{VMM} demo --api-sock {} --report {}; echo $? > {}; read x",
+        sock.display(),
+        report.display(),
+        code.display()
+    );
+    tmux(
+        &server,
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "demo",
+            "-x",
+            "160",
+            "-y",
+            "48",
+            &line,
+        ],
+    );
+    struct Kill<'a>(&'a Path);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            tmux(self.0, &["kill-server"]);
+        }
+    }
+    let _kill = Kill(&server);
+    let (screen, _) = screen_until(&server, Duration::from_secs(60), |s| {
+        s.contains("vmm demo Running") && s.contains("workload: seed")
+    });
+    for part in [
+        " servers ",
+        " workload so far ",
+        " events ",
+        " console ",
+        "q quit",
+    ] {
+        assert!(screen.contains(part), "{part:?} missing:\n{screen}");
+    }
+    // A fault from another terminal.
+    // (Not through `vmm_cmd(..).run()`, which waits for a VM permit: this test holds one.)
+    let ctl = Command::new(VMM)
+        .args(["ctl", sock.to_str().expect("utf-8"), "fault", "kv", "panic"])
+        .output()
+        .expect("vmm ctl");
+    assert!(ctl.status.success(), "{ctl:?}");
+    let (screen, took) = screen_until(&server, Duration::from_secs(10), |s| {
+        s.contains("kv: panic recovered by rollback")
+    });
+    assert!(took < Duration::from_secs(2), "took {took:?}:\n{screen}");
+    assert!(screen.contains("kv: panic at rip 0x"), "{screen}");
+    // From the keyboard: the second row is kv; `c` crashes it with the kind shown (panic).
+    tmux(&server, &["send-keys", "-t", "demo", "Down", "c"]);
+    let (screen, took) = screen_until(&server, Duration::from_secs(10), |s| {
+        s.matches("kv: panic recovered by rollback").count() == 2
+    });
+    assert!(took < Duration::from_secs(2), "took {took:?}:\n{screen}");
+    assert!(
+        screen.contains("kv: panic planned for its next message"),
+        "{screen}"
+    );
+    // The servers' table (polled 4 times a second) follows: kv, selected, at generation 2.
+    let kv_at_2 = |s: &str| {
+        s.lines().any(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells.get(1..4) == Some(&["kv", "running", "2"][..]) && cells[0].ends_with('>')
+        })
+    };
+    let (screen, _) = screen_until(&server, Duration::from_secs(2), kv_at_2);
+    assert!(screen.contains("verdict    clean"), "{screen}");
+    // Both restores in the metrics.
+    let metrics = get(&sock, "/metrics");
+    assert!(
+        metrics.contains("vmm_restores_total{server=\"kv\"} 2"),
+        "{metrics}"
+    );
+    tmux(&server, &["send-keys", "-t", "demo", "q"]);
+    let (screen, _) = screen_until(&server, Duration::from_secs(20), |s| {
+        s.contains("vmm demo: ") && code.exists()
+    });
+    // The code file is written whole before the pane shows the prompt's line.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let text = std::fs::read_to_string(&code).unwrap_or_default();
+        if text.ends_with('\n') {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no status written");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.trim(), "0", "{screen}");
+    assert!(screen.contains("stopped by you"), "{screen}");
+    assert!(screen.contains("mismatches=0 (clean)"), "{screen}");
+    assert!(
+        screen.contains("kv: 2 crashes, 2 restores, now generation 2"),
+        "{screen}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the report")).expect("JSON");
+    assert_eq!(r["exit_status"], 143, "{r}");
+    let kv = r["servers"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
+        .expect("kv in the report");
+    assert_eq!(kv["restores"], 2, "{r}");
+    assert!(!sock.exists(), "the socket is gone with the VM");
+}
+
+/// Without a terminal (stdout a pipe) the demo prints lines: the run's output, each fault and
+/// recovery, and at a SIGINT it stops the VM and prints its summary.
+#[test]
+fn without_a_terminal_the_demo_prints_lines_and_stops_at_sigint() {
+    require_kvm();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sock = tmp.path().join("v.sock");
+    let sock_s = sock.to_str().expect("utf-8");
+    let running = vmm_cmd(VMM, &["demo", "--api-sock", sock_s]).start_until("workload: seed");
+    let ctl = vmm_cmd(VMM, &["ctl", sock_s, "fault", "fs", "stack-overflow"]).run();
+    assert_eq!(ctl.status, 0, "{ctl:?}");
+    // Until fs is back (polled through the API).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(&sock, "/servers").contains("\"restores\":1") {
+        assert!(Instant::now() < deadline, "fs not restored");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.signal(libc::SIGINT);
+    let out = running.wait();
+    assert_eq!(out.status, 0, "{out:?}");
+    let demo_lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("demo: "))
+        .collect();
+    assert!(
+        demo_lines
+            .iter()
+            .any(|l| l.contains("fs: stack-overflow at rip 0x")),
+        "{out:?}"
+    );
+    assert!(
+        demo_lines
+            .iter()
+            .any(|l| l.contains("fs: stack-overflow recovered by rollback")),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("stopped by you"), "{out:?}");
+    assert!(out.stdout.contains("fs: 1 crash, 1 restore"), "{out:?}");
+    assert!(
+        out.stderr.contains("vmm: stopped through the control API"),
+        "{out:?}"
+    );
+}

@@ -1,0 +1,114 @@
+//! The control API's client side (`vmm ctl`, `vmm demo`): one request on a fresh connection
+//! to the socket, its status and JSON body; or the `GET /events` stream, line by line, and one
+//! line of text for each of its records.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a request may take.
+const WITHIN: Duration = Duration::from_secs(5);
+
+/// One request: the status and the JSON body. `Err`: why no answer came, in words.
+pub fn request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Value), String> {
+    let shown = socket.display();
+    let mut s =
+        UnixStream::connect(socket).map_err(|e| format!("no VM answers at {shown}: {e}"))?;
+    let _ = s.set_read_timeout(Some(WITHIN));
+    let _ = s.set_write_timeout(Some(WITHIN));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| format!("no VM answers at {shown}: {e}"))?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .map_err(|e| format!("no answer from {shown}: {e}"))?;
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{shown} answered something that is not HTTP"))?;
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .ok_or_else(|| format!("{shown} answered without a JSON body"))?;
+    Ok((code, json))
+}
+
+/// The `GET /events` stream: its lines (one JSON record each) until the VM stops. `Err`: no VM
+/// answers at `socket`.
+pub fn events(socket: &Path) -> Result<impl Iterator<Item = String>, String> {
+    let shown = socket.display();
+    let mut s =
+        UnixStream::connect(socket).map_err(|e| format!("no VM answers at {shown}: {e}"))?;
+    s.write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| format!("no VM answers at {shown}: {e}"))?;
+    let mut lines = BufReader::new(s).lines();
+    // The head, up to its blank line.
+    for line in lines.by_ref() {
+        match line {
+            Ok(l) if l.is_empty() => break,
+            Ok(_) => {}
+            Err(e) => return Err(format!("no answer from {shown}: {e}")),
+        }
+    }
+    Ok(lines.map_while(Result::ok))
+}
+
+/// One line for people about an event record: `kv: panic at rip 0x4407ae (generation 0)` for a
+/// fault, `kv: panic recovered by rollback, 3 pages in 396.3 us` for a recovery (`kv: panic,
+/// left stopped` for a fail-stop).
+pub fn event_line(v: &Value) -> String {
+    let server = v["server"].as_str().unwrap_or("?");
+    let cause = v["cause"].as_str().unwrap_or("?");
+    match v["event"].as_str() {
+        Some("fault") => format!(
+            "{server}: {cause} at rip {:#x} (generation {})",
+            v["rip"].as_u64().unwrap_or(0),
+            v["generation"].as_u64().unwrap_or(0)
+        ),
+        Some("recovery") if v["action"] == "fail-stop" => {
+            format!("{server}: {cause}, left stopped")
+        }
+        Some("recovery") => format!(
+            "{server}: {cause} recovered by {}, {} pages in {}",
+            v["action"].as_str().unwrap_or("?"),
+            v["pages_restored"].as_u64().unwrap_or(0),
+            v["latency_us"]
+                .as_f64()
+                .map_or("? us".to_owned(), |l| format!("{l:.1} us"))
+        ),
+        _ => format!("{server}: {v}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn each_record_reads_as_one_line() {
+        let fault = json!({"event": "fault", "server": "kv", "cause": "panic", "rip": 0x4407ae, "generation": 0});
+        assert_eq!(
+            event_line(&fault),
+            "kv: panic at rip 0x4407ae (generation 0)"
+        );
+        let back = json!({"event": "recovery", "server": "kv", "cause": "panic", "action": "rollback", "pages_restored": 3, "latency_us": 396.31});
+        assert_eq!(
+            event_line(&back),
+            "kv: panic recovered by rollback, 3 pages in 396.3 us"
+        );
+        let stopped = json!({"event": "recovery", "server": "fs", "cause": "hang", "action": "fail-stop"});
+        assert_eq!(event_line(&stopped), "fs: hang, left stopped");
+    }
+}
