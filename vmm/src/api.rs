@@ -215,7 +215,9 @@ fn serve_one(mut stream: UnixStream, state: &ApiState) {
 /// off after the write timeout). A crash makes two: `{"event": "fault", "server", "cause",
 /// "rip", "injected", "generation", "messages"}` as soon as the VMM has it, and `{"event":
 /// "recovery", ...}` (the report's whole recovery entry) once the server runs again (its
-/// latency is known), or at once for one left stopped, or as the VM stops.
+/// latency is known), or at once for one left stopped, or as the VM stops. A fault of the VMM's
+/// kinds also makes `{"event": "injection", ...}` (the report's injection record: target, kind,
+/// message, rip, the concrete corruption and the spec that replays it) when it is carried out.
 fn events(mut stream: UnixStream, state: &ApiState) {
     if stream
         .write_all(
@@ -225,8 +227,8 @@ fn events(mut stream: UnixStream, state: &ApiState) {
     {
         return;
     }
-    // Crashes whose fault event went out, and whose recovery event did.
-    let (mut faults, mut recoveries) = (0, 0);
+    // Crashes whose fault event went out, and whose recovery event did; injections sent.
+    let (mut faults, mut recoveries, mut injections) = (0, 0, 0);
     loop {
         let stopping = state.stop.load(Ordering::Relaxed);
         let new: Vec<Value> = {
@@ -235,21 +237,28 @@ fn events(mut stream: UnixStream, state: &ApiState) {
                 .recovery
                 .as_ref()
                 .map_or(&[][..], |s| s.recoveries.as_slice());
-            let mut new: Vec<Value> = all
+            let mut new: Vec<Value> = records
+                .injections
                 .iter()
-                .skip(faults)
-                .map(|r| {
-                    json!({
-                        "event": "fault",
-                        "server": r.server,
-                        "cause": r.cause,
-                        "rip": r.rip,
-                        "injected": r.injected,
-                        "generation": r.generation,
-                        "messages": r.messages,
-                    })
+                .skip(injections)
+                .map(|i| {
+                    let mut v = serde_json::to_value(i).unwrap_or_default();
+                    v["event"] = json!("injection");
+                    v
                 })
                 .collect();
+            injections = records.injections.len();
+            new.extend(all.iter().skip(faults).map(|r| {
+                json!({
+                    "event": "fault",
+                    "server": r.server,
+                    "cause": r.cause,
+                    "rip": r.rip,
+                    "injected": r.injected,
+                    "generation": r.generation,
+                    "messages": r.messages,
+                })
+            }));
             faults = all.len();
             // Recoveries in order: one still restarting holds back those after it.
             for r in all.iter().skip(recoveries) {
@@ -491,6 +500,12 @@ fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, Value
                     );
                 }
             };
+            if vm_state(state) == "Paused" {
+                return (
+                    409,
+                    json!({ "error": "the VM is paused: resume it first (its kernel plans faults as it runs)" }),
+                );
+            }
             answer(name, &kind, state.live.plan(name, &kind))
         }
         ("DELETE", ["servers", name, "fault"]) => answer(name, "", state.live.cancel(name)),

@@ -87,6 +87,15 @@ pub fn event_line(v: &Value) -> String {
                 .as_f64()
                 .map_or("? us".to_owned(), |l| format!("{l:.1} us"))
         ),
+        Some("injection") => format!(
+            "{}: {} injected at message {}{}",
+            v["target"].as_str().unwrap_or("?"),
+            v["kind"].as_str().unwrap_or("?"),
+            v["message"].as_u64().unwrap_or(0),
+            v["concrete"]["spec"]
+                .as_str()
+                .map_or(String::new(), |s| format!("; replay {s}"))
+        ),
         _ => format!("{server}: {v}"),
     }
 }
@@ -108,7 +117,13 @@ mod tests {
             event_line(&back),
             "kv: panic recovered by rollback, 3 pages in 396.3 us"
         );
-        let stopped = json!({"event": "recovery", "server": "fs", "cause": "hang", "action": "fail-stop"});
+        let stopped =
+            json!({"event": "recovery", "server": "fs", "cause": "hang", "action": "fail-stop"});
         assert_eq!(event_line(&stopped), "fs: hang, left stopped");
+        let injected = json!({"event": "injection", "target": "kv", "kind": "flip-branch", "message": 840, "concrete": {"spec": "kv:flip-branch@840:at=0x4406f9"}});
+        assert_eq!(
+            event_line(&injected),
+            "kv: flip-branch injected at message 840; replay kv:flip-branch@840:at=0x4406f9"
+        );
     }
 }

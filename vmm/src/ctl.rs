@@ -29,8 +29,10 @@ pub enum CtlCommand {
     Status,
     /// Each server: state, generation, messages, requests, crashes, restores, last recovery.
     Servers,
-    /// Crash SERVER with KIND at its next message (a kind a server executes: null-deref,
-    /// illegal-insn, div-zero, panic, hang, stack-overflow, corrupt-state, gp).
+    /// Fault SERVER with KIND at its next message: a kind a server executes (null-deref,
+    /// illegal-insn, div-zero, panic, hang, stack-overflow, corrupt-state, gp) or one the VMM
+    /// injects (text-flip, nop, flip-branch, drop-branch, corrupt-src, corrupt-dst,
+    /// corrupt-ptr, no-store, state-flip, stack-flip, reg-flip, msg-corrupt).
     Fault {
         /// The server.
         server: String,

@@ -2,7 +2,13 @@
 //! the monitor page's `live` area (`abi::monitor::LiveRequest`), which the guest kernel reads
 //! at its next timer tick (10 ms) or as it idles. One request at a time; each waits for the
 //! kernel's answer, bounded, so a paused or stopped guest makes an error, never a hang.
+//!
+//! A kind the VMM injects (`flip-branch`, `reg-flip`, ...) is also posted to the injector (its
+//! [`LiveInbox`]) first: the kernel's INJECT at the server's next message finds it there, and
+//! the injector corrupts, records and reports it as it does a `--fault`.
 
+use crate::faults::injector::{LiveCommand, LiveInbox};
+use crate::faults::spec::{FaultSpec, Target};
 use crate::memory::GuestMemory;
 use abi::fault::{Executor, FaultKind};
 use abi::monitor::{LiveRequest, MonitorPage};
@@ -20,7 +26,7 @@ pub enum LiveError {
     #[error("no server {0:?} (servers: {1})")]
     UnknownServer(String, String),
     /// Not a kind that can be planned while the VM runs.
-    #[error("{0:?} cannot be planned while the VM runs: only the kinds a server executes ({1})")]
+    #[error("no fault kind {0:?} (kinds: {1})")]
     Kind(String, String),
     /// The kernel did not answer in time (the guest is paused, stopped, or not our kernel).
     #[error("the guest kernel did not answer within {0:?}")]
@@ -55,27 +61,42 @@ pub struct LiveFaults {
     tasks: Vec<Option<String>>,
     /// The last `seq` used; held while a request waits for its answer.
     seq: Mutex<u64>,
+    /// The injector's inbox, for the VMM's kinds.
+    inbox: LiveInbox,
 }
 
-/// The kinds a live fault can be: those a server executes.
+/// The kinds a live fault can be: those a server executes, then those the VMM injects.
 pub fn kinds() -> Vec<&'static str> {
-    FaultKind::ALL
-        .iter()
-        .filter(|k| k.executor() == Executor::Server)
-        .map(|k| k.name())
+    let by = |e: Executor| {
+        FaultKind::ALL
+            .into_iter()
+            .filter(move |k| k.executor() == e)
+    };
+    by(Executor::Server)
+        .chain(by(Executor::Vmm))
+        .map(FaultKind::name)
         .collect()
 }
 
 impl LiveFaults {
     /// Live faults for the VM whose monitor page is at `page` in `mem`; `tasks` names its
-    /// servers by task index (`None` for an app).
-    pub fn new(mem: GuestMemory, page: u64, tasks: Vec<Option<String>>) -> Self {
+    /// servers by task index (`None` for an app); the VMM's kinds go to the injector through
+    /// `inbox`.
+    pub fn new(mem: GuestMemory, page: u64, tasks: Vec<Option<String>>, inbox: LiveInbox) -> Self {
         Self {
             mem,
             area: page + std::mem::offset_of!(MonitorPage, live) as u64,
             tasks,
             seq: Mutex::new(0),
+            inbox,
         }
+    }
+
+    fn post(&self, command: LiveCommand) {
+        self.inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(command);
     }
 
     /// The task index of server `name`.
@@ -101,14 +122,30 @@ impl LiveFaults {
     pub fn plan(&self, name: &str, kind: &str) -> Result<Outcome, LiveError> {
         let task = self.task(name)?;
         let k = FaultKind::from_name(kind)
-            .filter(|k| k.executor() == Executor::Server)
             .ok_or_else(|| LiveError::Kind(kind.to_owned(), kinds().join(", ")))?;
-        self.request(task, k as u32)
+        // The injector learns of it before the kernel can make it due. (A kind a server
+        // executes still goes there too: to drop a VMM kind it replaces.)
+        match k.executor() {
+            Executor::Vmm => self.post(LiveCommand::Plan(FaultSpec::new(
+                Target::Server(name.to_owned()),
+                k,
+                0,
+            ))),
+            Executor::Server => self.post(LiveCommand::Cancel(name.to_owned())),
+        }
+        let outcome = self.request(task, k as u32);
+        // Refused by the kernel: the injector forgets it too. (Not when the kernel did not
+        // answer: it may still plan it, and then the injector must know it.)
+        if matches!(outcome, Ok(Outcome::Full | Outcome::Refused(_))) {
+            self.post(LiveCommand::Cancel(name.to_owned()));
+        }
+        outcome
     }
 
     /// Cancels server `name`'s pending live fault.
     pub fn cancel(&self, name: &str) -> Result<Outcome, LiveError> {
         let task = self.task(name)?;
+        self.post(LiveCommand::Cancel(name.to_owned()));
         self.request(task, LiveRequest::CANCEL)
     }
 

@@ -277,10 +277,21 @@ impl<W: Write> Vcpu<W> {
                 };
                 let answer = injector.inject(&self.mem, &call)?;
                 if call.record.phase == abi::monitor::InjectRecord::START
-                    && !self.quiet
                     && let Some(injection) = injector.latest()
                 {
-                    eprintln!("vmm: {injection}");
+                    if !self.quiet {
+                        eprintln!("vmm: {injection}");
+                    }
+                    if self.publish {
+                        // For the control API's event stream (the run's end replaces the list
+                        // with the final records).
+                        let injection = injection.clone();
+                        self.records
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .injections
+                            .push(injection);
+                    }
                 }
                 let watch = injector.kernel_watch();
                 monitor::answer_inject(&self.mem, &self.monitor, &answer)?;

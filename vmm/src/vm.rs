@@ -349,10 +349,20 @@ pub fn run(
         None => None,
     };
     let planned = plan_recovery(config, &layout, faults)?;
-    let injector = if faults.specs.is_empty() {
+    // With the control API, faults of the VMM's kinds may also be planned while the VM runs:
+    // the injector is there for them, fed through its inbox.
+    let inbox = control
+        .api_sock
+        .is_some()
+        .then(crate::faults::injector::LiveInbox::default);
+    let injector = if faults.specs.is_empty() && inbox.is_none() {
         None
     } else {
-        Some(Injector::new(&faults.specs, faults.seed, &image, &layout)?)
+        let injector = Injector::new(&faults.specs, faults.seed, &image, &layout)?;
+        Some(match &inbox {
+            Some(inbox) => injector.with_inbox(Arc::clone(inbox)),
+            None => injector,
+        })
     };
     let backend = backend::detect();
     // KVM first: the boot line says nothing until the host can run the VM.
@@ -472,6 +482,7 @@ pub fn run(
                     .iter()
                     .map(|s| (!s.app).then(|| s.name.clone()))
                     .collect(),
+                inbox.unwrap_or_default(),
             ),
             backend: backend.name(),
             started,

@@ -81,7 +81,7 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
     for (method, path, body, want) in [
         ("PUT", "/servers/kvv/fault", "{\"kind\": \"panic\"}", 404),
         ("PUT", "/servers/kv/fault", "{\"kind\": \"melt\"}", 400),
-        ("PUT", "/servers/kv/fault", "{\"kind\": \"text-flip\"}", 400),
+        ("PUT", "/servers/kv/fault", "{\"kind\": \"Panic\"}", 400),
         ("PUT", "/servers/kv/fault", "not json", 400),
         ("DELETE", "/servers/fs/fault", "", 404),
         ("POST", "/vm", "", 405),
@@ -337,6 +337,12 @@ fn a_paused_vm_stops_its_clock_for_the_timeout() {
         (200, &serde_json::json!("Paused"))
     );
     assert_eq!(request(&sock, "GET", "/vm", "").1["state"], "Paused");
+    // A paused kernel plans nothing: a fault is refused at once, not after a wait.
+    let asked = std::time::Instant::now();
+    let (status, e) = request(&sock, "PUT", "/servers/kv/fault", "{\"kind\": \"panic\"}");
+    assert_eq!(status, 409, "{e}");
+    assert!(e["error"].as_str().is_some_and(|e| e.contains("paused")), "{e}");
+    assert!(asked.elapsed() < std::time::Duration::from_secs(1));
     // Held paused past the whole timeout: the stimulus, not a wait for something.
     std::thread::sleep(std::time::Duration::from_secs(6));
     // Resumed with the client.
@@ -448,4 +454,103 @@ fn a_stop_through_the_api_ends_the_run_as_sigterm_would() {
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
     assert_eq!(r["exit_status"], 143);
     assert!(!sock.exists());
+}
+
+/// A kind the VMM injects, planned over the API: the injector carries it out at the server's
+/// next message, the event stream and the report carry its record, and the spec it prints
+/// replays the same corruption in a fresh run.
+#[test]
+fn a_vmm_kind_planned_live_is_injected_reported_and_replayable() {
+    require_kvm();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sock = tmp.path().join("v.sock");
+    let sock_s = sock.to_str().expect("utf-8");
+    let report = tmp.path().join("r.json");
+    let running = vmm_run(
+        VMM,
+        &[
+            "--api-sock",
+            sock_s,
+            "--report",
+            report.to_str().expect("utf-8"),
+            "--",
+            "ops=forever",
+        ],
+    )
+    .start_until("workload: seed");
+    let events = std::process::Command::new(VMM)
+        .args(["ctl", sock_s, "--json", "events"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vmm ctl events");
+    let (status, planned) = request(
+        &sock,
+        "PUT",
+        "/servers/kv/fault",
+        "{\"kind\": \"flip-branch\"}",
+    );
+    assert_eq!(status, 200, "{planned}");
+    // Carried out at kv's next message: the report of it arrives on the stream.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, servers) = request(&sock, "GET", "/servers", "");
+        let kv = servers
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
+            .cloned()
+            .expect("kv");
+        // Messages are published every tick: well past the one the fault was planned for.
+        if kv["messages"].as_u64() > Some(50) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "kv got no messages");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "stop"]).run();
+    assert_eq!(ctl.status, 0, "{ctl:?}");
+    let out = running.wait();
+    assert_eq!(out.status, 143, "{out:?}");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("vmm: inject: kv flip-branch at message "))
+        .unwrap_or_else(|| panic!("no injection: {out:?}"))
+        .to_owned();
+    let replay = line
+        .rsplit_once("; replay: ")
+        .map(|(_, spec)| spec.to_owned())
+        .expect("a replay spec");
+    // The stream carried it.
+    let streamed = events.wait_with_output().expect("events");
+    let injection = String::from_utf8_lossy(&streamed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .find(|e| e["event"] == "injection")
+        .unwrap_or_else(|| panic!("no injection event: {streamed:?}"));
+    assert_eq!(
+        (&injection["target"], &injection["kind"]),
+        (&serde_json::json!("kv"), &serde_json::json!("flip-branch")),
+        "{injection}"
+    );
+    assert_eq!(
+        injection["concrete"]["spec"],
+        replay.as_str(),
+        "{injection}"
+    );
+    // The report has it, with its message.
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    let recorded = r["injections"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["kind"] == "flip-branch"))
+        .unwrap_or_else(|| panic!("not in the report: {r}"));
+    assert!(recorded["message"].as_u64() > Some(0), "{recorded}");
+    // A fresh run with the printed spec makes the same corruption at the same message.
+    let again = vmm_run(VMM, &["--fault", &replay, "--", "ops=20000"]).run();
+    assert!(
+        again.stderr.lines().any(|l| l == line),
+        "{line:?} not replayed: {again:?}"
+    );
 }

@@ -239,7 +239,7 @@ impl Dashboard {
     /// A record of the `GET /events` stream, at `now`.
     pub fn apply_event(&mut self, v: &Value, now: f64) {
         let kind = match (v["event"].as_str(), v["action"].as_str()) {
-            (Some("fault"), _) => EventKind::Fault,
+            (Some("fault" | "injection"), _) => EventKind::Fault,
             (Some("recovery"), Some("fail-stop")) => EventKind::Problem,
             (Some("recovery"), _) => EventKind::Recovered,
             _ => EventKind::Problem,

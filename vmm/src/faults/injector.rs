@@ -3,7 +3,9 @@
 //! keeps the record of every planned fault for the report.
 //!
 //! Runs on the vCPU thread, inside the hypercall, so the guest is stopped while its code or
-//! memory changes. Everything the kernel writes is checked against the injector's own plan: an
+//! memory changes. Faults planned while the VM runs (the control API) arrive through a
+//! [`LiveInbox`]: the API posts the spec before it asks the guest kernel to plan the kind for
+//! the server's next message, and the injector takes it at the INJECT that message brings. Everything the kernel writes is checked against the injector's own plan: an
 //! INJECT for a task, kind or message nothing planned is a protocol violation.
 
 use super::choose::Chooser;
@@ -34,7 +36,23 @@ struct Planned {
     task: Option<usize>,
     /// Times it fired.
     fired: u32,
+    /// Planned while the VM ran: due at whatever message the kernel planned it for (its
+    /// spec's message is set when it fires).
+    live: bool,
 }
+
+/// What the control API posts to the injector while the VM runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LiveCommand {
+    /// Plan this spec (a server's, of the VMM's kinds; its message is not known yet) for the
+    /// server's next message; it replaces a live one of that server still pending.
+    Plan(FaultSpec),
+    /// Forget the pending live fault of this server.
+    Cancel(String),
+}
+
+/// The control API's commands for the injector, taken on the vCPU thread at each INJECT.
+pub type LiveInbox = std::sync::Arc<std::sync::Mutex<Vec<LiveCommand>>>;
 
 /// An injection whose message is not over yet.
 #[derive(Clone, Debug)]
@@ -62,6 +80,8 @@ pub struct Injector {
     kernel_watch: Option<(u64, usize)>,
     /// Tasks that crashed though no fault targeted them.
     bystanders: Vec<String>,
+    /// Faults planned while the VM runs.
+    inbox: Option<LiveInbox>,
 }
 
 impl Injector {
@@ -90,6 +110,7 @@ impl Injector {
                 spec: spec.clone(),
                 task,
                 fired: 0,
+                live: false,
             });
         }
         Ok(Self {
@@ -102,7 +123,42 @@ impl Injector {
             stepping: None,
             kernel_watch: None,
             bystanders: Vec::new(),
+            inbox: None,
         })
+    }
+
+    /// Takes faults planned while the VM runs from `inbox`.
+    #[must_use]
+    pub fn with_inbox(mut self, inbox: LiveInbox) -> Self {
+        self.inbox = Some(inbox);
+        self
+    }
+
+    /// Takes the control API's commands posted since the last INJECT.
+    fn take_live(&mut self) {
+        let Some(inbox) = &self.inbox else {
+            return;
+        };
+        let commands = std::mem::take(&mut *inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        for command in commands {
+            let target = match &command {
+                LiveCommand::Plan(spec) => spec.target.to_string(),
+                LiveCommand::Cancel(server) => server.clone(),
+            };
+            // As the kernel does: a new live fault replaces one still pending, a cancel drops it.
+            self.planned
+                .retain(|p| !(p.live && p.fired == 0 && p.spec.target.to_string() == target));
+            if let LiveCommand::Plan(spec) = command
+                && let Some(task) = self.names.iter().position(|n| *n == target)
+            {
+                self.planned.push(Planned {
+                    spec,
+                    task: Some(task),
+                    fired: 0,
+                    live: true,
+                });
+            }
+        }
     }
 
     /// An INJECT call: carries out the fault due (`START`) or ends its message (`END`).
@@ -128,6 +184,7 @@ impl Injector {
                 Ok(answer)
             }
             InjectRecord::START => {
+                self.take_live();
                 let index = self
                     .due(task, r)
                     .ok_or_else(|| violation(r, "nothing planned"))?;
@@ -146,7 +203,8 @@ impl Injector {
     fn due(&self, task: Option<usize>, r: &InjectRecord) -> Option<usize> {
         self.planned.iter().position(|p| {
             let s = &p.spec;
-            let at = r.message == s.message
+            let at = (p.live && p.fired == 0)
+                || r.message == s.message
                 || (s.period != 0
                     && r.message > s.message
                     && (r.message - s.message).is_multiple_of(s.period));
@@ -166,6 +224,10 @@ impl Injector {
     ) {
         let p = &mut self.planned[index];
         p.fired += 1;
+        if p.live {
+            // Its message is now known: the spec replays it.
+            p.spec.message = r.message;
+        }
         let spec = p.spec.clone();
         let task = p.task;
         let ranges = match task {
@@ -351,7 +413,9 @@ impl Injector {
         if let Some((_, index)) = self.kernel_watch {
             self.injections[index].activated = Some(false);
         }
-        for p in self.planned.iter().filter(|p| p.fired == 0) {
+        // (A fault planned live whose message never came was pending when the VM stopped: it has
+        // no message to replay it at, and is left out.)
+        for p in self.planned.iter().filter(|p| p.fired == 0 && !p.live) {
             self.injections.push(Injection {
                 spec: p.spec.to_string(),
                 target: p.spec.target.to_string(),
@@ -374,7 +438,7 @@ impl Injector {
     pub fn not_triggered(&self) -> impl Iterator<Item = &FaultSpec> {
         self.planned
             .iter()
-            .filter(|p| p.fired == 0)
+            .filter(|p| p.fired == 0 && !p.live)
             .map(|p| &p.spec)
     }
 }
