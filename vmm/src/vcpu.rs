@@ -36,6 +36,23 @@ pub struct Vcpu<W: Write> {
     pause: Option<Arc<crate::pause::Pause>>,
 }
 
+/// The time-stamp counter MSR.
+const IA32_TSC: u32 = 0x10;
+
+// `_IOW(KVMIO, 0xe1, struct kvm_device_attr)` (kvm-ioctls offers it only on aarch64).
+vmm_sys_util::ioctl_iow_nr!(
+    KVM_SET_DEVICE_ATTR,
+    kvm_bindings::KVMIO,
+    0xe1,
+    kvm_bindings::kvm_device_attr
+);
+
+/// The host's time-stamp counter.
+fn host_tsc() -> u64 {
+    // SAFETY: RDTSC reads a counter; it has no memory effects and every x86_64 CPU has it.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 /// The width in bytes of one access of the port-I/O exit KVM just reported in `run`.
 fn io_width(run: *const kvm_bindings::kvm_run) -> usize {
     // SAFETY: `run` points to the vCPU's mapped `kvm_run` page, which lives as long as the
@@ -118,9 +135,27 @@ impl<W: Write> Vcpu<W> {
                 break Stop::Kicked;
             }
             if let Some(pause) = self.pause.as_ref().filter(|p| p.is_paused()) {
+                // The guest's clock stops too: its TSC (what recovery latencies are measured
+                // with) goes on from where it was, not from where the host's is now.
+                // The guest's clock stops too. Where KVM can offset the guest's TSC (hardware
+                // KVM), it goes on from where it was; where it cannot (KVM-PVM: guest code reads
+                // the host's TSC natively), the cycles it ran on are handed to the recovery
+                // engine, which takes them out of the latency of a recovery the pause fell in.
+                let before = self.guest_tsc();
+                let since = std::time::Instant::now();
                 pause.wait_while_paused(|| self.stop.load(Ordering::Acquire));
                 if self.stop.load(Ordering::Acquire) {
                     break Stop::Kicked;
+                }
+                if let Some(guest) = before {
+                    // Guest TSC = host TSC + offset (no TSC scaling: the guest runs at the
+                    // host's rate). Best effort: the check below measures what it achieved.
+                    self.set_tsc_offset(guest.wrapping_sub(host_tsc()));
+                }
+                if let (Some(before), Some(after), Some(engine)) =
+                    (before, self.guest_tsc(), self.engine.as_mut())
+                {
+                    engine.paused(after.saturating_sub(before), since.elapsed());
                 }
                 // The kick that paused it was no stop: its console writes go on.
                 kick::unkick();
@@ -336,6 +371,34 @@ impl<W: Write> Vcpu<W> {
         self.fd.set_guest_debug(&debug).map_err(Stop::Kvm)?;
         self.breakpoint = addr;
         Ok(())
+    }
+
+    /// The guest's TSC (`None` if KVM would not say).
+    fn guest_tsc(&self) -> Option<u64> {
+        let mut msrs = kvm_bindings::Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
+            index: IA32_TSC,
+            ..Default::default()
+        }])
+        .ok()?;
+        match self.fd.get_msrs(&mut msrs) {
+            Ok(1) => Some(msrs.as_slice()[0].data),
+            _ => None,
+        }
+    }
+
+    /// Sets the guest's TSC offset (KVM_VCPU_TSC_OFFSET: a plain write of the TSC MSR is taken
+    /// by KVM as a resynchronisation and ignored when it is within a second of what it expects).
+    /// Best effort: KVM-PVM accepts it and changes nothing (its guest reads the host's TSC).
+    fn set_tsc_offset(&self, offset: u64) {
+        let attr = kvm_bindings::kvm_device_attr {
+            group: kvm_bindings::KVM_VCPU_TSC_CTRL,
+            attr: u64::from(kvm_bindings::KVM_VCPU_TSC_OFFSET),
+            addr: std::ptr::from_ref(&offset) as u64,
+            flags: 0,
+        };
+        // SAFETY: KVM_SET_DEVICE_ATTR on our vCPU fd with a valid kvm_device_attr whose `addr`
+        // points to a live u64 for the call; KVM reads 8 bytes there and writes nothing.
+        unsafe { vmm_sys_util::ioctl::ioctl_with_ref(&self.fd, KVM_SET_DEVICE_ATTR(), &attr) };
     }
 
     fn records(&self) -> std::sync::MutexGuard<'_, GuestRecords> {

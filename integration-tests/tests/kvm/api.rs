@@ -341,7 +341,10 @@ fn a_paused_vm_stops_its_clock_for_the_timeout() {
     let asked = std::time::Instant::now();
     let (status, e) = request(&sock, "PUT", "/servers/kv/fault", "{\"kind\": \"panic\"}");
     assert_eq!(status, 409, "{e}");
-    assert!(e["error"].as_str().is_some_and(|e| e.contains("paused")), "{e}");
+    assert!(
+        e["error"].as_str().is_some_and(|e| e.contains("paused")),
+        "{e}"
+    );
     assert!(asked.elapsed() < std::time::Duration::from_secs(1));
     // Held paused past the whole timeout: the stimulus, not a wait for something.
     std::thread::sleep(std::time::Duration::from_secs(6));
@@ -553,4 +556,71 @@ fn a_vmm_kind_planned_live_is_injected_reported_and_replayable() {
         again.stderr.lines().any(|l| l == line),
         "{line:?} not replayed: {again:?}"
     );
+}
+
+/// A pause while a server waits out its restart backoff stops the guest's clock: the backoff
+/// (guest ticks) resumes where it was, and the recovery's latency does not count the pause.
+#[test]
+fn a_pause_during_a_recovery_is_not_in_its_latency() {
+    require_kvm();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sock = tmp.path().join("p.sock");
+    let sock_s = sock.to_str().expect("utf-8");
+    let config = tmp.path().join("backoff.toml");
+    std::fs::write(&config, "[recovery.servers.kv]\nbackoff_ms = 1000\n").expect("config");
+    let running = vmm_run(
+        VMM,
+        &[
+            "--api-sock",
+            sock_s,
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--",
+            "ops=forever",
+        ],
+    )
+    .start_until("workload: seed");
+    let kv = |sock: &Path| {
+        let (_, servers) = request(sock, "GET", "/servers", "");
+        servers
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
+            .cloned()
+            .expect("kv")
+    };
+    let (status, planned) = request(&sock, "PUT", "/servers/kv/fault", "{\"kind\": \"panic\"}");
+    assert_eq!(status, 200, "{planned}");
+    // Crashed, restored, and waiting out its second of backoff: pause now, for 1.5 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while kv(&sock)["crashes"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "kv did not crash");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (status, _) = request(&sock, "PATCH", "/vm", "{\"state\": \"Paused\"}");
+    assert_eq!(status, 200);
+    let back = kv(&sock);
+    assert!(
+        back["last_recovery"]["latency_us"].is_null(),
+        "still backing off: {back}"
+    );
+    // Held paused: the stimulus, not a wait for something.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (status, _) = request(&sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}");
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let latency = loop {
+        if let Some(l) = kv(&sock)["last_recovery"]["latency_us"].as_f64() {
+            break l;
+        }
+        assert!(std::time::Instant::now() < deadline, "kv did not come back");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // The backoff (1 s of guest time) and the recovery itself; not the 1.5 s paused.
+    assert!(
+        (1.0e6..1.4e6).contains(&latency),
+        "latency {latency} us: the pause counted, or the backoff did not"
+    );
+    let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "stop"]).run();
+    assert_eq!(ctl.status, 0, "{ctl:?}");
+    assert_eq!(running.wait().status, 143);
 }

@@ -46,6 +46,9 @@ pub struct Engine<L: DirtyLog> {
     snapshots: SnapshotSummary,
     misdeclared: Vec<Misdeclared>,
     events: EventLog,
+    /// Time the VM spent paused so far: guest TSC cycles the guest's TSC ran on meanwhile
+    /// (none where KVM stops it) and host time.
+    paused: (u64, Duration),
 }
 
 fn micros(d: Duration) -> u64 {
@@ -98,6 +101,7 @@ impl<L: DirtyLog> Engine<L> {
             misdeclared: Vec::new(),
             events: EventLog::new(options.log_events),
             options,
+            paused: (0, Duration::ZERO),
         })
     }
 
@@ -271,6 +275,7 @@ impl<L: DirtyLog> Engine<L> {
             record: self.records.len() - 1,
             entry_tsc: record.entry_tsc,
             at: Instant::now(),
+            paused: self.paused,
         });
         Ok(())
     }
@@ -340,6 +345,16 @@ impl<L: DirtyLog> Engine<L> {
         }
     }
 
+    /// The VM was paused: for `duration`, over which the guest's TSC ran on by `cycles` (0 where
+    /// KVM stops it). Taken out of the latency of a recovery the pause fell in: a paused guest's
+    /// clock stands still.
+    pub fn paused(&mut self, cycles: u64, duration: Duration) {
+        self.paused = (
+            self.paused.0.saturating_add(cycles),
+            self.paused.1.saturating_add(duration),
+        );
+    }
+
     /// RESTARTED: recovered task `task` runs its first instruction next (guest TSC `tsc`).
     /// Completes its recovery record with the latency and prints it. A task with no recovery
     /// pending is ignored.
@@ -353,9 +368,14 @@ impl<L: DirtyLog> Engine<L> {
         let Some(p) = server.pending.take() else {
             return;
         };
+        let (paused_cycles, paused_time) = (
+            self.paused.0.saturating_sub(p.paused.0),
+            self.paused.1.saturating_sub(p.paused.1),
+        );
         let latency_us = match self.tsc_khz {
             Some(khz) if p.entry_tsc != 0 && tsc > p.entry_tsc => {
-                let window = (tsc - p.entry_tsc) as f64 * 1000.0 / f64::from(khz);
+                let cycles = (tsc - p.entry_tsc).saturating_sub(paused_cycles);
+                let window = cycles as f64 * 1000.0 / f64::from(khz);
                 // `--check-isolation` hashed the peers inside that window: not recovery work.
                 let check = self
                     .records
@@ -363,7 +383,7 @@ impl<L: DirtyLog> Engine<L> {
                     .and_then(|r| r.isolation_check_us);
                 (window - check.unwrap_or(0.0)).max(0.0)
             }
-            _ => p.at.elapsed().as_secs_f64() * 1e6,
+            _ => p.at.elapsed().saturating_sub(paused_time).as_secs_f64() * 1e6,
         };
         if let Some(r) = self.records.get_mut(p.record) {
             r.complete(latency_us);

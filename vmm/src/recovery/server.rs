@@ -11,7 +11,7 @@ use crate::recovery::translate::Peer;
 use abi::requests::RequestTable;
 use policies::{History, RecoveryPolicy};
 use snapshot::{DirtyPages, RegionSnapshots, SnapshotError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use vm_memory::{GuestAddress, GuestMemoryBackend};
 
 /// Guest memory region of one server's state arena.
@@ -32,6 +32,9 @@ pub(super) struct Pending {
     pub(super) entry_tsc: u64,
     /// When the VMM heard of the fault.
     pub(super) at: Instant,
+    /// The engine's paused time (guest TSC cycles, host time) when it crashed: a pause before
+    /// its restart is taken out of its latency.
+    pub(super) paused: (u64, Duration),
 }
 
 /// One server's snapshots and history.

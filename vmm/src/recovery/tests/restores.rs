@@ -40,6 +40,24 @@ fn a_restore_puts_back_the_last_boundary_and_only_the_crashed_server() {
     assert_eq!((s.servers[0].crashes, s.servers[0].generation), (1, 1));
 }
 
+/// A pause between a crash and the restart is not in the recovery's latency: neither the guest
+/// TSC cycles it ran on meanwhile, nor a pause before the crash.
+#[test]
+fn time_paused_during_a_recovery_is_not_in_its_latency() {
+    let (mut e, _mem) = engine();
+    e.boundary(snap(0, 1)).expect("kv boundary 1");
+    e.paused(40_000, std::time::Duration::from_millis(40));
+    e.fault(&fault(0, 1, 1)).expect("recovered");
+    e.paused(100_000, std::time::Duration::from_millis(100));
+    e.restarted(0, 251_000);
+    let r = &e.summary().recoveries[0];
+    let latency = r.latency_us.expect("complete") + r.isolation_check_us.unwrap_or(0.0);
+    assert!(
+        (latency - 150_000.0).abs() < 1e-6,
+        "(251000 - 1000 - 100000) cycles at 1 MHz: {latency}"
+    );
+}
+
 /// A FAULT hands over the snapshots still pending (batched boundaries of other servers):
 /// taken before the decision and listed in the record. One naming the crashed task itself
 /// (it was running, so it has none) is a protocol violation, never a snapshot of its
