@@ -69,6 +69,9 @@ pub struct ApiState {
     pub pause: Option<Arc<crate::pause::Pause>>,
     /// Written to stop the VM (`PUT /actions` with `Stop`).
     pub stop_vm: Option<vmm_sys_util::eventfd::EventFd>,
+    /// How the VM ended (`vmm run`'s exit status and its line), once it has: served until the
+    /// API goes, and the event stream's last record.
+    pub ended: std::sync::Mutex<Option<(u8, Option<String>)>>,
 }
 
 /// `GET /servers`: each server, with its recovery counters and its last recovery when the VM
@@ -149,7 +152,8 @@ impl ApiSocket {
         })
     }
 
-    /// Serves on a thread until `stop` is set; the socket is removed then.
+    /// Serves on a thread until `stop` is set; the socket is removed then, and the thread ends
+    /// once the connections still open have ended (at most [`CLIENT_TIME`] later).
     pub fn serve(
         self,
         state: Arc<ApiState>,
@@ -188,6 +192,12 @@ impl ApiSocket {
                     }
                 }
                 let _ = std::fs::remove_file(&self.path);
+                // Event streams end with how the VM ended: let those still open write it (each
+                // client is bounded in time, and so is this wait).
+                let deadline = Instant::now() + CLIENT_TIME;
+                while clients.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             })
     }
 }
@@ -278,15 +288,30 @@ fn events(mut stream: UnixStream, state: &ApiState) {
             }
         }
         if stopping {
+            if let Some((status, message)) = state.ended() {
+                let _ = writeln!(
+                    stream,
+                    "{}",
+                    json!({ "event": "stopped", "exit_status": status, "message": message })
+                );
+            }
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// `Running` or `Paused`.
+impl ApiState {
+    fn ended(&self) -> Option<(u8, Option<String>)> {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// `Running`, `Paused` or `Stopped`.
 fn vm_state(state: &ApiState) -> &'static str {
-    if state.pause.as_ref().is_some_and(|p| p.is_paused()) {
+    if state.ended().is_some() {
+        "Stopped"
+    } else if state.pause.as_ref().is_some_and(|p| p.is_paused()) {
         "Paused"
     } else {
         "Running"
@@ -477,15 +502,19 @@ fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, Value
             }
             (200, json!({ "state": vm_state(state) }))
         }
-        ("GET", ["vm"]) => (
-            200,
-            json!({
+        ("GET", ["vm"]) => {
+            let mut vm = json!({
                 "state": vm_state(state),
                 "backend": state.backend,
                 "uptime_ms": state.started.elapsed().as_millis() as u64,
                 "workload": state.progress.total(),
-            }),
-        ),
+            });
+            if let Some((status, message)) = state.ended() {
+                vm["exit_status"] = json!(status);
+                vm["message"] = json!(message);
+            }
+            (200, vm)
+        }
         ("GET", ["servers"]) => (200, servers(state)),
         ("PUT", ["servers", name, "fault"]) => {
             let kind = match serde_json::from_slice::<Value>(body)

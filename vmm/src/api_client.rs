@@ -87,6 +87,13 @@ pub fn event_line(v: &Value) -> String {
                 .as_f64()
                 .map_or("? us".to_owned(), |l| format!("{l:.1} us"))
         ),
+        Some("stopped") => format!(
+            "the VM stopped with status {}{}",
+            v["exit_status"].as_u64().unwrap_or(0),
+            v["message"]
+                .as_str()
+                .map_or(String::new(), |m| format!(": {m}"))
+        ),
         Some("injection") => format!(
             "{}: {} injected at message {}{}",
             v["target"].as_str().unwrap_or("?"),
@@ -120,6 +127,11 @@ mod tests {
         let stopped =
             json!({"event": "recovery", "server": "fs", "cause": "hang", "action": "fail-stop"});
         assert_eq!(event_line(&stopped), "fs: hang, left stopped");
+        let stopped = json!({"event": "stopped", "exit_status": 143, "message": "stopped through the control API (as by SIGTERM)"});
+        assert_eq!(
+            event_line(&stopped),
+            "the VM stopped with status 143: stopped through the control API (as by SIGTERM)"
+        );
         let injected = json!({"event": "injection", "target": "kv", "kind": "flip-branch", "message": 840, "concrete": {"spec": "kv:flip-branch@840:at=0x4406f9"}});
         assert_eq!(
             event_line(&injected),

@@ -1,6 +1,6 @@
 //! OpenMetrics text of a running VM's recoveries (the control API's `GET /metrics`), built with
 //! the prometheus-client crate from the recovery summary the vCPU publishes after every fault:
-//! crashes per server and cause, restores, peer rollbacks, pages restored, generations, boundary
+//! crashes and restores per server and cause, peer rollbacks, pages restored, generations, boundary
 //! snapshots, and the recovery-latency histogram; and from the figures the guest publishes
 //! while it runs: messages and requests per server, with their retries, losses, errors and
 //! mismatches.
@@ -49,11 +49,9 @@ pub fn text(summary: Option<&Summary>, servers: &[ServerFigures]) -> String {
             labels.push(("outcome".to_owned(), outcome.to_owned()));
             outcomes.get_or_create(&labels).inc_by(n);
         }
-        // Every server appears, at zero until it crashes.
+        // Every server appears, at zero until it crashes (crashes and restores, by cause, once
+        // it has).
         let s = summary.and_then(|s| s.servers.iter().find(|x| &x.name == name));
-        restores
-            .get_or_create(&server(name))
-            .inc_by(s.map_or(0, |s| s.restores));
         peer_rollbacks
             .get_or_create(&server(name))
             .inc_by(s.map_or(0, |s| s.peer_rollbacks));
@@ -68,6 +66,10 @@ pub fn text(summary: Option<&Summary>, servers: &[ServerFigures]) -> String {
             let mut labels = server(&r.server);
             labels.push(("cause".to_owned(), r.cause.clone()));
             crashes.get_or_create(&labels).inc();
+            // Every recovery restores its server but one that stopped the VM.
+            if r.action != "fail-stop" {
+                restores.get_or_create(&labels).inc();
+            }
             pages
                 .get_or_create(&server(&r.server))
                 .inc_by(r.pages_restored);
@@ -77,7 +79,11 @@ pub fn text(summary: Option<&Summary>, servers: &[ServerFigures]) -> String {
         }
     }
     registry.register("crashes", "Server crashes, by server and cause", crashes);
-    registry.register("restores", "Servers restored and restarted", restores);
+    registry.register(
+        "restores",
+        "Servers restored and restarted, by server and the cause of their crash",
+        restores,
+    );
     registry.register(
         "peer_rollbacks",
         "Servers rolled back with a crashed server that depended on them",
@@ -153,7 +159,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("vmm_restores_total{server=\"kv\"} 0"),
+            text.contains("vmm_peer_rollbacks_total{server=\"kv\"} 0"),
             "{text}"
         );
         assert!(text.contains("vmm_generation{server=\"fs\"} 0"), "{text}");

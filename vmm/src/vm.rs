@@ -469,6 +469,7 @@ pub fn run(
         (None, None)
     };
     let mut api_threads = Vec::new();
+    let mut api_state = None;
     if control.any() {
         let monitor_page = layout
             .monitor_page
@@ -501,7 +502,9 @@ pub fn run(
                     .map(|(i, s)| (s.name.clone(), i))
                     .collect(),
             ),
+            ended: std::sync::Mutex::new(None),
         });
+        api_state = Some(Arc::clone(&state));
         if let Some(socket) = api_socket {
             api_threads.push(
                 socket
@@ -532,15 +535,7 @@ pub fn run(
     }
     // The vCPU thread cannot panic into us (panic = "abort"), so join only fails if it did abort.
     let stop = handle.join().unwrap_or(Stop::Kicked);
-    api_stop.store(true, Ordering::Relaxed);
-    for t in api_threads {
-        let _ = t.join();
-    }
     let elapsed = started.elapsed();
-    memory::unregister(&vm, &layout);
-    drop(vm);
-    drop(mem);
-
     let records = records
         .lock()
         .map_or_else(|e| e.into_inner().clone(), |r| r.clone());
@@ -575,6 +570,17 @@ pub fn run(
         ),
         (stop, _) => (stop.status(), stop.message()),
     };
+    // The API says how the VM ended (`GET /vm`, the event stream's last record), then goes.
+    if let Some(state) = api_state {
+        *state.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some((status, message.clone()));
+    }
+    api_stop.store(true, Ordering::Relaxed);
+    for t in api_threads {
+        let _ = t.join();
+    }
+    memory::unregister(&vm, &layout);
+    drop(vm);
+    drop(mem);
     let mut injections = records.injections;
     let classification = (!injections.is_empty())
         .then(|| {

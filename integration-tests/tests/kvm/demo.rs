@@ -134,7 +134,7 @@ fn the_dashboard_shows_a_crash_and_its_recovery_and_quits_cleanly() {
     // Both restores in the metrics.
     let metrics = get(&sock, "/metrics");
     assert!(
-        metrics.contains("vmm_restores_total{server=\"kv\"} 2"),
+        metrics.contains("vmm_restores_total{server=\"kv\",cause=\"panic\"} 2"),
         "{metrics}"
     );
     tmux(&server, &["send-keys", "-t", "demo", "q"]);

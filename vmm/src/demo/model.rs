@@ -240,6 +240,7 @@ impl Dashboard {
     pub fn apply_event(&mut self, v: &Value, now: f64) {
         let kind = match (v["event"].as_str(), v["action"].as_str()) {
             (Some("fault" | "injection"), _) => EventKind::Fault,
+            (Some("stopped"), _) => EventKind::Action,
             (Some("recovery"), Some("fail-stop")) => EventKind::Problem,
             (Some("recovery"), _) => EventKind::Recovered,
             _ => EventKind::Problem,
