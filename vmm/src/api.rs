@@ -573,3 +573,6 @@ fn answer(server: &str, kind: &str, got: Result<Outcome, LiveError>) -> (u16, Va
         Err(e) => (503, json!({ "error": e.to_string() })),
     }
 }
+
+#[cfg(test)]
+mod tests;
