@@ -5,37 +5,25 @@
 //! is refused before boot.
 
 use crate::VMM;
-use integration_tests::{require_kvm, vmm_run};
+use integration_tests::{http, require_kvm, vmm_run};
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-/// One request; the status and the body.
+/// One request; the status and the body as JSON.
 fn request(sock: &Path, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let mut s = UnixStream::connect(sock).expect("connect");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    raw_answer(s)
+    json(http::request(sock, method, path, body))
 }
 
-fn raw_answer(mut s: UnixStream) -> (u16, serde_json::Value) {
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("answer");
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status: {text:?}"));
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON: {text:?}")),
-    )
+fn raw_answer(s: UnixStream) -> (u16, serde_json::Value) {
+    json(http::answer(s))
+}
+
+fn json((status, body): (u16, String)) -> (u16, serde_json::Value) {
+    let value = serde_json::from_str(&body)
+        .unwrap_or_else(|_| panic!("status {status}, not JSON: {body:?}"));
+    (status, value)
 }
 
 /// The metric families in `text`, as the reference OpenMetrics parser (prometheus-client's,

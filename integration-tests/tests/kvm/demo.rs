@@ -40,16 +40,9 @@ fn screen_until(
     }
 }
 
-/// A request on the API socket: the body.
+/// A GET on the API socket: the body.
 fn get(sock: &Path, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("answer");
-    text.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+    integration_tests::http::request(sock, "GET", path, "").1
 }
 
 #[test]
