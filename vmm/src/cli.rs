@@ -356,6 +356,7 @@ fn run_report(status: i32, result: Result<&vm::RunReport, &String>) -> report::R
         message: None,
         elapsed_ms: None,
         workload: None,
+        workload_so_far: None,
         servers: Vec::new(),
         recoveries: Vec::new(),
         snapshots: crate::recovery::report::SnapshotSummary::default(),
@@ -370,6 +371,7 @@ fn run_report(status: i32, result: Result<&vm::RunReport, &String>) -> report::R
             r.message = run.message.clone();
             r.elapsed_ms = Some(run.elapsed.as_secs_f64() * 1e3);
             r.workload = run.workload.map(WorkloadFigures::from);
+            r.workload_so_far = run.workload_so_far.map(WorkloadFigures::from);
             r.faults = run.faults;
             r.injections = run.injections.clone();
             r.classification = run.classification;
@@ -622,11 +624,16 @@ fn bench_recovery(args: BenchRecoveryArgs) -> i32 {
 /// `; workload ops=N errors=E retries=R lost=L mismatches=M; 1 fault` for the final line.
 fn guest_figures(report: &vm::RunReport) -> String {
     let mut s = String::new();
-    if let Some(w) = &report.workload {
-        s.push_str(&format!(
-            "; workload ops={} errors={} retries={} lost={} mismatches={}",
+    let figures = |label: &str, w: &abi::monitor::WorkloadReport| {
+        format!(
+            "; {label} ops={} errors={} retries={} lost={} mismatches={}",
             w.ops, w.errors, w.retries, w.lost, w.mismatches
-        ));
+        )
+    };
+    if let Some(w) = &report.workload {
+        s.push_str(&figures("workload", w));
+    } else if let Some(w) = report.workload_so_far.as_ref().filter(|w| w.ops > 0) {
+        s.push_str(&figures("workload so far", w));
     }
     if report.faults > 0 {
         let plural = if report.faults == 1 { "" } else { "s" };

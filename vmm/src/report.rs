@@ -60,6 +60,10 @@ pub struct RunReport {
     pub elapsed_ms: Option<f64>,
     /// The workload's figures, if it reported them.
     pub workload: Option<WorkloadFigures>,
+    /// When it did not (a run stopped before its workload ended, e.g. `ops=forever` in `vmm
+    /// demo`): what the clients had published so far, all servers summed (null with a
+    /// workload report, or for an image without a monitor page).
+    pub workload_so_far: Option<WorkloadFigures>,
     /// Every declared server.
     pub servers: Vec<ServerSummary>,
     /// Every recovery.
@@ -92,6 +96,7 @@ mod tests {
             message: None,
             elapsed_ms: Some(1.5),
             workload: Some(WorkloadReport::default().into()),
+            workload_so_far: None,
             servers: vec![ServerSummary {
                 name: "kv".into(),
                 crashes: 1,
@@ -113,6 +118,7 @@ mod tests {
         assert_eq!(v["exit_status"], 0);
         assert_eq!(v["backend"], "pvm");
         assert_eq!(v["workload"]["mismatches"], 0);
+        assert!(v["workload_so_far"].is_null(), "{v}");
         assert_eq!(v["servers"][0]["generation"], 1);
         assert_eq!(v["classification"], "recovered");
         assert_eq!(

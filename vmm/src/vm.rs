@@ -14,7 +14,7 @@ use crate::faults::{FaultOptions, FaultSpecError};
 use crate::image::{Image, ImageError};
 use crate::kick;
 use crate::layout::{self, Layout, LayoutError};
-use crate::memory::{self, MemoryError};
+use crate::memory::{self, GuestMemory, MemoryError};
 use crate::outcome::Stop;
 use crate::records::GuestRecords;
 use crate::recovery::dirty::{self, KvmDirtyLog};
@@ -145,6 +145,10 @@ pub struct RunReport {
     pub console_lost: u64,
     /// The workload's figures, if the guest reported them (REPORT hypercall).
     pub workload: Option<WorkloadReport>,
+    /// When it did not (a run stopped before its workload ended, e.g. `ops=forever`): what the
+    /// clients had published so far (every 64 requests, all servers summed), if the image has a
+    /// monitor page.
+    pub workload_so_far: Option<WorkloadReport>,
     /// FaultReport records the guest reported (tasks it stopped; the VM kept running).
     pub faults: u64,
     /// What the recovery engine did (images with servers, recovery on).
@@ -491,17 +495,7 @@ pub fn run(
             stop: Arc::clone(&api_stop),
             pause: pause.clone(),
             stop_vm: stop_writer,
-            progress: crate::progress::Progress::new(
-                mem.clone(),
-                monitor_page,
-                layout
-                    .servers
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| !s.app)
-                    .map(|(i, s)| (s.name.clone(), i))
-                    .collect(),
-            ),
+            progress: published(&mem, &layout, monitor_page),
             ended: std::sync::Mutex::new(None),
         });
         api_state = Some(Arc::clone(&state));
@@ -578,6 +572,10 @@ pub fn run(
     for t in api_threads {
         let _ = t.join();
     }
+    let workload_so_far = match (&records.workload, layout.monitor_page) {
+        (None, Some(page)) => Some(published(&mem, &layout, page).total().into()),
+        _ => None,
+    };
     memory::unregister(&vm, &layout);
     drop(vm);
     drop(mem);
@@ -587,7 +585,7 @@ pub fn run(
             classify_all(
                 &run_facts(
                     status,
-                    &records.workload,
+                    &records.workload.or(workload_so_far),
                     &records.recovery,
                     &records.bystanders,
                 ),
@@ -605,6 +603,7 @@ pub fn run(
         unknown_mmio: counters.unknown_mmio.load(Ordering::Relaxed),
         console_lost: counters.console_lost.load(Ordering::Relaxed),
         workload: records.workload,
+        workload_so_far,
         faults: records.faults,
         recovery: records.recovery,
         injections,
@@ -612,7 +611,23 @@ pub fn run(
     })
 }
 
-/// What classification needs to know of a run that ended with `status`.
+/// What the servers of `layout` publish while they run, in the monitor page at `page`.
+fn published(mem: &GuestMemory, layout: &Layout, page: u64) -> crate::progress::Progress {
+    crate::progress::Progress::new(
+        mem.clone(),
+        page,
+        layout
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.app)
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect(),
+    )
+}
+
+/// What classification needs to know of a run that ended with `status` (`workload`: its
+/// figures, or what its clients had published when it did not report).
 fn run_facts(
     status: u8,
     workload: &Option<WorkloadReport>,

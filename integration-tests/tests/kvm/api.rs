@@ -632,6 +632,14 @@ fn a_stop_through_the_api_ends_the_run_as_sigterm_would() {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
     assert_eq!(r["exit_status"], 143);
+    // The workload never reported (it runs until the VM stops): the report carries what its
+    // clients had published, at least what /servers showed before the stop, and says so on
+    // vmm's last line.
+    assert!(r["workload"].is_null(), "{r}");
+    let so_far = &r["workload_so_far"];
+    assert!(so_far["ops"].as_u64() >= Some(ops(&later)), "{r}");
+    assert_eq!(so_far["mismatches"], 0, "{r}");
+    assert!(out.stderr.contains("; workload so far ops="), "{out:?}");
     assert!(!sock.exists());
 }
 

@@ -159,6 +159,10 @@ fn the_dashboard_shows_a_crash_and_its_recovery_and_quits_cleanly() {
         .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
         .expect("kv in the report");
     assert_eq!(kv["restores"], 2, "{r}");
+    // The workload was still going: the report has what it had published, clean.
+    assert!(r["workload"].is_null(), "{r}");
+    assert!(r["workload_so_far"]["ops"].as_u64() > Some(0), "{r}");
+    assert_eq!(r["workload_so_far"]["mismatches"], 0, "{r}");
     assert!(!sock.exists(), "the socket is gone with the VM");
 }
 

@@ -20,12 +20,25 @@ fn guest_figures_join_the_final_line() {
         unknown_mmio: 0,
         console_lost: 0,
         workload: None,
+        workload_so_far: None,
         faults: 0,
         recovery: None,
         injections: Vec::new(),
         classification: None,
     };
     assert_eq!(guest_figures(&report), "");
+    // A workload that never reported (stopped first): what its clients published, if anything.
+    report.workload_so_far = Some(abi::monitor::WorkloadReport::default());
+    assert_eq!(guest_figures(&report), "");
+    report.workload_so_far = Some(abi::monitor::WorkloadReport {
+        ops: 64,
+        retries: 1,
+        ..Default::default()
+    });
+    assert_eq!(
+        guest_figures(&report),
+        "; workload so far ops=64 errors=0 retries=1 lost=0 mismatches=0"
+    );
     report.workload = Some(abi::monitor::WorkloadReport {
         ops: 500,
         mismatches: 1,
