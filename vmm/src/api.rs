@@ -16,7 +16,7 @@
 use crate::live::{LiveError, LiveFaults, Outcome};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -121,6 +121,8 @@ fn servers(state: &ApiState) -> Value {
 pub struct ApiSocket {
     listener: UnixListener,
     path: PathBuf,
+    /// The socket file's device and inode as bound: removed at exit only if still this one.
+    file: (u64, u64),
 }
 
 impl ApiSocket {
@@ -146,10 +148,23 @@ impl ApiSocket {
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("{shown}: {e}"))?;
+        let bound = std::fs::symlink_metadata(path).map_err(|e| format!("{shown}: {e}"))?;
         Ok(Self {
             listener,
             path: path.to_owned(),
+            file: (bound.dev(), bound.ino()),
         })
+    }
+
+    /// Removes the socket file, if the path still holds the one bound (not whatever someone
+    /// put there since).
+    fn remove(&self) {
+        let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| {
+            m.file_type().is_socket() && (m.dev(), m.ino()) == self.file
+        });
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 
     /// Serves on a thread until `stop` is set; the socket is removed then, and the thread ends
@@ -191,7 +206,7 @@ impl ApiSocket {
                         Err(_) => std::thread::sleep(Duration::from_millis(20)),
                     }
                 }
-                let _ = std::fs::remove_file(&self.path);
+                self.remove();
                 // Event streams end with how the VM ended: let those still open write it (each
                 // client is bounded in time, and so is this wait).
                 let deadline = Instant::now() + CLIENT_TIME;

@@ -99,3 +99,33 @@ fn an_event_stream_nobody_reads_is_cut_off_and_holds_nothing_meanwhile() {
     client.read_to_end(&mut rest).expect("read");
     assert!(rest.len() < 16 << 20, "{} bytes", rest.len());
 }
+
+#[test]
+fn at_exit_the_socket_is_removed_only_if_the_path_still_holds_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("v.sock");
+    let socket = ApiSocket::bind(&path).expect("bind");
+    socket.remove();
+    assert!(!path.exists(), "its own socket is removed");
+
+    // Someone replaced it with a file of theirs while the VM ran: left alone.
+    let socket = ApiSocket::bind(&path).expect("bind again");
+    std::fs::remove_file(&path).expect("unlink");
+    std::fs::write(&path, "precious").expect("write");
+    socket.remove();
+    assert_eq!(std::fs::read_to_string(&path).expect("kept"), "precious");
+
+    // ... or with another socket (another VMM's): left alone too.
+    std::fs::remove_file(&path).expect("unlink");
+    let socket = ApiSocket::bind(&path).expect("bind a third time");
+    std::fs::remove_file(&path).expect("unlink");
+    let other = std::os::unix::net::UnixListener::bind(&path).expect("another socket");
+    socket.remove();
+    assert!(
+        std::fs::symlink_metadata(&path)
+            .expect("kept")
+            .file_type()
+            .is_socket()
+    );
+    drop(other);
+}
