@@ -11,6 +11,8 @@ struct State {
     since: Option<Instant>,
     /// Paused time not yet given back to the timeout.
     owed: Duration,
+    /// All paused time before the current pause.
+    total: Duration,
     /// The vCPU thread, to kick out of `KVM_RUN` (0: not running yet).
     vcpu: libc::pthread_t,
 }
@@ -50,7 +52,9 @@ impl Pause {
     pub fn resume(&self) {
         let mut s = self.lock();
         if let Some(since) = s.since.take() {
-            s.owed += since.elapsed();
+            let paused = since.elapsed();
+            s.owed += paused;
+            s.total += paused;
             self.changed.notify_all();
         }
     }
@@ -58,6 +62,12 @@ impl Pause {
     /// True while paused.
     pub fn is_paused(&self) -> bool {
         self.lock().since.is_some()
+    }
+
+    /// All the time spent paused so far, the current pause included.
+    pub fn paused_for(&self) -> Duration {
+        let s = self.lock();
+        s.total + s.since.map_or(Duration::ZERO, |since| since.elapsed())
     }
 
     /// Waits while paused, until resumed or `stopping()` says the VM is stopping (checked
@@ -98,9 +108,24 @@ mod tests {
         let owed = p.take_owed().expect("resumed");
         assert!(owed > Duration::ZERO);
         assert_eq!(p.take_owed(), Some(Duration::ZERO), "given once");
+        // The paused time stays counted, and stops growing once resumed.
+        let total = p.paused_for();
+        assert_eq!(total, owed);
+        assert_eq!(p.paused_for(), total);
         // Waiting while not paused returns at once; while paused, until stopping says so.
         p.wait_while_paused(|| false);
         p.pause();
         p.wait_while_paused(|| true);
+        let first = p.paused_for();
+        assert!(first >= total);
+        let later = loop {
+            let now = p.paused_for();
+            if now > first {
+                break now;
+            }
+            std::thread::yield_now();
+        };
+        p.resume();
+        assert!(p.paused_for() >= later);
     }
 }

@@ -284,7 +284,7 @@ impl<W: Write> Vcpu<W> {
                         let handled = engine.fault(&fault);
                         if self.publish {
                             let summary = engine.summary();
-                            self.records().recovery = Some(summary);
+                            self.records().publish_recovery(summary);
                         }
                         handled
                     }
@@ -324,8 +324,7 @@ impl<W: Write> Vcpu<W> {
                         self.records
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .injections
-                            .push(injection);
+                            .publish_injection(injection);
                     }
                 }
                 let watch = injector.kernel_watch();
@@ -350,7 +349,7 @@ impl<W: Write> Vcpu<W> {
                     // The recovery's latency is known now: the API's readers get it.
                     if self.publish {
                         let summary = engine.summary();
-                        self.records().recovery = Some(summary);
+                        self.records().publish_recovery(summary);
                     }
                 }
                 Ok(())

@@ -260,6 +260,17 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
     assert_eq!(raw_answer(big).0, 413);
     let (status, planned) = request(&sock, "PUT", "/servers/kv/fault", "{\"kind\": \"panic\"}");
     assert_eq!(status, 200, "{planned}");
+    // kv back at work before fs crashes: the two recoveries happen one after the other.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !request(&sock, "GET", "/servers", "")
+        .1
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
+        .is_some_and(|s| s["last_recovery"]["latency_us"].is_number())
+    {
+        assert!(std::time::Instant::now() < deadline, "kv never came back");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // The client: fs, with the kind its stack overflows by.
     let ctl =
         integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "fault", "fs", "stack-overflow"]).run();
@@ -297,6 +308,14 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert_documented(&doc, "get", "/servers", &servers);
+    // A stream opened now gets the records from before it came, in the order they happened
+    // (read to its end, with the VM's).
+    let late = {
+        let s = UnixStream::connect(&sock).expect("connect");
+        let mut w = s.try_clone().expect("clone");
+        write!(w, "GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+        std::thread::spawn(move || http::answer(s))
+    };
     let (_, vm) = request(&sock, "GET", "/vm", "");
     assert_documented(&doc, "get", "/vm", &vm);
     let kv = servers
@@ -406,6 +425,42 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
         assert_eq!(r["action"], "rollback", "{r}");
     }
     assert_eq!(seen.len(), 4, "{seen:?}");
+    // The late stream: the same records in the same order (kv's fault and recovery, then
+    // fs's), and the same end.
+    let (status, body) = late.join().expect("the late stream");
+    assert_eq!(status, 200);
+    let late: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let order = |records: &[serde_json::Value]| -> Vec<(String, String)> {
+        records
+            .iter()
+            .map(|e| (e["event"].to_string(), e["server"].to_string()))
+            .collect()
+    };
+    let happened: Vec<(String, String)> = [
+        ("fault", "kv"),
+        ("recovery", "kv"),
+        ("fault", "fs"),
+        ("recovery", "fs"),
+    ]
+    .iter()
+    .map(|(e, s)| (format!("{e:?}"), format!("{s:?}")))
+    .collect();
+    assert_eq!(order(&lines), happened, "{lines:?}");
+    assert_eq!(order(&late[..late.len() - 1]), happened, "{late:?}");
+    assert_eq!(
+        late.last().map(|l| &l["event"]),
+        Some(&serde_json::json!("stopped"))
+    );
+    // It carries the final figures: those of the workload's own last line.
+    let stopped = late.last().expect("stopped");
+    assert!(stopped["workload"]["ops"].as_u64() > Some(0), "{stopped}");
+    assert!(
+        stopped["servers"].as_array().is_some_and(|s| s.len() == 6),
+        "{stopped}"
+    );
 }
 
 #[test]
@@ -522,8 +577,16 @@ fn a_paused_vm_stops_its_clock_for_the_timeout() {
         "{e}"
     );
     assert!(asked.elapsed() < std::time::Duration::from_secs(1));
+    let up = |v: &serde_json::Value| v["uptime_ms"].as_u64().expect("uptime_ms");
+    let before = up(&request(&sock, "GET", "/vm", "").1);
     // Held paused past the whole timeout: the stimulus, not a wait for something.
     std::thread::sleep(std::time::Duration::from_secs(6));
+    // The guest's uptime stood still meanwhile (a millisecond of rounding).
+    let after = up(&request(&sock, "GET", "/vm", "").1);
+    assert!(
+        after <= before + 1,
+        "uptime {before} -> {after} ms while paused"
+    );
     // Resumed with the client.
     let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "resume"]).run();
     assert_eq!(

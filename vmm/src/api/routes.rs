@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 /// `GET /servers`: each server, with its recovery counters and its last recovery when the VM
 /// runs with recovery.
-fn servers(state: &ApiState) -> Value {
+pub(super) fn servers(state: &ApiState) -> Value {
     let figures = state.progress.servers();
     let records = state.records.lock().unwrap_or_else(|e| e.into_inner());
     let summary = records.recovery.as_ref();
@@ -94,7 +94,7 @@ pub fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, V
             let mut vm = json!({
                 "state": vm_state(state),
                 "backend": state.backend,
-                "uptime_ms": state.started.elapsed().as_millis() as u64,
+                "uptime_ms": uptime(state).as_millis() as u64,
                 "workload": state.progress.total(),
             });
             if let Some((status, message)) = state.ended() {
@@ -135,6 +135,16 @@ pub fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, V
         ),
         _ => (404, json!({ "error": format!("no resource {path}") })),
     }
+}
+
+/// How long the guest has run: since the VM started, less the time it spent paused.
+fn uptime(state: &ApiState) -> std::time::Duration {
+    let paused = state
+        .pause
+        .as_ref()
+        .map(|p| p.paused_for())
+        .unwrap_or_default();
+    state.started.elapsed().saturating_sub(paused)
 }
 
 fn answer(server: &str, kind: &str, got: Result<Outcome, LiveError>) -> (u16, Value) {

@@ -51,8 +51,7 @@ fn an_event_stream_nobody_reads_is_cut_off_and_holds_nothing_meanwhile() {
         .records
         .lock()
         .expect("records")
-        .injections
-        .push(injection(16 << 20));
+        .publish_injection(injection(16 << 20));
     let (server, mut client) = UnixStream::pair().expect("socketpair");
     client
         .write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -84,7 +83,7 @@ fn an_event_stream_nobody_reads_is_cut_off_and_holds_nothing_meanwhile() {
                 Err(e) => panic!("the vCPU's records are held while a client is slow: {e}"),
             }
         };
-        records.injections.push(injection(10));
+        records.publish_injection(injection(10));
     }
     assert!(
         ended.try_recv().is_err(),

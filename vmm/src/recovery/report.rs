@@ -150,6 +150,12 @@ pub struct Circumstances {
 }
 
 impl RecoveryEntry {
+    /// Whether its recovery has ended: the server ran again (its latency is known), or it was
+    /// left stopped.
+    pub fn ended(&self) -> bool {
+        self.latency_us.is_some() || self.action == "fail-stop"
+    }
+
     /// The entry of `fault`, decided by `decision`, carried out as `carried`, under
     /// `circumstances`: the whole record, built here (its latency follows when the server runs
     /// again, [`RecoveryEntry::complete`]).
