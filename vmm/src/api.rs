@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 
 /// How long a client may take to send its request or read the answer.
 const CLIENT_TIME: Duration = Duration::from_secs(2);
+/// How long the accepting thread reads the request of a client it turns away.
+const BUSY_READ: Duration = Duration::from_millis(100);
 /// Connections served at once; more are answered 503 at once.
 pub const MAX_CLIENTS: usize = 16;
 
@@ -116,11 +118,10 @@ impl ApiSocket {
                 let clients = Arc::new(std::sync::atomic::AtomicUsize::new(0));
                 while !stop.load(Ordering::Relaxed) {
                     match self.listener.accept() {
-                        Ok((mut stream, _)) => {
+                        Ok((stream, _)) => {
                             if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
                                 clients.fetch_sub(1, Ordering::AcqRel);
-                                let _ = stream.set_write_timeout(Some(CLIENT_TIME));
-                                respond(&mut stream, 503, &json!({ "error": "too many clients" }));
+                                busy(stream);
                                 continue;
                             }
                             let (state, count) = (Arc::clone(&state), Arc::clone(&clients));
@@ -151,6 +152,20 @@ impl ApiSocket {
                 }
             })
     }
+}
+
+/// A connection past [`MAX_CLIENTS`]: its request read (briefly: this is the accepting
+/// thread), so that the client reads the 503 rather than a reset, then closed.
+fn busy(mut stream: UnixStream) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(BUSY_READ));
+    let _ = stream.set_write_timeout(Some(BUSY_READ));
+    let _ = read_request(&mut stream);
+    respond(
+        &mut stream,
+        503,
+        &json!({ "error": format!("too many clients: {MAX_CLIENTS} are being served, try again") }),
+    );
 }
 
 /// One connection: one request, one answer, then closed.
@@ -223,10 +238,15 @@ pub fn serve_metrics(
                             {
                                 metrics(&mut stream, &state);
                             }
+                            Ok((m, p, _)) if p.trim_end_matches('/') == "/metrics" => respond(
+                                &mut stream,
+                                405,
+                                &json!({ "error": format!("{} is not allowed on /metrics", http::shown(&m)) }),
+                            ),
                             Ok((_, p, _)) => respond(
                                 &mut stream,
                                 404,
-                                &json!({ "error": format!("no resource {p}: only /metrics here") }),
+                                &json!({ "error": format!("no resource {}: only /metrics here", http::shown(&p)) }),
                             ),
                             Err((status, why)) => {
                                 respond(&mut stream, status, &json!({ "error": why }));

@@ -1,5 +1,6 @@
 //! The API's resources: what each method and path does, as a status and a JSON body.
 
+use super::http::shown;
 use super::state::{ApiState, vm_state};
 use crate::live::{LiveError, Outcome};
 use serde_json::{Value, json};
@@ -51,11 +52,7 @@ pub fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, V
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
         ("PUT", ["actions"]) => {
-            let action = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-                v.get("action_type")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            });
+            let action = only(body, "action_type");
             match (action.as_deref(), &state.stop_vm) {
                 (Some("Stop"), Some(e)) => match e.write(1) {
                     Ok(()) => (200, json!({ "action_type": "Stop", "result": "stopping" })),
@@ -72,9 +69,7 @@ pub fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, V
             }
         }
         ("PATCH", ["vm"]) => {
-            let want = serde_json::from_slice::<Value>(body)
-                .ok()
-                .and_then(|v| v.get("state").and_then(Value::as_str).map(str::to_owned));
+            let want = only(body, "state");
             let Some(pause) = &state.pause else {
                 return (405, json!({ "error": "this VM cannot be paused" }));
             };
@@ -105,10 +100,7 @@ pub fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, V
         }
         ("GET", ["servers"]) => (200, servers(state)),
         ("PUT", ["servers", name, "fault"]) => {
-            let kind = match serde_json::from_slice::<Value>(body)
-                .ok()
-                .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_owned))
-            {
+            let kind = match only(body, "kind") {
                 Some(k) => k,
                 None => {
                     return (
@@ -131,10 +123,23 @@ pub fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, V
             ["vm"] | ["servers"] | ["servers", _, "fault"] | ["events"] | ["metrics"] | ["actions"],
         ) => (
             405,
-            json!({ "error": format!("{method} is not allowed on {path}") }),
+            json!({ "error": format!("{} is not allowed on {path}", shown(method)) }),
         ),
-        _ => (404, json!({ "error": format!("no resource {path}") })),
+        _ => (
+            404,
+            json!({ "error": format!("no resource {}", shown(path)) }),
+        ),
     }
+}
+
+/// The string of a body that is a JSON object with `key` and nothing else (a misspelt or
+/// extra field is an error, not ignored).
+fn only(body: &[u8], key: &str) -> Option<String> {
+    let v = serde_json::from_slice::<Value>(body).ok()?;
+    let object = v.as_object()?;
+    (object.len() == 1)
+        .then(|| object.get(key)?.as_str().map(str::to_owned))
+        .flatten()
 }
 
 /// How long the guest has run: since the VM started, less the time it spent paused.
