@@ -31,7 +31,7 @@ pub fn request(
     .map_err(|e| format!("no VM answers at {shown}: {e}"))?;
     let mut text = String::new();
     s.read_to_string(&mut text)
-        .map_err(|e| format!("no answer from {shown}: {e}"))?;
+        .map_err(|e| no_answer(&shown, &e))?;
     let code = text
         .split(' ')
         .nth(1)
@@ -44,6 +44,16 @@ pub fn request(
     Ok((code, json))
 }
 
+/// Why no answer came: a timeout said as one.
+fn no_answer(shown: &impl std::fmt::Display, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("no answer from {shown} within {} s", WITHIN.as_secs())
+        }
+        _ => format!("no answer from {shown}: {e}"),
+    }
+}
+
 /// The `GET /events` stream: its lines (one JSON record each) until the VM stops. `Err`: no VM
 /// answers at `socket`.
 pub fn events(socket: &Path) -> Result<impl Iterator<Item = String>, String> {
@@ -52,15 +62,19 @@ pub fn events(socket: &Path) -> Result<impl Iterator<Item = String>, String> {
         UnixStream::connect(socket).map_err(|e| format!("no VM answers at {shown}: {e}"))?;
     s.write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .map_err(|e| format!("no VM answers at {shown}: {e}"))?;
+    // The head within the usual time; the records may then be far apart.
+    let _ = s.set_read_timeout(Some(WITHIN));
+    let handle = s.try_clone().map_err(|e| format!("{shown}: {e}"))?;
     let mut lines = BufReader::new(s).lines();
     // The head, up to its blank line.
     for line in lines.by_ref() {
         match line {
             Ok(l) if l.is_empty() => break,
             Ok(_) => {}
-            Err(e) => return Err(format!("no answer from {shown}: {e}")),
+            Err(e) => return Err(no_answer(&shown, &e)),
         }
     }
+    let _ = handle.set_read_timeout(None);
     Ok(lines.map_while(Result::ok))
 }
 

@@ -68,15 +68,26 @@ fn events(args: &CtlArgs) -> i32 {
             return i32::from(status::CTL_UNREACHABLE);
         }
     };
+    let mut stopped = false;
     for line in lines {
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        stopped |= v["event"] == "stopped";
         if args.json {
             out(format_args!("{line}"));
         } else {
-            let v: Value = serde_json::from_str(&line).unwrap_or_default();
             out(format_args!("{}", crate::api_client::event_line(&v)));
         }
     }
-    0
+    if stopped {
+        0
+    } else {
+        // The VM went without its last record: killed, or the stream was cut.
+        eprintln!(
+            "vmm: ctl: the event stream from {} ended before the VM said how it stopped",
+            args.socket.display()
+        );
+        i32::from(status::CTL_UNREACHABLE)
+    }
 }
 
 /// `GET /servers` as a table, one server a line.
