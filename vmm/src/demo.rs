@@ -50,6 +50,8 @@ pub struct DemoArgs {
 const POLL_EVERY: Duration = Duration::from_millis(250);
 /// How long the VM may take to boot and serve its API.
 const READY_WITHIN: Duration = Duration::from_secs(60);
+/// The run's last lines shown when it ended by itself.
+const LAST_LINES: usize = 5;
 /// Seconds between two status lines without the dashboard.
 const STATUS_EVERY: f64 = 5.0;
 
@@ -126,8 +128,16 @@ pub fn main(args: DemoArgs) -> i32 {
     } else {
         lines(&mut run, &rx, &tx, &mut d)
     };
+    // The event stream's last record (how the VM ended, the final figures) may still be on
+    // its way: the run's end and the stream are read by different threads.
+    let until = Instant::now() + Duration::from_millis(500);
+    while d.ended.is_none() && Instant::now() < until {
+        if let Ok(m @ Msg::Event(_)) = rx.recv_timeout(Duration::from_millis(50)) {
+            apply(&mut d, &run, m, !tui);
+        }
+    }
     done.store(true, Ordering::Relaxed);
-    summary(&d, &run, status, args.report.as_deref())
+    summary(&d, &run, status, args.report.as_deref(), !tui)
 }
 
 /// Starts the child `vmm run`, its output read by two threads and its end by a third.
@@ -138,14 +148,14 @@ fn start(args: &DemoArgs, socket: &std::path::Path, tx: &Sender<Msg>) -> Result<
     })?;
     let mut cmd = Command::new(exe);
     cmd.arg("run").arg("--api-sock").arg(socket);
-    for (flag, value) in [
-        ("--report", &args.report),
-        ("--image", &args.image),
-        ("--config", &args.config),
-    ] {
+    for (flag, value) in [("--report", &args.report), ("--config", &args.config)] {
         if let Some(v) = value {
             cmd.arg(flag).arg(v);
         }
+    }
+    // `vmm run` takes its image as its argument.
+    if let Some(image) = &args.image {
+        cmd.arg(image);
     }
     cmd.arg("--");
     if args.guest_args.is_empty() {
@@ -326,6 +336,12 @@ fn perform(run: &mut Run, action: Action, tx: &Sender<Msg>) {
             json!({ "kind": kind }).to_string(),
             format!("{server}: {kind} planned for its next message"),
         ),
+        Action::Cancel { server } => (
+            "DELETE",
+            format!("/servers/{server}/fault"),
+            String::new(),
+            format!("{server}: the storm's fault cancelled"),
+        ),
         Action::Pause => (
             "PATCH",
             "/vm".to_owned(),
@@ -394,8 +410,16 @@ fn terminate(run: &mut Run) {
 /// The dashboard until the run ends; the run's status.
 fn dashboard(run: &mut Run, rx: &Receiver<Msg>, tx: &Sender<Msg>, d: &mut Dashboard) -> i32 {
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+    // A SIGTERM (or SIGHUP) quits as `q` does: the VM stopped, the terminal put back.
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&signalled));
+    }
     let mut terminal = ratatui::init();
     let status = loop {
+        if signalled.swap(false, Ordering::Relaxed) {
+            perform(run, Action::Quit, tx);
+        }
         let mut ended = None;
         while let Ok(m) = rx.try_recv() {
             ended = ended.or(apply(d, run, m, false));
@@ -440,6 +464,11 @@ fn lines(run: &mut Run, rx: &Receiver<Msg>, tx: &Sender<Msg>, d: &mut Dashboard)
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&signalled));
     }
+    println!(
+        "demo: control API at {} (vmm ctl {} status | servers | fault SERVER KIND | ...)",
+        run.socket.display(),
+        run.socket.display()
+    );
     let mut next_status = STATUS_EVERY;
     loop {
         if let Ok(m) = rx.recv_timeout(Duration::from_millis(100))
@@ -463,15 +492,27 @@ fn lines(run: &mut Run, rx: &Receiver<Msg>, tx: &Sender<Msg>, d: &mut Dashboard)
     }
 }
 
-/// Prints the summary; the demo's exit status: for a run the demo stopped, 0 when the workload
-/// saw no mismatch, else 1 (as the workload itself ends a run); for a run that ended by
-/// itself, its own status.
-fn summary(d: &Dashboard, run: &Run, status: i32, report: Option<&std::path::Path>) -> i32 {
+/// Prints the summary; the demo's exit status: for a run that was stopped (by the demo, or
+/// through the API or a signal: 143), 0 when the workload saw no mismatch, else 1 (as the
+/// workload itself ends a run); for a run that ended by itself, its own status (and its last
+/// lines, unless `echoed`).
+fn summary(
+    d: &Dashboard,
+    run: &Run,
+    status: i32,
+    report: Option<&std::path::Path>,
+    echoed: bool,
+) -> i32 {
     let w = &d.workload;
-    let how = if run.stopping && status == 143 {
-        "stopped by you".to_owned()
-    } else {
-        format!("ended by itself with status {status}")
+    let message = d.ended.as_ref().and_then(|(_, m)| m.as_deref());
+    // 143: stopped as by SIGTERM - by the demo, or by someone through the API or a signal.
+    let stopped = status == 143;
+    let how = match (stopped, run.stopping, message) {
+        (true, true, _) => "stopped by you".to_owned(),
+        (true, false, Some(m)) => format!("stopped: {m}"),
+        (true, false, None) => "stopped".to_owned(),
+        (false, _, Some(m)) => format!("ended by itself with status {status}: {m}"),
+        (false, _, None) => format!("ended by itself with status {status}"),
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -494,6 +535,15 @@ fn summary(d: &Dashboard, run: &Run, status: i32, report: Option<&std::path::Pat
         w.mismatches,
         d.verdict()
     );
+    if !stopped && !echoed {
+        // What it said last, for a run that ended by itself (e.g. a guest refusing its
+        // command line), unless its lines were printed as they came.
+        let _ = writeln!(out, "its last lines:");
+        let skip = d.console.len().saturating_sub(LAST_LINES);
+        for line in d.console.iter().skip(skip) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     for s in d.servers.iter().filter(|s| s.crashes > 0) {
         let _ = writeln!(
             out,
@@ -511,7 +561,7 @@ fn summary(d: &Dashboard, run: &Run, status: i32, report: Option<&std::path::Pat
     if let Some(r) = report {
         let _ = writeln!(out, "report: {}", r.display());
     }
-    match (run.stopping && status == 143, w.mismatches) {
+    match (stopped, w.mismatches) {
         (true, 0) => 0,
         (true, _) => 1,
         (false, _) => status,

@@ -219,6 +219,13 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
         ("PUT", "/servers/kv/fault", "{\"kind\": \"melt\"}", 400),
         ("PUT", "/servers/kv/fault", "{\"kind\": \"Panic\"}", 400),
         ("PUT", "/servers/kv/fault", "not json", 400),
+        (
+            "PUT",
+            "/servers/kv/fault",
+            "{\"kind\": \"panic\", \"when\": 1}",
+            400,
+        ),
+        ("PATCH", "/vm", "{\"state\": \"Paused\", \"x\": 1}", 400),
         ("DELETE", "/servers/fs/fault", "", 404),
         ("POST", "/vm", "", 405),
         ("GET", "/nothing", "", 404),

@@ -3,7 +3,7 @@
 //! exits 0 with a summary and the report), and the lines it prints without a terminal.
 
 use crate::VMM;
-use integration_tests::{require_kvm, vmm_cmd};
+use integration_tests::{require_kvm, vmm_cmd, vmm_run};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -208,5 +208,132 @@ fn without_a_terminal_the_demo_prints_lines_and_stops_at_sigint() {
     assert!(
         out.stderr.contains("vmm: stopped through the control API"),
         "{out:?}"
+    );
+}
+
+/// `--image` boots the image given; the lines say where the API is; a stop through the API
+/// from another terminal is a stop (exit 0 with a clean workload), said with the VM's own
+/// words, and `vmm ctl events` ends with it (0).
+#[test]
+fn a_demo_of_an_image_stopped_from_another_terminal_says_so() {
+    require_kvm();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sock = tmp.path().join("v.sock");
+    let sock_s = sock.to_str().expect("utf-8");
+    let running = vmm_cmd(
+        VMM,
+        &[
+            "demo",
+            "--no-tui",
+            "--api-sock",
+            sock_s,
+            "--image",
+            integration_tests::KERNEL,
+        ],
+    )
+    .start_until("workload: seed");
+    let events = std::process::Command::new(VMM)
+        .args(["ctl", sock_s, "events"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vmm ctl events");
+    let stop = vmm_cmd(VMM, &["ctl", sock_s, "stop"]).run();
+    assert_eq!(stop.status, 0, "{stop:?}");
+    let out = running.wait();
+    assert_eq!(out.status, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("vmm: booting {}", integration_tests::KERNEL)),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "demo: control API at {sock_s} (vmm ctl {sock_s} status"
+        )),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("stopped: stopped through the control API (as by SIGTERM)"),
+        "{out:?}"
+    );
+    let streamed = events.wait_with_output().expect("events");
+    assert_eq!(streamed.status.code(), Some(0), "{streamed:?}");
+    assert!(
+        String::from_utf8_lossy(&streamed.stdout).ends_with(
+            "the VM stopped with status 143: stopped through the control API (as by SIGTERM)\n"
+        ),
+        "{streamed:?}"
+    );
+}
+
+/// A run that ends by itself says why: a fail-stop policy's line, the crashed server in the
+/// summary, the run's own status; `vmm ctl events` of a VM killed outright fails (88).
+#[test]
+fn a_demo_that_ends_by_itself_says_why_and_a_killed_vm_is_no_clean_end() {
+    require_kvm();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sock = tmp.path().join("v.sock");
+    let sock_s = sock.to_str().expect("utf-8");
+    let config = tmp.path().join("failstop.toml");
+    std::fs::write(&config, "[recovery.servers.kv]\npolicy = \"fail-stop\"\n").expect("config");
+    let running = vmm_cmd(
+        VMM,
+        &[
+            "demo",
+            "--no-tui",
+            "--api-sock",
+            sock_s,
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+    )
+    .start_until("workload: seed");
+    let ctl = vmm_cmd(VMM, &["ctl", sock_s, "fault", "kv", "panic"]).run();
+    assert_eq!(ctl.status, 0, "{ctl:?}");
+    let out = running.wait();
+    assert_eq!(out.status, i32::from(abi::status::FAIL_STOP), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "ended by itself with status {}: recovery policy stopped the VM after a crash of kv",
+            abi::status::FAIL_STOP
+        )),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("kv: 1 crash, 0 restores"), "{out:?}");
+
+    let running =
+        vmm_run(VMM, &["--api-sock", sock_s, "--", "ops=forever"]).start_until("workload: seed");
+    let mut events = std::process::Command::new(VMM)
+        .args(["ctl", sock_s, "events"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vmm ctl events");
+    // The stream is open once it carries a crash.
+    let ctl = vmm_cmd(VMM, &["ctl", sock_s, "fault", "kv", "panic"]).run();
+    assert_eq!(ctl.status, 0, "{ctl:?}");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(events.stdout.as_mut().expect("stdout")),
+        &mut first,
+    )
+    .expect("a record");
+    assert!(first.starts_with("kv: panic at rip"), "{first}");
+    running.signal(libc::SIGKILL);
+    let _ = running.wait();
+    let streamed = events.wait_with_output().expect("events");
+    assert_eq!(
+        streamed.status.code(),
+        Some(i32::from(abi::status::CTL_UNREACHABLE)),
+        "{streamed:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&streamed.stderr)
+            .contains("ended before the VM said how it stopped"),
+        "{streamed:?}"
     );
 }

@@ -13,8 +13,12 @@ pub const CONSOLE_LINES: usize = 400;
 pub const EVENT_LINES: usize = 200;
 /// Requests-per-second samples kept per server (one a second).
 pub const HISTORY: usize = 60;
-/// Seconds between two crashes of a fault storm.
+/// Seconds between two crashes of a fault storm (at least: the next waits for the last to be
+/// over).
 pub const STORM_EVERY: f64 = 1.0;
+/// How long a storm waits for a fault it planned to strike before it cancels it and goes on
+/// (its server got no message).
+pub const STORM_PATIENCE: f64 = 10.0;
 
 /// One server's row.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -74,6 +78,11 @@ pub enum Action {
         server: String,
         /// The kind.
         kind: String,
+    },
+    /// Cancel `server`'s pending fault.
+    Cancel {
+        /// The server.
+        server: String,
     },
     /// Pause the VM.
     Pause,
@@ -145,6 +154,22 @@ pub struct Dashboard {
     /// A fault storm: when its next crash is due (seconds since the demo began), and the
     /// server it goes to next.
     pub storm: Option<(f64, usize)>,
+    /// The storm's last fault while it is not over: its server, when it was planned, and
+    /// whether it struck (a fault or injection record came).
+    pub storm_fault: Option<StormFault>,
+    /// How the VM ended (the event stream's last record): its exit status and line.
+    pub ended: Option<(i32, Option<String>)>,
+}
+
+/// A fault the storm planned and waits on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StormFault {
+    /// Its server.
+    pub server: String,
+    /// When it was planned (seconds since the demo began).
+    pub planned: f64,
+    /// Whether it struck yet.
+    pub struck: bool,
 }
 
 impl Dashboard {
@@ -236,9 +261,35 @@ impl Dashboard {
         self.selected = self.selected.min(self.servers.len().saturating_sub(1));
     }
 
-    /// A record of the `GET /events` stream, at `now`.
+    /// A record of the `GET /events` stream, at `now`. The last (`stopped`) carries how the VM
+    /// ended and its final figures.
     pub fn apply_event(&mut self, v: &Value, now: f64) {
-        let kind = match (v["event"].as_str(), v["action"].as_str()) {
+        let event = v["event"].as_str();
+        let server = v["server"].as_str().or(v["target"].as_str());
+        if let Some(f) = &mut self.storm_fault
+            && server == Some(f.server.as_str())
+        {
+            match event {
+                Some("fault") => f.struck = true,
+                // Over: back at work, left stopped, or injected (which may do nothing at all).
+                Some("recovery" | "injection") => self.storm_fault = None,
+                _ => {}
+            }
+        }
+        if event == Some("stopped") {
+            self.ended = Some((
+                v["exit_status"]
+                    .as_i64()
+                    .and_then(|s| i32::try_from(s).ok())
+                    .unwrap_or(-1),
+                v["message"].as_str().map(str::to_owned),
+            ));
+            if let Ok(w) = serde_json::from_value(v["workload"].clone()) {
+                self.workload = w;
+            }
+            self.apply_servers(&v["servers"], now);
+        }
+        let kind = match (event, v["action"].as_str()) {
             (Some("fault" | "injection"), _) => EventKind::Fault,
             (Some("stopped"), _) => EventKind::Action,
             (Some("recovery"), Some("fail-stop")) => EventKind::Problem,
@@ -282,6 +333,11 @@ impl Dashboard {
             Key::Storm => {
                 if self.storm.take().is_some() {
                     self.log(now, EventKind::Action, "fault storm over".to_owned());
+                    // Its last fault, if it has not struck yet, goes with it.
+                    return match self.storm_fault.take() {
+                        Some(f) if !f.struck => Some(Action::Cancel { server: f.server }),
+                        _ => None,
+                    };
                 } else {
                     self.storm = Some((now, self.selected));
                     self.log(
@@ -301,10 +357,20 @@ impl Dashboard {
         None
     }
 
-    /// Time passes (`now`): the storm's next crash, when due. It goes to the servers in turn,
-    /// skipping those that get no messages (a fault would wait there).
+    /// Time passes (`now`): the storm's next crash, when due and the last one is over (its
+    /// server recovered: a hang takes its budget to be caught, and faults must not pile up).
+    /// It goes to the servers in turn, skipping those that get no messages (a fault would wait
+    /// there); a fault that has not struck within [`STORM_PATIENCE`] is cancelled.
     pub fn tick(&mut self, now: f64) -> Option<Action> {
         let (due, next) = self.storm?;
+        if let Some(f) = &self.storm_fault {
+            if !f.struck && now - f.planned >= STORM_PATIENCE {
+                let server = f.server.clone();
+                self.storm_fault = None;
+                return Some(Action::Cancel { server });
+            }
+            return None;
+        }
         if now < due || self.servers.is_empty() {
             return None;
         }
@@ -313,6 +379,11 @@ impl Dashboard {
             .map(|i| (next + i) % count)
             .find(|&i| self.servers[i].messages > 0)?;
         self.storm = Some((now + STORM_EVERY, pick + 1));
+        self.storm_fault = Some(StormFault {
+            server: self.servers[pick].name.clone(),
+            planned: now,
+            struck: false,
+        });
         Some(Action::Fault {
             server: self.servers[pick].name.clone(),
             kind: self.kind().to_owned(),
@@ -405,14 +476,72 @@ mod tests {
                 kind: "panic".into(),
             })
         };
+        let record = |event: &str, server: &str| json!({"event": event, "server": server});
         assert_eq!(d.tick(10.0), fault("names"));
         assert_eq!(d.tick(10.5), None, "one a second");
-        assert_eq!(d.tick(11.0), fault("kv"));
+        d.apply_event(&record("fault", "names"), 10.6);
+        assert_eq!(
+            d.tick(11.0),
+            None,
+            "names is not back yet (a hang takes its budget)"
+        );
+        d.apply_event(&record("recovery", "kv"), 11.5);
+        assert_eq!(
+            d.tick(11.6),
+            None,
+            "another server's recovery is not names'"
+        );
+        d.apply_event(&record("recovery", "names"), 12.0);
+        assert_eq!(d.tick(12.0), fault("kv"));
+        // An injection may do nothing: it is over once carried out.
+        d.apply_event(&json!({"event": "injection", "target": "kv"}), 12.2);
         // The crasher gets no messages: skipped.
-        assert_eq!(d.tick(12.0), fault("names"));
-        d.key(Key::Storm, 12.5);
+        assert_eq!(d.tick(13.0), fault("names"));
+        // Ended before names' fault struck: it is cancelled, not left to strike later.
+        assert_eq!(
+            d.key(Key::Storm, 13.5),
+            Some(Action::Cancel {
+                server: "names".into()
+            })
+        );
         assert_eq!(d.tick(14.0), None, "over");
         assert!(d.events.iter().any(|e| e.text == "fault storm over"));
+        // A fault that never strikes is given up after a while and the storm goes on.
+        d.key(Key::Storm, 20.0);
+        assert_eq!(d.tick(20.0), fault("names"), "from the selected server");
+        assert_eq!(d.tick(20.0 + STORM_PATIENCE - 0.1), None);
+        assert_eq!(
+            d.tick(20.0 + STORM_PATIENCE),
+            Some(Action::Cancel {
+                server: "names".into()
+            })
+        );
+        assert_eq!(d.tick(20.0 + STORM_PATIENCE + 0.1), fault("kv"));
+        // One that struck is not cancelled when the storm ends.
+        d.apply_event(&record("fault", "kv"), 31.0);
+        assert_eq!(d.key(Key::Storm, 31.5), None);
+    }
+
+    #[test]
+    fn the_last_record_says_how_the_vm_ended_with_its_final_figures() {
+        let mut d = dashboard();
+        d.apply_servers(&servers(10), 0.0);
+        d.apply_event(
+            &json!({"event": "stopped", "exit_status": 84,
+                "message": "recovery policy stopped the VM after a crash of kv",
+                "workload": {"ops": 99, "errors": 0, "retries": 0, "lost": 0, "mismatches": 0},
+                "servers": servers(20)}),
+            3.0,
+        );
+        assert_eq!(
+            d.ended,
+            Some((
+                84,
+                Some("recovery policy stopped the VM after a crash of kv".into())
+            ))
+        );
+        assert_eq!(d.workload.ops, 99);
+        assert_eq!(d.servers[1].requests.ops, 20, "the final figures");
     }
 
     #[test]
