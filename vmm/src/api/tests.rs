@@ -6,6 +6,7 @@ use crate::faults::classify::Class;
 use crate::faults::record::Injection;
 use crate::memory::GuestMemory;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use vm_memory::GuestAddress;
 
@@ -127,4 +128,31 @@ fn at_exit_the_socket_is_removed_only_if_the_path_still_holds_it() {
             .is_socket()
     );
     drop(other);
+}
+
+#[test]
+fn a_client_past_the_limit_reads_a_503_not_a_reset() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("v.sock");
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = ApiSocket::bind(&path)
+        .expect("bind")
+        .serve(Arc::new(state()), Arc::clone(&stop))
+        .expect("serve");
+    // Clients that send nothing hold every place (each until its 2 s are up); the accept
+    // queue takes them in order, before the next.
+    let idle: Vec<UnixStream> = (0..MAX_CLIENTS)
+        .map(|_| UnixStream::connect(&path).expect("connect"))
+        .collect();
+    let mut late = UnixStream::connect(&path).expect("connect");
+    late.write_all(b"GET /vm HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    let mut answer = String::new();
+    late.read_to_string(&mut answer)
+        .expect("an answer, not a reset");
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("too many clients"), "{answer}");
+    drop(idle);
+    stop.store(true, Ordering::Relaxed);
+    served.join().expect("the API thread");
 }
