@@ -52,8 +52,10 @@ pub enum Command {
     /// docs/fleet.md.
     #[command(subcommand)]
     Fleet(crate::fleet::command::FleetCommand),
-    /// Control a running VM through its API socket (`vmm run --api-sock PATH`): its status,
-    /// its servers, crash a server at its next message, cancel that. docs/api.md.
+    /// Control a running VM through its API socket (`vmm run --api-sock PATH`): its status and
+    /// servers, crash a server at its next message or cancel that, follow its events, pause,
+    /// resume, stop. Exit status 0 done, 66 the VM refused the request, 88 no VM answers.
+    /// docs/api.md.
     Ctl(crate::ctl::CtlArgs),
     /// Show recovery live: boot the bundled guest with a workload that runs until you quit, on
     /// a terminal dashboard (servers, requests/s, crashes, restores, events, console). Keys: ↑/↓
@@ -180,12 +182,16 @@ pub struct RunArgs {
     pub report: Option<PathBuf>,
     /// Serve the control API on a Unix socket at PATH while the VM runs (HTTP/1.1, JSON;
     /// owner-only; refused if PATH holds anything but a stale socket; removed at exit): `GET
-    /// /vm`, `GET /servers`, `PUT /servers/NAME/fault` with `{"kind": "panic"}` (crash it at
-    /// its next message), `DELETE /servers/NAME/fault` (cancel it). docs/api.md.
+    /// /vm`, `PATCH /vm` with `{"state": "Paused"|"Resumed"}`, `PUT /actions` with
+    /// `{"action_type": "Stop"}`, `GET /servers`, `PUT /servers/NAME/fault` with `{"kind":
+    /// "panic"}` (crash it at its next message), `DELETE /servers/NAME/fault` (cancel it), `GET
+    /// /events` (a JSON line per fault, injection and recovery), `GET /metrics` (OpenMetrics).
+    /// `vmm ctl PATH ...` is its client. docs/api.md, docs/openapi.json.
     #[arg(long, value_name = "PATH")]
     pub api_sock: Option<PathBuf>,
     /// Serve the recovery metrics as OpenMetrics text at http://ADDR/metrics while the VM runs
-    /// (e.g. 127.0.0.1:9464; a loopback address unless --metrics-public). docs/api.md.
+    /// (e.g. 127.0.0.1:9464, or port 0 for one the system picks: the boot lines say which; a
+    /// loopback address unless --metrics-public). docs/api.md.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Allow --metrics-addr to be an address other machines can reach.

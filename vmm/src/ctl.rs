@@ -44,7 +44,8 @@ pub enum CtlCommand {
         /// The server.
         server: String,
     },
-    /// Every fault and recovery so far, then each new one as it happens, until the VM stops.
+    /// Every fault, injection and recovery so far, then each new one as it happens, until the
+    /// VM stops (exit 88 if it went without saying how it stopped).
     Events,
     /// Pause the guest (its time paused does not count toward --timeout).
     Pause,

@@ -73,7 +73,12 @@ pub const TABLE: &[StatusRow] = &[
     ),
     row(USAGE, USAGE, "usage", "bad command line"),
     row(IMAGE, IMAGE, "image", "bad or missing guest image"),
-    row(CONFIG, CONFIG, "config", "bad configuration value or file"),
+    row(
+        CONFIG,
+        CONFIG,
+        "config",
+        "bad configuration value or file (vmm ctl: the VM refused the request)",
+    ),
     row(
         HOST,
         HOST,

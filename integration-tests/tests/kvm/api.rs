@@ -545,6 +545,12 @@ fn metrics_are_served_over_tcp_on_loopback_only_unless_asked() {
     );
     let out = running.wait();
     assert_eq!(out.status, 0, "{out:?}");
+    // Where it served them, said at boot (the port, for one the system picks with :0).
+    assert!(
+        out.stderr
+            .contains(&format!("vmm: metrics at http://{addr}/metrics\n")),
+        "{out:?}"
+    );
 }
 
 /// `PATCH /vm` pauses and resumes the guest, and the time it spends paused does not count
