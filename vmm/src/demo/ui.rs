@@ -181,8 +181,30 @@ fn tail<T>(items: &std::collections::VecDeque<T>, area: Rect) -> impl Iterator<I
     items.iter().skip(items.len().saturating_sub(fit))
 }
 
+/// The newest events that fit in `area` inside a border, each wrapped to its width (an
+/// injection's replay spec is longer than the pane).
+fn tail_wrapped(d: &Dashboard, area: Rect) -> impl Iterator<Item = &crate::demo::model::Event> {
+    let width = usize::from(area.width.saturating_sub(2)).max(1);
+    let mut room = usize::from(area.height.saturating_sub(2));
+    let fit = d
+        .events
+        .iter()
+        .rev()
+        .take_while(|e| {
+            let height = (EVENT_TIME_WIDTH + e.text.chars().count()).div_ceil(width);
+            let fits = height <= room;
+            room = room.saturating_sub(height);
+            fits
+        })
+        .count();
+    d.events.iter().skip(d.events.len() - fit)
+}
+
+/// Columns of an event line's time (`  123.4s `).
+const EVENT_TIME_WIDTH: usize = 9;
+
 fn draw_events(frame: &mut Frame, area: Rect, d: &Dashboard) {
-    let lines: Vec<Line> = tail(&d.events, area)
+    let lines: Vec<Line> = tail_wrapped(d, area)
         .map(|e| {
             let style = match e.kind {
                 EventKind::Action => Style::new().fg(Color::Cyan),
@@ -197,7 +219,9 @@ fn draw_events(frame: &mut Frame, area: Rect, d: &Dashboard) {
         })
         .collect();
     frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(" events ")),
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(Block::bordered().title(" events ")),
         area,
     );
 }
@@ -271,5 +295,34 @@ mod tests {
         ] {
             assert!(screen.contains(want), "{want:?} not on screen:\n{screen}");
         }
+    }
+
+    /// A long event (an injection's replay spec) wraps in its pane, and the newest event is
+    /// always shown whole, however many came before.
+    #[test]
+    fn long_events_wrap_and_the_newest_stays_in_view() {
+        let mut d = Dashboard::new("/tmp/v.sock".into(), vec!["panic".into()]);
+        for i in 0..60 {
+            d.log(1.0, EventKind::Action, format!("event {i}"));
+        }
+        let spec = "kv:corrupt-src@13457:at=0x44015f:bit=3:reg=r11:transient";
+        d.log(
+            2.0,
+            EventKind::Fault,
+            format!("kv: corrupt-src injected at message 13457 by the VMM; replay {spec}"),
+        );
+        let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("a terminal");
+        terminal.draw(|f| draw(f, &d)).expect("drawn");
+        let screen: String = terminal
+            .backend()
+            .buffer()
+            .content()
+            .chunks(160)
+            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("")
+            .replace(['│', ' '], "");
+        assert!(screen.contains(&spec.replace(' ', "")), "{screen}");
+        assert!(screen.contains("event59"), "{screen}");
     }
 }
