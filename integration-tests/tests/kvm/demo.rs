@@ -166,6 +166,85 @@ fn the_dashboard_shows_a_crash_and_its_recovery_and_quits_cleanly() {
     assert!(!sock.exists(), "the socket is gone with the VM");
 }
 
+/// A SIGTERM to the dashboard quits as `q` does: the VM stopped, the summary printed, the
+/// terminal back from the alternate screen, status 0.
+#[test]
+fn a_sigterm_quits_the_dashboard_and_gives_the_terminal_back() {
+    require_kvm();
+    let _permit = integration_tests::VmPermit::acquire();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = tmp.path().join("tmux");
+    let sock = tmp.path().join("v.sock");
+    let code = tmp.path().join("code");
+    let line = format!(
+        "{VMM} demo --api-sock {}; echo $? > {}; read x",
+        sock.display(),
+        code.display()
+    );
+    tmux(
+        &server,
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "demo",
+            "-x",
+            "160",
+            "-y",
+            "48",
+            &line,
+        ],
+    );
+    struct Kill<'a>(&'a Path);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            tmux(self.0, &["kill-server"]);
+        }
+    }
+    let _kill = Kill(&server);
+    screen_until(&server, Duration::from_secs(60), |s| {
+        s.contains("vmm demo Running") && s.contains("workload: seed")
+    });
+    assert_eq!(
+        tmux(&server, &["display", "-p", "-t", "demo", "#{alternate_on}"]).trim(),
+        "1",
+        "the dashboard is on the alternate screen"
+    );
+    // The pane's shell, and its child: the demo.
+    let shell = tmux(&server, &["display", "-p", "-t", "demo", "#{pane_pid}"]);
+    let shell = shell.trim();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+        .expect("the shell's children");
+    let demo: i32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the demo's pid");
+    // SAFETY: not memory: a signal to the demo this test started.
+    assert_eq!(unsafe { libc::kill(demo, libc::SIGTERM) }, 0);
+    let (screen, _) = screen_until(&server, Duration::from_secs(20), |s| {
+        s.contains("vmm demo: ") && code.exists()
+    });
+    assert!(screen.contains("stopped by you"), "{screen}");
+    assert!(screen.contains("mismatches=0 (clean)"), "{screen}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let text = std::fs::read_to_string(&code).unwrap_or_default();
+        if text.ends_with('\n') {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no status written");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.trim(), "0", "{screen}");
+    assert_eq!(
+        tmux(&server, &["display", "-p", "-t", "demo", "#{alternate_on}"]).trim(),
+        "0",
+        "the terminal is back from the alternate screen:\n{screen}"
+    );
+    assert!(!sock.exists(), "the socket is gone with the VM");
+}
+
 /// Without a terminal (stdout a pipe) the demo prints lines: the run's output, each fault and
 /// recovery, and at a SIGINT it stops the VM and prints its summary.
 #[test]
