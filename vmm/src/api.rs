@@ -18,6 +18,7 @@ mod http;
 mod routes;
 mod state;
 
+pub use http::shown;
 pub use state::ApiState;
 
 use http::{read_request, respond};

@@ -126,6 +126,20 @@ fn servers_table(json: &Value) {
     }
 }
 
+/// Whether `json` is the control API's answer to `command` (a socket that speaks HTTP and
+/// JSON is not necessarily a VM).
+fn answers(command: &CtlCommand, json: &Value) -> bool {
+    match command {
+        CtlCommand::Status => json["state"].is_string() && json["backend"].is_string(),
+        CtlCommand::Pause | CtlCommand::Resume => json["state"].is_string(),
+        CtlCommand::Servers => json.is_array(),
+        CtlCommand::Fault { .. } | CtlCommand::Cancel { .. } | CtlCommand::Stop => {
+            json["result"].is_string()
+        }
+        CtlCommand::Events => true,
+    }
+}
+
 /// Runs `vmm ctl`; returns the exit status.
 pub fn main(args: &CtlArgs) -> i32 {
     if matches!(args.command, CtlCommand::Events) {
@@ -175,6 +189,14 @@ pub fn main(args: &CtlArgs) -> i32 {
         );
         return i32::from(status::CONFIG);
     }
+    if !answers(&args.command, &json) {
+        eprintln!(
+            "vmm: ctl: {} answered, but not as vmm's control API does: {}",
+            args.socket.display(),
+            crate::api::shown(&json.to_string())
+        );
+        return i32::from(status::CTL_UNREACHABLE);
+    }
     if args.json {
         out(format_args!("{json}"));
         return 0;
@@ -209,4 +231,57 @@ pub fn main(args: &CtlArgs) -> i32 {
         CtlCommand::Stop => out(format_args!("stopping")),
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A socket that answers every request with `body` (200, JSON), as something other than
+    /// the VM might.
+    fn impostor(path: &std::path::Path, body: &'static str) {
+        let listener = std::os::unix::net::UnixListener::bind(path).expect("bind");
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().map_while(Result::ok) {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn an_answer_that_is_not_the_apis_is_no_vm() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("x.sock");
+        impostor(&path, "{}");
+        for command in [
+            CtlCommand::Status,
+            CtlCommand::Servers,
+            CtlCommand::Pause,
+            CtlCommand::Stop,
+            CtlCommand::Fault {
+                server: "kv".into(),
+                kind: "panic".into(),
+            },
+        ] {
+            let args = CtlArgs {
+                socket: path.clone(),
+                json: false,
+                command,
+            };
+            assert_eq!(main(&args), i32::from(status::CTL_UNREACHABLE), "{args:?}");
+        }
+        // The API's own shapes pass.
+        assert!(answers(
+            &CtlCommand::Status,
+            &serde_json::json!({"state": "Running", "backend": "pvm"})
+        ));
+        assert!(answers(&CtlCommand::Servers, &serde_json::json!([])));
+    }
 }
