@@ -40,11 +40,18 @@ pub fn draw(frame: &mut Frame, d: &Dashboard) {
         Constraint::Length(1),
     ])
     .areas(frame.area());
-    draw_title(frame, title, d);
-    let [servers, workload] =
-        Layout::horizontal([Constraint::Min(80), Constraint::Length(34)]).areas(top);
-    draw_servers(frame, servers, d);
-    draw_workload(frame, workload, d);
+    // A narrow terminal: the servers take the whole width (without sparklines below
+    // NARROW), and the workload's figures go on the title line.
+    let wide = frame.area().width >= WIDE;
+    draw_title(frame, title, d, !wide);
+    if wide {
+        let [servers, workload] =
+            Layout::horizontal([Constraint::Min(80), Constraint::Length(34)]).areas(top);
+        draw_servers(frame, servers, d);
+        draw_workload(frame, workload, d);
+    } else {
+        draw_servers(frame, top, d);
+    }
     let [events, console] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(middle);
     draw_events(frame, events, d);
@@ -53,15 +60,19 @@ pub fn draw(frame: &mut Frame, d: &Dashboard) {
     frame.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(" ↑/↓", Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(" select  "),
+            Span::raw(if wide { " select  " } else { " " }),
             Span::styled("c", Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(format!(" crash with {}  ", d.kind())),
+            Span::raw(if wide {
+                format!(" crash with {}  ", d.kind())
+            } else {
+                format!(" crash:{} ", d.kind())
+            }),
             Span::styled("k", Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(" next kind  "),
+            Span::raw(if wide { " next kind  " } else { " kind " }),
             Span::styled("s", Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(" fault storm  "),
+            Span::raw(if wide { " fault storm  " } else { " storm " }),
             Span::styled("p", Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(" pause/resume  "),
+            Span::raw(if wide { " pause/resume  " } else { " pause " }),
             Span::styled("q", Style::new().add_modifier(Modifier::BOLD)),
             Span::raw(" quit"),
             Span::styled(
@@ -73,28 +84,46 @@ pub fn draw(frame: &mut Frame, d: &Dashboard) {
     );
 }
 
-fn draw_title(frame: &mut Frame, area: Rect, d: &Dashboard) {
+/// Columns from which the workload has a panel of its own.
+const WIDE: u16 = 120;
+/// Columns below which the servers' sparklines go.
+const NARROW: u16 = 100;
+
+fn draw_title(frame: &mut Frame, area: Rect, d: &Dashboard, narrow: bool) {
     let state_style = match d.vm_state.as_str() {
         "Running" => Style::new().fg(Color::Green),
         "Paused" => Style::new().fg(Color::Yellow),
         _ => Style::new().fg(Color::Red),
     };
+    let up = d.uptime_ms as f64 / 1e3;
+    let rest = if narrow {
+        let w = &d.workload;
+        format!(
+            " · {} · up {up:.1} s · ops {} mismatches {} ({}) · {}",
+            d.backend,
+            w.ops,
+            w.mismatches,
+            d.verdict(),
+            d.socket
+        )
+    } else {
+        format!(
+            " · KVM backend {} · up {up:.1} s · vmm ctl {} ...",
+            d.backend, d.socket
+        )
+    };
     frame.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(" vmm demo ", Style::new().add_modifier(Modifier::BOLD)),
             Span::styled(d.vm_state.clone(), state_style.add_modifier(Modifier::BOLD)),
-            Span::raw(format!(
-                " · KVM backend {} · up {:.1} s · vmm ctl {} ...",
-                d.backend,
-                d.uptime_ms as f64 / 1e3,
-                d.socket
-            )),
+            Span::raw(rest),
         ])),
         area,
     );
 }
 
 fn draw_servers(frame: &mut Frame, area: Rect, d: &Dashboard) {
+    let spark = if area.width >= NARROW { 24 } else { 0 };
     let header = Row::new([
         "server",
         "state",
@@ -118,7 +147,8 @@ fn draw_servers(frame: &mut Frame, area: Rect, d: &Dashboard) {
             Cell::from(s.state.clone()).style(state_style),
             Cell::from(s.generation.to_string()),
             Cell::from(s.rate.back().map_or("-".to_owned(), u64::to_string)),
-            Cell::from(sparkline(s.rate.iter().copied(), 24)).style(Style::new().fg(Color::Cyan)),
+            Cell::from(sparkline(s.rate.iter().copied(), usize::from(spark)))
+                .style(Style::new().fg(Color::Cyan)),
             Cell::from(s.requests.ops.to_string()),
             Cell::from(s.crashes.to_string()),
             Cell::from(s.restores.to_string()),
@@ -135,7 +165,7 @@ fn draw_servers(frame: &mut Frame, area: Rect, d: &Dashboard) {
             Constraint::Length(8),
             Constraint::Length(4),
             Constraint::Length(7),
-            Constraint::Length(24),
+            Constraint::Length(spark),
             Constraint::Length(10),
             Constraint::Length(8),
             Constraint::Length(8),
@@ -324,5 +354,31 @@ mod tests {
             .replace(['│', ' '], "");
         assert!(screen.contains(&spec.replace(' ', "")), "{screen}");
         assert!(screen.contains("event59"), "{screen}");
+    }
+
+    /// At 80x24 every server's state is whole and the workload's verdict is on the title line.
+    #[test]
+    fn a_small_terminal_keeps_what_matters() {
+        let mut d = Dashboard::new("/tmp/v.sock".into(), vec!["panic".into()]);
+        d.apply_vm(
+            &json!({"state": "Running", "backend": "pvm", "uptime_ms": 1000,
+            "workload": {"ops": 77, "errors": 0, "retries": 0, "lost": 0, "mismatches": 0}}),
+        );
+        let servers = json!([{"name": "kv", "state": "running", "generation": 1, "messages": 9,
+            "requests": {"ops": 8, "errors": 0, "retries": 0, "lost": 0, "mismatches": 0},
+            "crashes": 1, "restores": 1, "last_recovery": {"latency_us": 396.3}}]);
+        d.apply_servers(&servers, 0.0);
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("a terminal");
+        terminal.draw(|f| draw(f, &d)).expect("drawn");
+        let screen: String = terminal
+            .backend()
+            .buffer()
+            .content()
+            .chunks(80)
+            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
+            .collect();
+        for want in ["running", "396.3 us", "ops 77", "(clean)"] {
+            assert!(screen.contains(want), "{want:?} not on screen:\n{screen}");
+        }
     }
 }
