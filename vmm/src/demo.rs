@@ -416,6 +416,7 @@ fn dashboard(run: &mut Run, rx: &Receiver<Msg>, tx: &Sender<Msg>, d: &mut Dashbo
         let _ = signal_hook::flag::register(signal, Arc::clone(&signalled));
     }
     let mut terminal = ratatui::init();
+    let mut gone = false;
     let status = loop {
         if signalled.swap(false, Ordering::Relaxed) {
             perform(run, Action::Quit, tx);
@@ -433,29 +434,86 @@ fn dashboard(run: &mut Run, rx: &Receiver<Msg>, tx: &Sender<Msg>, d: &mut Dashbo
         if terminal.draw(|f| ui::draw(f, d)).is_err() {
             terminate(run);
         }
-        let Ok(true) = event::poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let Ok(Event::Key(k)) = event::read() else {
-            continue;
-        };
-        if k.kind != KeyEventKind::Press {
-            continue;
+        // The terminal itself, first: once it is gone (closed, hung up) crossterm's poll
+        // spins on end of input and never returns to the loop, so it is asked only when
+        // there is input, and a hang-up quits as `q` does.
+        match terminal_input(Duration::from_millis(100)) {
+            Input::None => continue,
+            Input::Gone => {
+                if !gone {
+                    gone = true;
+                    perform(run, Action::Quit, tx);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            Input::Ready => {}
         }
-        let key = match k.code {
-            KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => Some(Key::Quit),
-            KeyCode::Up => Some(Key::Up),
-            KeyCode::Down => Some(Key::Down),
-            KeyCode::Esc => Some(Key::Quit),
-            KeyCode::Char(c) => Key::from_char(c),
-            _ => None,
-        };
-        if let Some(a) = key.and_then(|k| d.key(k, run.now())) {
-            perform(run, a, tx);
+        // Every event its bytes make (keys that came together are read together).
+        while let Ok(true) = event::poll(Duration::ZERO) {
+            let Ok(Event::Key(k)) = event::read() else {
+                continue;
+            };
+            if k.kind != KeyEventKind::Press {
+                continue;
+            }
+            let key = match k.code {
+                KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                    Some(Key::Quit)
+                }
+                KeyCode::Up => Some(Key::Up),
+                KeyCode::Down => Some(Key::Down),
+                KeyCode::Esc => Some(Key::Quit),
+                KeyCode::Char(c) => Key::from_char(c),
+                _ => None,
+            };
+            if let Some(a) = key.and_then(|k| d.key(k, run.now())) {
+                perform(run, a, tx);
+            }
         }
     };
     ratatui::restore();
     status
+}
+
+/// What the terminal has for the dashboard.
+enum Input {
+    /// Nothing within the wait.
+    None,
+    /// Something to read.
+    Ready,
+    /// It is gone: hung up, closed, or not there.
+    Gone,
+}
+
+/// Waits up to `wait` for input on the terminal (standard input, as crossterm reads it).
+fn terminal_input(wait: Duration) -> Input {
+    let mut fd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: poll(2) on one pollfd that lives on this stack frame for the call's duration.
+    let n = unsafe { libc::poll(&mut fd, 1, ms) };
+    if n < 0 {
+        // Interrupted by a signal: the loop looks at its flags and comes back.
+        return Input::None;
+    }
+    if fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Input::Gone;
+    }
+    if fd.revents & libc::POLLIN == 0 {
+        return Input::None;
+    }
+    // Readable, but nothing to read: at its end (a closed terminal or pipe), gone too.
+    let mut waiting: libc::c_int = 0;
+    // SAFETY: ioctl(2) FIONREAD writes one c_int, into `waiting`, a local.
+    let asked = unsafe { libc::ioctl(libc::STDIN_FILENO, libc::FIONREAD, &mut waiting) };
+    if asked == 0 && waiting == 0 {
+        return Input::Gone;
+    }
+    Input::Ready
 }
 
 /// The records as lines until the run ends (or a signal stops it); the run's status.

@@ -245,6 +245,48 @@ fn a_sigterm_quits_the_dashboard_and_gives_the_terminal_back() {
     assert!(!sock.exists(), "the socket is gone with the VM");
 }
 
+/// Closing the terminal (the tmux session goes) quits the dashboard as `q` does: the demo and
+/// its VM end, the socket goes (crossterm alone spun on the closed terminal for ever).
+#[test]
+fn closing_the_terminal_ends_the_demo_and_its_vm() {
+    require_kvm();
+    let _permit = integration_tests::VmPermit::acquire();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = tmp.path().join("tmux");
+    let sock = tmp.path().join("v.sock");
+    let line = format!("exec {VMM} demo --api-sock {}", sock.display());
+    tmux(
+        &server,
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "demo",
+            "-x",
+            "160",
+            "-y",
+            "48",
+            &line,
+        ],
+    );
+    screen_until(&server, Duration::from_secs(60), |s| {
+        s.contains("vmm demo Running") && s.contains("workload: seed")
+    });
+    // `exec`: the pane's process is the demo.
+    let demo = tmux(&server, &["display", "-p", "-t", "demo", "#{pane_pid}"]);
+    let demo = format!("/proc/{}", demo.trim());
+    assert!(Path::new(&demo).exists());
+    tmux(&server, &["kill-server"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Path::new(&demo).exists() || sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the demo or its VM outlived the terminal"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Without a terminal (stdout a pipe) the demo prints lines: the run's output, each fault and
 /// recovery, and at a SIGINT it stops the VM and prints its summary.
 #[test]
