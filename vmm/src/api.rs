@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 const CLIENT_TIME: Duration = Duration::from_secs(2);
 /// How long the accepting thread reads the request of a client it turns away.
 const BUSY_READ: Duration = Duration::from_millis(100);
+/// Most of a refused request read after the answer.
+const DRAIN: usize = 1 << 20;
 /// Connections served at once; more are answered 503 at once.
 pub const MAX_CLIENTS: usize = 16;
 
@@ -182,7 +184,22 @@ fn serve_one(mut stream: UnixStream, state: &ApiState) {
             return metrics(&mut stream, state);
         }
         Ok((method, path, body)) => routes::route(&method, &path, &body, state),
-        Err((status, why)) => (status, json!({ "error": why })),
+        Err((status, why)) => {
+            respond(&mut stream, status, &json!({ "error": why }));
+            // The client may still be sending what was refused: let it finish (briefly,
+            // boundedly), so that it reads this answer rather than a reset.
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = stream.set_read_timeout(Some(BUSY_READ));
+            let until = Instant::now() + 5 * BUSY_READ;
+            let (mut chunk, mut drained) = ([0u8; 4096], 0);
+            while drained < DRAIN && Instant::now() < until {
+                match std::io::Read::read(&mut stream, &mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+            return;
+        }
     };
     respond(&mut stream, status, &body);
 }

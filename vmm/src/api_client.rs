@@ -23,15 +23,19 @@ pub fn request(
         UnixStream::connect(socket).map_err(|e| format!("no VM answers at {shown}: {e}"))?;
     let _ = s.set_read_timeout(Some(WITHIN));
     let _ = s.set_write_timeout(Some(WITHIN));
-    write!(
+    // A failed write may still have an answer (the VM answers a request it refuses at once,
+    // e.g. one too large, and closes): read it before saying there is none.
+    let sent = write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .map_err(|e| format!("no VM answers at {shown}: {e}"))?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)
-        .map_err(|e| no_answer(&shown, &e))?;
+    );
+    let text = match (read_answer(&mut s), sent) {
+        (Ok(text), _) if !text.is_empty() => text,
+        (_, Err(e)) => return Err(format!("no VM answers at {shown}: {e}")),
+        (Err(e), Ok(())) => return Err(no_answer(&shown, &e)),
+        (Ok(_), Ok(())) => return Err(format!("no answer from {shown}: it closed")),
+    };
     let code = text
         .split(' ')
         .nth(1)
@@ -42,6 +46,32 @@ pub fn request(
         .and_then(|(_, b)| serde_json::from_str(b).ok())
         .ok_or_else(|| format!("{shown} answered without a JSON body"))?;
     Ok((code, json))
+}
+
+/// Largest answer read (the API's are a few KiB).
+const MAX_ANSWER: u64 = 1 << 20;
+
+/// The whole answer, bounded in size and in time (something else on the socket may send
+/// without end).
+fn read_answer(s: &mut UnixStream) -> std::io::Result<String> {
+    let deadline = std::time::Instant::now() + 2 * WITHIN;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        if bytes.len() as u64 > MAX_ANSWER || std::time::Instant::now() > deadline {
+            return Err(std::io::Error::other(format!(
+                "an answer of over {} KiB or {} s: not the control API",
+                MAX_ANSWER >> 10,
+                (2 * WITHIN).as_secs()
+            )));
+        }
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Why no answer came: a timeout said as one.
@@ -65,17 +95,31 @@ pub fn events(socket: &Path) -> Result<impl Iterator<Item = String>, String> {
     // The head within the usual time; the records may then be far apart.
     let _ = s.set_read_timeout(Some(WITHIN));
     let handle = s.try_clone().map_err(|e| format!("{shown}: {e}"))?;
-    let mut lines = BufReader::new(s).lines();
+    let mut reader = BufReader::new(s);
+    // Record by record (the head's lines first), each bounded: a line past the bound ends the
+    // stream.
+    let mut next = move || {
+        let mut line = Vec::new();
+        let n = (&mut reader)
+            .take(MAX_ANSWER)
+            .read_until(b'\n', &mut line)
+            .ok()?;
+        (n > 0 && line.ends_with(b"\n")).then(|| {
+            String::from_utf8_lossy(&line[..n - 1])
+                .trim_end_matches('\r')
+                .to_owned()
+        })
+    };
     // The head, up to its blank line.
-    for line in lines.by_ref() {
-        match line {
-            Ok(l) if l.is_empty() => break,
-            Ok(_) => {}
-            Err(e) => return Err(no_answer(&shown, &e)),
+    loop {
+        match next() {
+            Some(l) if l.is_empty() => break,
+            Some(_) => {}
+            None => return Err(format!("no answer from {shown}")),
         }
     }
     let _ = handle.set_read_timeout(None);
-    Ok(lines.map_while(Result::ok))
+    Ok(std::iter::from_fn(next))
 }
 
 /// One line for people about an event record: `kv: panic at rip 0x4407ae (generation 0)` for a

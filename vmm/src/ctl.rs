@@ -55,9 +55,20 @@ pub enum CtlCommand {
     Stop,
 }
 
-/// One line on stdout; a closed stdout loses it rather than killing the process.
-fn out(line: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stdout(), "{line}");
+/// One line on stdout. `Err`: the status to exit with - a reader that went (`| head -1`) ends
+/// the command as SIGPIPE would (141, silently), any other failure (a full disk) is said (70).
+fn out(line: std::fmt::Arguments<'_>) -> Result<(), i32> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Err(i32::from(status::SIGNAL_BASE) + libc::SIGPIPE)
+        }
+        Err(e) => {
+            eprintln!("vmm: ctl: cannot write the answer: {e}");
+            Err(i32::from(status::VMM_INTERNAL))
+        }
+    }
 }
 
 /// `vmm ctl PATH events`: the stream, a line per fault and recovery, until the VM stops.
@@ -73,10 +84,13 @@ fn events(args: &CtlArgs) -> i32 {
     for line in lines {
         let v: Value = serde_json::from_str(&line).unwrap_or_default();
         stopped |= v["event"] == "stopped";
-        if args.json {
-            out(format_args!("{line}"));
+        let written = if args.json {
+            out(format_args!("{line}"))
         } else {
-            out(format_args!("{}", crate::api_client::event_line(&v)));
+            out(format_args!("{}", crate::api_client::event_line(&v)))
+        };
+        if let Err(status) = written {
+            return status;
         }
     }
     if stopped {
@@ -92,11 +106,11 @@ fn events(args: &CtlArgs) -> i32 {
 }
 
 /// `GET /servers` as a table, one server a line.
-fn servers_table(json: &Value) {
-    out(format_args!(
+fn servers_table(json: &Value) -> String {
+    let mut table = format!(
         "{:<10} {:<8} {:>4} {:>10} {:>10} {:>8} {:>8}  last recovery",
         "server", "state", "gen", "messages", "requests", "crashes", "restores"
-    ));
+    );
     for s in json.as_array().into_iter().flatten() {
         let n = |v: &Value| v.as_u64().unwrap_or(0);
         let last = &s["last_recovery"];
@@ -113,8 +127,8 @@ fn servers_table(json: &Value) {
                     .map_or("restarting".to_owned(), |l| format!("{l:.1} us"))
             )
         };
-        out(format_args!(
-            "{:<10} {:<8} {:>4} {:>10} {:>10} {:>8} {:>8}  {last}",
+        table.push_str(&format!(
+            "\n{:<10} {:<8} {:>4} {:>10} {:>10} {:>8} {:>8}  {last}",
             s["name"].as_str().unwrap_or("?"),
             s["state"].as_str().unwrap_or("?"),
             n(&s["generation"]),
@@ -124,6 +138,7 @@ fn servers_table(json: &Value) {
             n(&s["restores"]),
         ));
     }
+    table
 }
 
 /// Whether `json` is the control API's answer to `command` (a socket that speaks HTTP and
@@ -144,6 +159,19 @@ fn answers(command: &CtlCommand, json: &Value) -> bool {
 pub fn main(args: &CtlArgs) -> i32 {
     if matches!(args.command, CtlCommand::Events) {
         return events(args);
+    }
+    // A server's name goes into the request's path: only a name can.
+    if let CtlCommand::Fault { server, .. } | CtlCommand::Cancel { server } = &args.command
+        && (server.is_empty()
+            || !server
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        eprintln!(
+            "vmm: ctl: {:?} is not a server name (letters, digits, - and _)",
+            crate::api::shown(server)
+        );
+        return i32::from(status::USAGE);
     }
     let (method, path, body) = match &args.command {
         CtlCommand::Status => ("GET", "/vm".to_owned(), String::new()),
@@ -197,40 +225,41 @@ pub fn main(args: &CtlArgs) -> i32 {
         );
         return i32::from(status::CTL_UNREACHABLE);
     }
-    if args.json {
-        out(format_args!("{json}"));
-        return 0;
+    let text = if args.json {
+        json.to_string()
+    } else {
+        match &args.command {
+            CtlCommand::Status => {
+                let w = &json["workload"];
+                let n = |k: &str| w[k].as_u64().unwrap_or(0);
+                format!(
+                    "{}, KVM backend {}, up {:.1} s; requests {}, errors {}, retries {}, lost {}, mismatches {}",
+                    json["state"].as_str().unwrap_or("?"),
+                    json["backend"].as_str().unwrap_or("?"),
+                    json["uptime_ms"].as_f64().unwrap_or(0.0) / 1e3,
+                    n("ops"),
+                    n("errors"),
+                    n("retries"),
+                    n("lost"),
+                    n("mismatches"),
+                )
+            }
+            CtlCommand::Servers => servers_table(&json),
+            CtlCommand::Fault { server, kind } => {
+                format!("{server}: {kind} planned for its next message")
+            }
+            CtlCommand::Cancel { server } => format!("{server}: cancelled"),
+            CtlCommand::Events => String::new(),
+            CtlCommand::Pause | CtlCommand::Resume => {
+                json["state"].as_str().unwrap_or("?").to_owned()
+            }
+            CtlCommand::Stop => "stopping".to_owned(),
+        }
+    };
+    match out(format_args!("{text}")) {
+        Ok(()) => 0,
+        Err(status) => status,
     }
-    match &args.command {
-        CtlCommand::Status => {
-            let w = &json["workload"];
-            let n = |k: &str| w[k].as_u64().unwrap_or(0);
-            out(format_args!(
-                "{}, KVM backend {}, up {:.1} s; requests {}, errors {}, retries {}, lost {}, mismatches {}",
-                json["state"].as_str().unwrap_or("?"),
-                json["backend"].as_str().unwrap_or("?"),
-                json["uptime_ms"].as_f64().unwrap_or(0.0) / 1e3,
-                n("ops"),
-                n("errors"),
-                n("retries"),
-                n("lost"),
-                n("mismatches"),
-            ));
-        }
-        CtlCommand::Servers => servers_table(&json),
-        CtlCommand::Fault { server, kind } => {
-            out(format_args!(
-                "{server}: {kind} planned for its next message"
-            ));
-        }
-        CtlCommand::Cancel { server } => out(format_args!("{server}: cancelled")),
-        CtlCommand::Events => {}
-        CtlCommand::Pause | CtlCommand::Resume => {
-            out(format_args!("{}", json["state"].as_str().unwrap_or("?")));
-        }
-        CtlCommand::Stop => out(format_args!("stopping")),
-    }
-    0
 }
 
 #[cfg(test)]
@@ -276,6 +305,32 @@ mod tests {
                 command,
             };
             assert_eq!(main(&args), i32::from(status::CTL_UNREACHABLE), "{args:?}");
+        }
+        // Something that sends without end is no VM either, and ctl does not keep it all.
+        let endless = dir.path().join("endless.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&endless).expect("bind");
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().map_while(Result::ok) {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
+                while s.write_all(&[b'x'; 65536]).is_ok() {}
+            }
+        });
+        let args = CtlArgs {
+            socket: endless,
+            json: false,
+            command: CtlCommand::Status,
+        };
+        assert_eq!(main(&args), i32::from(status::CTL_UNREACHABLE));
+        // A server's name goes into the path: anything else is refused before asking.
+        for server in ["kv/fault?", "k v", "", "kv\r\nX: 1"] {
+            let args = CtlArgs {
+                socket: path.clone(),
+                json: false,
+                command: CtlCommand::Cancel {
+                    server: server.into(),
+                },
+            };
+            assert_eq!(main(&args), i32::from(status::USAGE), "{server:?}");
         }
         // The API's own shapes pass.
         assert!(answers(

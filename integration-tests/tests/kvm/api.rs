@@ -289,6 +289,19 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
     let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "fault", "fss", "panic"]).run();
     assert_eq!(ctl.status, i32::from(abi::status::CONFIG), "{ctl:?}");
     assert!(ctl.stderr.contains("no server \"fss\""), "{ctl:?}");
+    // Requests the VM refuses for their size reach ctl as refusals (66), their error short,
+    // not as a reset ("no VM answers").
+    let (long_name, long_kind) = ("k".repeat(20_000), "x".repeat(70_000));
+    for (server, kind, why) in [
+        (long_name.as_str(), "panic", "request head over"),
+        ("kv", long_kind.as_str(), "at most"),
+        (&long_name[..100], "panic", "no server"),
+    ] {
+        let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "fault", server, kind]).run();
+        assert_eq!(ctl.status, i32::from(abi::status::CONFIG), "{ctl:?}");
+        assert!(ctl.stderr.contains(why), "{ctl:?}");
+        assert!(ctl.stderr.len() < 400, "{ctl:?}");
+    }
     // While the VM runs, GET /servers shows both restores (polled: they come at the servers'
     // next messages).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -115,9 +115,14 @@ pub fn route(method: &str, path: &str, body: &[u8], state: &ApiState) -> (u16, V
                     json!({ "error": "the VM is paused: resume it first (its kernel plans faults as it runs)" }),
                 );
             }
+            if let Some(refused) = too_long(name, &kind) {
+                return refused;
+            }
             answer(name, &kind, state.live.plan(name, &kind))
         }
-        ("DELETE", ["servers", name, "fault"]) => answer(name, "", state.live.cancel(name)),
+        ("DELETE", ["servers", name, "fault"]) => {
+            too_long(name, "").unwrap_or_else(|| answer(name, "", state.live.cancel(name)))
+        }
         (
             _,
             ["vm"] | ["servers"] | ["servers", _, "fault"] | ["events"] | ["metrics"] | ["actions"],
@@ -150,6 +155,25 @@ fn uptime(state: &ApiState) -> std::time::Duration {
         .map(|p| p.paused_for())
         .unwrap_or_default();
     state.started.elapsed().saturating_sub(paused)
+}
+
+/// Longest server name or fault kind looked up (and echoed whole in an error).
+const LONGEST_NAME: usize = 64;
+
+/// A refusal of a server name or a kind too long to be one, shortened in the error.
+fn too_long(server: &str, kind: &str) -> Option<(u16, Value)> {
+    if server.len() > LONGEST_NAME {
+        return Some((
+            404,
+            json!({ "error": format!("no server {:?}", shown(server)) }),
+        ));
+    }
+    (kind.len() > LONGEST_NAME).then(|| {
+        (
+            400,
+            json!({ "error": format!("no fault kind {:?}", shown(kind)) }),
+        )
+    })
 }
 
 fn answer(server: &str, kind: &str, got: Result<Outcome, LiveError>) -> (u16, Value) {
