@@ -244,37 +244,54 @@ pub fn serve_metrics(
     std::thread::Builder::new()
         .name("vmm-metrics".into())
         .spawn(move || {
+            // A connection a thread, as on the API's socket: an idle client holds up no scrape.
+            let clients = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(CLIENT_TIME));
-                        let _ = stream.set_write_timeout(Some(CLIENT_TIME));
-                        match read_request(&mut stream) {
-                            Ok((m, p, _))
-                                if m == "GET" && p.trim_end_matches('/') == "/metrics" =>
-                            {
-                                metrics(&mut stream, &state);
-                            }
-                            Ok((m, p, _)) if p.trim_end_matches('/') == "/metrics" => respond(
-                                &mut stream,
-                                405,
-                                &json!({ "error": format!("{} is not allowed on /metrics", http::shown(&m)) }),
-                            ),
-                            Ok((_, p, _)) => respond(
-                                &mut stream,
-                                404,
-                                &json!({ "error": format!("no resource {}: only /metrics here", http::shown(&p)) }),
-                            ),
-                            Err((status, why)) => {
-                                respond(&mut stream, status, &json!({ "error": why }));
-                            }
+                    Ok((stream, _)) => {
+                        if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                            // Turned away: closed at once (a scraper retries).
+                            clients.fetch_sub(1, Ordering::AcqRel);
+                            continue;
+                        }
+                        let (state, count) = (Arc::clone(&state), Arc::clone(&clients));
+                        let spawned = std::thread::Builder::new()
+                            .name("vmm-metrics-client".into())
+                            .spawn(move || {
+                                scrape(stream, &state);
+                                count.fetch_sub(1, Ordering::AcqRel);
+                            });
+                        if spawned.is_err() {
+                            clients.fetch_sub(1, Ordering::AcqRel);
                         }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
         })
+}
+
+/// One connection on the metrics address: `GET /metrics`, and nothing else.
+fn scrape(mut stream: std::net::TcpStream, state: &ApiState) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(CLIENT_TIME));
+    let _ = stream.set_write_timeout(Some(CLIENT_TIME));
+    match read_request(&mut stream) {
+        Ok((m, p, _)) if m == "GET" && p.trim_end_matches('/') == "/metrics" => {
+            metrics(&mut stream, state);
+        }
+        Ok((m, p, _)) if p.trim_end_matches('/') == "/metrics" => respond(
+            &mut stream,
+            405,
+            &json!({ "error": format!("{} is not allowed on /metrics", http::shown(&m)) }),
+        ),
+        Ok((_, p, _)) => respond(
+            &mut stream,
+            404,
+            &json!({ "error": format!("no resource {}: only /metrics here", http::shown(&p)) }),
+        ),
+        Err((status, why)) => respond(&mut stream, status, &json!({ "error": why })),
+    }
 }
 
 #[cfg(test)]

@@ -545,7 +545,19 @@ fn metrics_are_served_over_tcp_on_loopback_only_unless_asked() {
         s.read_to_string(&mut text).expect("answer");
         text
     };
+    // Clients that connect and send nothing hold up no scrape (each would hold a lone
+    // server for its 2 s).
+    let idle: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    let asked = std::time::Instant::now();
     let metrics = get("/metrics");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(2),
+        "a scrape waited {:?} behind idle clients",
+        asked.elapsed()
+    );
+    drop(idle);
     assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
     assert!(
         metrics.contains("vmm_generation{server=\"kv\"} 0"),
