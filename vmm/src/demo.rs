@@ -104,6 +104,14 @@ pub fn main(args: DemoArgs) -> i32 {
             }
         },
     };
+    // Another VM's live socket: refused here, before its events could pass for this one's.
+    if args.api_sock.is_some() && std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        eprintln!(
+            "vmm: --api-sock {}: a socket someone is serving on: not taken",
+            socket.display()
+        );
+        return i32::from(abi::status::USAGE);
+    }
     let (tx, rx) = channel();
     let mut run = match start(&args, &socket, &tx) {
         Ok(run) => run,
@@ -562,13 +570,36 @@ fn summary(
     echoed: bool,
 ) -> i32 {
     let w = &d.workload;
-    let message = d.ended.as_ref().and_then(|(_, m)| m.as_deref());
+    // Why it ended: the VM's own word, or else vmm's last line of substance (a guest's LOG).
+    let said = d.console.iter().rev().find(|l| {
+        l.starts_with("vmm: ")
+            && !l.starts_with("vmm: exit status")
+            && !l.starts_with("vmm: booting")
+    });
+    let message = d
+        .ended
+        .as_ref()
+        .and_then(|(_, m)| m.as_deref())
+        .or_else(|| said.map(|l| l.trim_start_matches("vmm: ")));
+    let backend = if d.backend.is_empty() {
+        // From the boot line when the API never said.
+        d.console
+            .iter()
+            .find_map(|l| l.split("KVM backend ").nth(1))
+            .and_then(|b| b.split_whitespace().next())
+            .unwrap_or("?")
+    } else {
+        &d.backend
+    };
     // 143: stopped as by SIGTERM - by the demo, or by someone through the API or a signal.
     let stopped = status == 143;
     let how = match (stopped, run.stopping, message) {
         (true, true, _) => "stopped by you".to_owned(),
         (true, false, Some(m)) => format!("stopped: {m}"),
         (true, false, None) => "stopped".to_owned(),
+        (false, _, _) if status > 128 => {
+            format!("killed by signal {} (status {status})", status - 128)
+        }
         (false, _, Some(m)) => format!("ended by itself with status {status}: {m}"),
         (false, _, None) => format!("ended by itself with status {status}"),
     };
@@ -577,11 +608,7 @@ fn summary(
         out,
         "vmm demo: {:.1} s on KVM backend {}, {how}",
         run.now(),
-        if d.backend.is_empty() {
-            "?"
-        } else {
-            &d.backend
-        }
+        backend
     );
     let _ = writeln!(
         out,

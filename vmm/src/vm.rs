@@ -389,10 +389,13 @@ pub fn run(
             config.memory_mib,
             backend.name()
         );
-        // The port, when the system picked it (`--metrics-addr 127.0.0.1:0`).
-        if let Some(addr) = metrics_listener.as_ref().and_then(|l| l.local_addr().ok()) {
-            eprintln!("vmm: metrics at http://{addr}/metrics");
-        }
+    }
+    // Where the metrics are: said even with -q when the system picked the port
+    // (`--metrics-addr 127.0.0.1:0`), since nothing else says it.
+    if let Some(addr) = metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+        && (!quiet || control.metrics_addr.is_some_and(|a| a.port() == 0))
+    {
+        eprintln!("vmm: metrics at http://{addr}/metrics");
     }
     // Block the stop signals before any other thread exists, so that they reach only the loop.
     let signals = SignalFd::new().map_err(os("signalfd"))?;

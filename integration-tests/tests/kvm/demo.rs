@@ -424,9 +424,27 @@ fn a_demo_that_ends_by_itself_says_why_and_a_killed_vm_is_no_clean_end() {
         "{out:?}"
     );
     assert!(out.stdout.contains("kv: 1 crash, 0 restores"), "{out:?}");
+    // A guest that refuses its command line: its reason on the summary's first line.
+    let out = vmm_cmd(VMM, &["demo", "--no-tui", "--", "bogus=1"]).run();
+    assert_eq!(out.status, 2, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(", ended by itself with status 2: guest log: bad command line: bogus=1"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("KVM backend ?"), "{out:?}");
 
     let running =
         vmm_run(VMM, &["--api-sock", sock_s, "--", "ops=forever"]).start_until("workload: seed");
+    // A demo asked to serve on that VM's live socket is refused before it starts (it showed
+    // the other VM's events as its own).
+    let refused = vmm_cmd(VMM, &["demo", "--no-tui", "--api-sock", sock_s]).run();
+    assert_eq!(refused.status, i32::from(abi::status::USAGE), "{refused:?}");
+    assert!(refused.stdout.is_empty(), "{refused:?}");
+    assert!(
+        refused.stderr.contains("a socket someone is serving on"),
+        "{refused:?}"
+    );
     let mut events = std::process::Command::new(VMM)
         .args(["ctl", sock_s, "events"])
         .stdin(std::process::Stdio::null())

@@ -363,6 +363,10 @@ impl Dashboard {
     /// there); a fault that has not struck within [`STORM_PATIENCE`] is cancelled.
     pub fn tick(&mut self, now: f64) -> Option<Action> {
         let (due, next) = self.storm?;
+        // A paused VM plans no fault (it would be refused): the storm waits with it.
+        if self.vm_state == "Paused" {
+            return None;
+        }
         if let Some(f) = &self.storm_fault {
             if !f.struck && now - f.planned >= STORM_PATIENCE {
                 let server = f.server.clone();
@@ -477,6 +481,9 @@ mod tests {
             })
         };
         let record = |event: &str, server: &str| json!({"event": event, "server": server});
+        d.vm_state = "Paused".into();
+        assert_eq!(d.tick(10.0), None, "paused: nothing planned");
+        d.vm_state = "Running".into();
         assert_eq!(d.tick(10.0), fault("names"));
         assert_eq!(d.tick(10.5), None, "one a second");
         d.apply_event(&record("fault", "names"), 10.6);
