@@ -39,8 +39,8 @@ pub fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>),
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+        if let Some(end) = head_end(&buf) {
+            break end;
         }
         // Never more than the limit, whatever the chunks.
         let room = (MAX_HEAD + 4).saturating_sub(buf.len()).min(chunk.len());
@@ -80,6 +80,14 @@ pub fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>),
             "a body must come with Content-Length (no Transfer-Encoding)".into(),
         ));
     }
+    let lengths = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .count();
+    if lengths > 1 {
+        return Err((400, "more than one Content-Length".into()));
+    }
     let length = header("content-length")
         .map(|v| {
             std::str::from_utf8(v)
@@ -102,6 +110,16 @@ pub fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>),
     }
     body.truncate(length);
     Ok((method, path, body))
+}
+
+/// Where the head ends (after its blank line: CRLF CRLF, or bare LF LF as some clients send).
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// A failed read of `what`: a timeout is 408, anything else 400.
@@ -180,6 +198,11 @@ mod tests {
             read(b"PUT /actions HTTP/1.1\r\nContent-Length: 10\r\n\r\n{}").expect_err("short body");
         assert_eq!(status, 408);
         assert_eq!(read(b"nonsense\r\n\r\n").map_err(|e| e.0), Err(400));
+        let twice = b"PUT /actions HTTP/1.1\r\nContent-Length: 16\r\nContent-Length: 3\r\n\r\n{}";
+        assert_eq!(read(twice).map_err(|e| e.0), Err(400));
+        // Bare LF line ends are a request too.
+        let (_, path, _) = read(b"GET /vm HTTP/1.1\nHost: x\n\n").expect("bare LF");
+        assert_eq!(path, "/vm");
     }
 
     #[test]
