@@ -234,6 +234,27 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
         assert_eq!(status, want, "{method} {path} {body}: {e}");
         assert!(e["error"].is_string(), "{e}");
     }
+    // A fault aimed at a server that gets no message (the crasher, with this workload) stays
+    // pending, and can be cancelled, once.
+    let (status, planned) = request(
+        &sock,
+        "PUT",
+        "/servers/crasher/fault",
+        "{\"kind\": \"panic\"}",
+    );
+    assert_eq!(status, 200, "{planned}");
+    let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "cancel", "crasher"]).run();
+    assert_eq!(
+        (ctl.status, ctl.stdout.as_str()),
+        (0, "crasher: cancelled\n"),
+        "{ctl:?}"
+    );
+    let ctl = integration_tests::vmm_cmd(VMM, &["ctl", sock_s, "cancel", "crasher"]).run();
+    assert_eq!(ctl.status, i32::from(abi::status::CONFIG), "{ctl:?}");
+    assert!(
+        ctl.stderr.contains("no fault pending for crasher"),
+        "{ctl:?}"
+    );
     // Every path docs/openapi.json lists is served with the methods it lists, and no others
     // (the listed ones, asked without a body, say what is missing; none of them acts).
     let doc = openapi();
