@@ -32,3 +32,19 @@ pub fn answer(mut s: UnixStream) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// As [`request`], the body read as JSON (a body that is not JSON fails the test).
+pub fn json_request(sock: &Path, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    json(request(sock, method, path, body))
+}
+
+/// As [`answer`], the body read as JSON.
+pub fn json_answer(s: UnixStream) -> (u16, serde_json::Value) {
+    json(answer(s))
+}
+
+fn json((status, body): (u16, String)) -> (u16, serde_json::Value) {
+    let value = serde_json::from_str(&body)
+        .unwrap_or_else(|_| panic!("status {status}, not JSON: {body:?}"));
+    (status, value)
+}

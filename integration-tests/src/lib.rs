@@ -4,6 +4,7 @@
 //! The guests are built from guest-os/ by this package's build script; the `vmm` binary is this
 //! package's `vmm-it`, the same code as `vmm` (see src/bin/vmm-it.rs).
 
+pub mod documented;
 pub mod http;
 
 use std::io::{BufRead, BufReader, Read, Write};

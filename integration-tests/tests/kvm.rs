@@ -15,6 +15,7 @@ mod kvm {
     pub mod no_sse;
     pub mod outputs;
     pub mod outside;
+    pub mod pause;
     pub mod plain;
     pub mod policies;
     pub mod protocol;

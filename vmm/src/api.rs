@@ -28,7 +28,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a client may take to send its request or read the answer.
@@ -118,34 +118,16 @@ impl ApiSocket {
         std::thread::Builder::new()
             .name("vmm-api".into())
             .spawn(move || {
-                let clients = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-                while !stop.load(Ordering::Relaxed) {
-                    match self.listener.accept() {
-                        Ok((stream, _)) => {
-                            if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-                                clients.fetch_sub(1, Ordering::AcqRel);
-                                busy(stream);
-                                continue;
-                            }
-                            let (state, count) = (Arc::clone(&state), Arc::clone(&clients));
-                            let spawned = std::thread::Builder::new()
-                                .name("vmm-api-client".into())
-                                .spawn(move || {
-                                    serve_one(stream, &state);
-                                    count.fetch_sub(1, Ordering::AcqRel);
-                                });
-                            if spawned.is_err() {
-                                // The stream went with the closure: the client sees a close.
-                                clients.fetch_sub(1, Ordering::AcqRel);
-                            }
-                        }
-                        // Nothing waiting: look at the stop flag again soon.
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                    }
-                }
+                let clients = Arc::new(AtomicUsize::new(0));
+                let serve = move |stream| serve_one(stream, &state);
+                accept_each(
+                    || self.listener.accept().map(|(s, _)| s),
+                    &stop,
+                    &clients,
+                    "vmm-api-client",
+                    Arc::new(serve),
+                    busy,
+                );
                 self.remove();
                 // Event streams end with how the VM ended: let those still open write it (each
                 // client is bounded in time, and so is this wait).
@@ -245,30 +227,53 @@ pub fn serve_metrics(
         .name("vmm-metrics".into())
         .spawn(move || {
             // A connection a thread, as on the API's socket: an idle client holds up no scrape.
-            let clients = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-                            // Turned away: closed at once (a scraper retries).
-                            clients.fetch_sub(1, Ordering::AcqRel);
-                            continue;
-                        }
-                        let (state, count) = (Arc::clone(&state), Arc::clone(&clients));
-                        let spawned = std::thread::Builder::new()
-                            .name("vmm-metrics-client".into())
-                            .spawn(move || {
-                                scrape(stream, &state);
-                                count.fetch_sub(1, Ordering::AcqRel);
-                            });
-                        if spawned.is_err() {
-                            clients.fetch_sub(1, Ordering::AcqRel);
-                        }
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
+            // One turned away is closed at once (a scraper retries).
+            let clients = Arc::new(AtomicUsize::new(0));
+            let serve = move |stream| scrape(stream, &state);
+            accept_each(
+                || listener.accept().map(|(s, _)| s),
+                &stop,
+                &clients,
+                "vmm-metrics-client",
+                Arc::new(serve),
+                drop,
+            );
         })
+}
+
+/// Accepts connections until `stop`, each served by `serve` on a thread of its own while fewer
+/// than [`MAX_CLIENTS`] are (`clients` counts them); one more is handed to `busy`.
+fn accept_each<S: Send + 'static>(
+    mut accept: impl FnMut() -> std::io::Result<S>,
+    stop: &AtomicBool,
+    clients: &Arc<AtomicUsize>,
+    name: &str,
+    serve: Arc<dyn Fn(S) + Send + Sync>,
+    busy: impl Fn(S),
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(stream) = accept() else {
+            // Nothing waiting (or a failed accept): look at the stop flag again soon.
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+            clients.fetch_sub(1, Ordering::AcqRel);
+            busy(stream);
+            continue;
+        }
+        let (serve, count) = (Arc::clone(&serve), Arc::clone(clients));
+        let spawned = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                serve(stream);
+                count.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_err() {
+            // The stream went with the closure: the client sees a close.
+            clients.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// One connection on the metrics address: `GET /metrics`, and nothing else.

@@ -40,6 +40,49 @@ fn screen_until(
     }
 }
 
+/// A tmux session "demo" at 160x48 running `line`, on its own server; killed when dropped.
+struct Session<'a>(&'a Path);
+
+impl<'a> Session<'a> {
+    fn start(server: &'a Path, line: &str) -> Self {
+        tmux(
+            server,
+            &[
+                "new-session",
+                "-d",
+                "-s",
+                "demo",
+                "-x",
+                "160",
+                "-y",
+                "48",
+                line,
+            ],
+        );
+        Self(server)
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        tmux(self.0, &["kill-server"]);
+    }
+}
+
+/// The exit status the pane's shell wrote to `code` (written whole before the pane shows the
+/// prompt's line).
+fn written(code: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(code).unwrap_or_default();
+        if text.ends_with('\n') {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no status written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A GET on the API socket: the body.
 fn get(sock: &Path, path: &str) -> String {
     integration_tests::http::request(sock, "GET", path, "").1
@@ -60,27 +103,7 @@ fn the_dashboard_shows_a_crash_and_its_recovery_and_quits_cleanly() {
         report.display(),
         code.display()
     );
-    tmux(
-        &server,
-        &[
-            "new-session",
-            "-d",
-            "-s",
-            "demo",
-            "-x",
-            "160",
-            "-y",
-            "48",
-            &line,
-        ],
-    );
-    struct Kill<'a>(&'a Path);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            tmux(self.0, &["kill-server"]);
-        }
-    }
-    let _kill = Kill(&server);
+    let _session = Session::start(&server, &line);
     let (screen, _) = screen_until(&server, Duration::from_secs(60), |s| {
         s.contains("vmm demo Running") && s.contains("workload: seed")
     });
@@ -134,16 +157,7 @@ fn the_dashboard_shows_a_crash_and_its_recovery_and_quits_cleanly() {
     let (screen, _) = screen_until(&server, Duration::from_secs(20), |s| {
         s.contains("vmm demo: ") && code.exists()
     });
-    // The code file is written whole before the pane shows the prompt's line.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        let text = std::fs::read_to_string(&code).unwrap_or_default();
-        if text.ends_with('\n') {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "no status written");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = written(&code);
     assert_eq!(status.trim(), "0", "{screen}");
     assert!(screen.contains("stopped by you"), "{screen}");
     assert!(screen.contains("mismatches=0 (clean)"), "{screen}");
@@ -181,27 +195,7 @@ fn a_sigterm_quits_the_dashboard_and_gives_the_terminal_back() {
         sock.display(),
         code.display()
     );
-    tmux(
-        &server,
-        &[
-            "new-session",
-            "-d",
-            "-s",
-            "demo",
-            "-x",
-            "160",
-            "-y",
-            "48",
-            &line,
-        ],
-    );
-    struct Kill<'a>(&'a Path);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            tmux(self.0, &["kill-server"]);
-        }
-    }
-    let _kill = Kill(&server);
+    let _session = Session::start(&server, &line);
     screen_until(&server, Duration::from_secs(60), |s| {
         s.contains("vmm demo Running") && s.contains("workload: seed")
     });
@@ -227,15 +221,7 @@ fn a_sigterm_quits_the_dashboard_and_gives_the_terminal_back() {
     });
     assert!(screen.contains("stopped by you"), "{screen}");
     assert!(screen.contains("mismatches=0 (clean)"), "{screen}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        let text = std::fs::read_to_string(&code).unwrap_or_default();
-        if text.ends_with('\n') {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "no status written");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = written(&code);
     assert_eq!(status.trim(), "0", "{screen}");
     assert_eq!(
         tmux(&server, &["display", "-p", "-t", "demo", "#{alternate_on}"]).trim(),
@@ -255,20 +241,7 @@ fn closing_the_terminal_ends_the_demo_and_its_vm() {
     let server = tmp.path().join("tmux");
     let sock = tmp.path().join("v.sock");
     let line = format!("exec {VMM} demo --api-sock {}", sock.display());
-    tmux(
-        &server,
-        &[
-            "new-session",
-            "-d",
-            "-s",
-            "demo",
-            "-x",
-            "160",
-            "-y",
-            "48",
-            &line,
-        ],
-    );
+    let _session = Session::start(&server, &line);
     screen_until(&server, Duration::from_secs(60), |s| {
         s.contains("vmm demo Running") && s.contains("workload: seed")
     });

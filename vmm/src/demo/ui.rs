@@ -279,6 +279,19 @@ mod tests {
     use ratatui::backend::TestBackend;
     use serde_json::json;
 
+    /// The dashboard drawn on a `width` x `height` terminal, a line a row.
+    fn render(d: &Dashboard, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a terminal");
+        terminal.draw(|f| draw(f, d)).expect("drawn");
+        terminal
+            .backend()
+            .buffer()
+            .content()
+            .chunks(usize::from(width))
+            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
+            .collect()
+    }
+
     #[test]
     fn sparklines_scale_to_their_maximum_and_keep_the_newest() {
         assert_eq!(sparkline([0u64, 1, 2, 4, 8].into_iter(), 10), " ▁▂▄█");
@@ -304,15 +317,7 @@ mod tests {
             3.0,
         );
         d.console_line("workload: seed 1".into());
-        let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("a terminal");
-        terminal.draw(|f| draw(f, &d)).expect("drawn");
-        let screen: String = terminal
-            .backend()
-            .buffer()
-            .content()
-            .chunks(160)
-            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
-            .collect();
+        let screen = render(&d, 160, 48);
         for want in [
             "vmm demo Running",
             "KVM backend pvm · up 12.3 s",
@@ -341,17 +346,8 @@ mod tests {
             EventKind::Fault,
             format!("kv: corrupt-src injected at message 13457 by the VMM; replay {spec}"),
         );
-        let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("a terminal");
-        terminal.draw(|f| draw(f, &d)).expect("drawn");
-        let screen: String = terminal
-            .backend()
-            .buffer()
-            .content()
-            .chunks(160)
-            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
-            .collect::<Vec<_>>()
-            .join("")
-            .replace(['│', ' '], "");
+        // Rows joined, borders and blanks out: a wrapped line reads on.
+        let screen = render(&d, 160, 48).replace(['│', ' ', '\n'], "");
         assert!(screen.contains(&spec.replace(' ', "")), "{screen}");
         assert!(screen.contains("event59"), "{screen}");
     }
@@ -368,15 +364,7 @@ mod tests {
             "requests": {"ops": 8, "errors": 0, "retries": 0, "lost": 0, "mismatches": 0},
             "crashes": 1, "restores": 1, "last_recovery": {"latency_us": 396.3}}]);
         d.apply_servers(&servers, 0.0);
-        let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("a terminal");
-        terminal.draw(|f| draw(f, &d)).expect("drawn");
-        let screen: String = terminal
-            .backend()
-            .buffer()
-            .content()
-            .chunks(80)
-            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
-            .collect();
+        let screen = render(&d, 80, 24);
         for want in ["running", "396.3 us", "ops 77", "(clean)"] {
             assert!(screen.contains(want), "{want:?} not on screen:\n{screen}");
         }
