@@ -48,3 +48,8 @@ fn json((status, body): (u16, String)) -> (u16, serde_json::Value) {
         .unwrap_or_else(|_| panic!("status {status}, not JSON: {body:?}"));
     (status, value)
 }
+
+/// The server called `name` in a list of servers (`GET /servers`, a report's `servers`).
+pub fn named<'a>(servers: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    servers.as_array()?.iter().find(|s| s["name"] == name)
+}

@@ -128,10 +128,7 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
     assert_eq!(status, 200, "{planned}");
     // kv back at work before fs crashes: the two recoveries happen one after the other.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !request(&sock, "GET", "/servers", "")
-        .1
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
+    while !http::named(&request(&sock, "GET", "/servers", "").1, "kv")
         .is_some_and(|s| s["last_recovery"]["latency_us"].is_number())
     {
         assert!(std::time::Instant::now() < deadline, "kv never came back");
@@ -169,13 +166,10 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
         assert_eq!(status, 200);
         // Restored, and back at work (the latency is known once the server runs again).
         let back = |name: &str| {
-            servers
-                .as_array()
-                .and_then(|a| a.iter().find(|s| s["name"] == name))
-                .is_some_and(|s| {
-                    s["restores"].as_u64().unwrap_or(0) >= 1
-                        && s["last_recovery"]["latency_us"].is_number()
-                })
+            http::named(&servers, name).is_some_and(|s| {
+                s["restores"].as_u64().unwrap_or(0) >= 1
+                    && s["last_recovery"]["latency_us"].is_number()
+            })
         };
         if back("kv") && back("fs") {
             break servers;
@@ -197,10 +191,7 @@ fn a_fault_planned_over_the_api_is_recovered_while_the_workload_runs() {
     };
     let (_, vm) = request(&sock, "GET", "/vm", "");
     assert_documented(&doc, "get", "/vm", &vm);
-    let kv = servers
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
-        .expect("kv");
+    let kv = http::named(&servers, "kv").expect("kv");
     assert_eq!(kv["generation"], 1, "{kv}");
     assert_eq!(kv["last_recovery"]["cause"], "panic", "{kv}");
     assert_eq!(kv["last_recovery"]["action"], "rollback", "{kv}");
@@ -463,13 +454,8 @@ fn a_stop_through_the_api_ends_the_run_as_sigterm_would() {
     .start_until("workload: seed");
     // An unbounded load publishes its figures as it goes: per server (the workload's share
     // and kvload's, summed for kv), and in total.
-    let kv = |servers: &serde_json::Value| {
-        servers
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
-            .cloned()
-            .expect("kv in /servers")
-    };
+    let kv =
+        |servers: &serde_json::Value| http::named(servers, "kv").cloned().expect("kv in /servers");
     let ops = |v: &serde_json::Value| v["requests"]["ops"].as_u64().expect("requests.ops");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let first = loop {
@@ -572,11 +558,7 @@ fn a_vmm_kind_planned_live_is_injected_reported_and_replayable() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let (_, servers) = request(&sock, "GET", "/servers", "");
-        let kv = servers
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
-            .cloned()
-            .expect("kv");
+        let kv = http::named(&servers, "kv").cloned().expect("kv");
         // Messages are published every tick: well past the one the fault was planned for.
         if kv["messages"].as_u64() > Some(50) {
             break;

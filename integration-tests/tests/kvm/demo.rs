@@ -168,10 +168,7 @@ fn the_dashboard_shows_a_crash_and_its_recovery_and_quits_cleanly() {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("the report")).expect("JSON");
     assert_eq!(r["exit_status"], 143, "{r}");
-    let kv = r["servers"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
-        .expect("kv in the report");
+    let kv = integration_tests::http::named(&r["servers"], "kv").expect("kv in the report");
     assert_eq!(kv["restores"], 2, "{r}");
     // The workload was still going: the report has what it had published, clean.
     assert!(r["workload"].is_null(), "{r}");

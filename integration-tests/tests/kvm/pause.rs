@@ -2,7 +2,7 @@
 //! `--timeout` and for a recovery's latency.
 
 use crate::VMM;
-use integration_tests::http::json_request as request;
+use integration_tests::http::{json_request as request, named};
 use integration_tests::{require_kvm, vmm_run};
 use std::path::Path;
 
@@ -101,11 +101,7 @@ fn a_pause_during_a_recovery_is_not_in_its_latency() {
     .start_until("workload: seed");
     let kv = |sock: &Path| {
         let (_, servers) = request(sock, "GET", "/servers", "");
-        servers
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == "kv"))
-            .cloned()
-            .expect("kv")
+        named(&servers, "kv").cloned().expect("kv")
     };
     let (status, planned) = request(&sock, "PUT", "/servers/kv/fault", "{\"kind\": \"panic\"}");
     assert_eq!(status, 200, "{planned}");
